@@ -1,0 +1,197 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+export const DEFAULT_CONFIG_PATH = '/etc/release-server/config.yaml';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** What Express's `trust proxy` setting takes: on/off, a hop count, or the addresses to trust. */
+export type TrustProxy = boolean | number | string;
+
+export interface Config {
+  port: number;
+  host: string;
+  storagePath: string;
+  /** 0 keeps every package. */
+  maxPackages: number;
+  /** The write token; null when none is configured (main then makes one for the run). */
+  authToken: string | null;
+  maxUploadBytes: number;
+  /** Absolute base URL clients reach the server at, without a trailing slash. */
+  publicUrl: string | null;
+  trustProxy: TrustProxy;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 };
+
+type Parser<T> = (raw: unknown) => T;
+
+interface Setting<T> {
+  env: string;
+  default: T;
+  parse: Parser<T>;
+  /** Never echo the value in an error. */
+  secret?: boolean;
+}
+
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> => (raw) => {
+  const text = String(raw).trim();
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new Error(`must be a whole number from ${min} to ${max}`);
+  }
+  return Number(text);
+};
+
+const byteSize: Parser<number> = (raw) => {
+  const match = /^(\d+)\s*([a-z]*)$/i.exec(String(raw).trim());
+  const unit = match && SIZE_UNITS[match[2]!.toLowerCase()];
+  const bytes = match && unit ? Number(match[1]) * unit : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new Error('must be a positive number of bytes, optionally with a unit (KiB, MiB, GiB, KB, MB, GB)');
+  }
+  return bytes;
+};
+
+const text: Parser<string> = (raw) => {
+  if (typeof raw !== 'string' && typeof raw !== 'number') throw new Error('must be a string');
+  const value = String(raw).trim();
+  if (value === '') throw new Error('must not be empty');
+  return value;
+};
+
+const optionalText: Parser<string | null> = (raw) => text(raw);
+
+const publicUrl: Parser<string | null> = (raw) => {
+  const value = text(raw);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('must be an absolute http(s) URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('must be an absolute http(s) URL');
+  if (url.search || url.hash) throw new Error('must not have a query or fragment');
+  return value.replace(/\/+$/, '');
+};
+
+const boolean: Parser<boolean> = (raw) => {
+  if (typeof raw === 'boolean') return raw;
+  const value = String(raw).trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off'].includes(value)) return false;
+  throw new Error('must be true or false');
+};
+
+const trustProxy: Parser<TrustProxy> = (raw) => {
+  if (typeof raw === 'number') return wholeNumber(0, 100)(raw);
+  const value = String(raw).trim();
+  if (/^\d+$/.test(value)) return wholeNumber(0, 100)(value);
+  try {
+    return boolean(value);
+  } catch {
+    // Addresses or subnets Express can trust, e.g. "loopback, 10.0.0.0/8".
+    if (/^[\w.:/, -]+$/.test(value)) return value;
+    throw new Error('must be true, false, a hop count, or a comma-separated list of addresses/subnets');
+  }
+};
+
+const logLevel: Parser<LogLevel> = (raw) => {
+  const value = String(raw).trim().toLowerCase() as LogLevel;
+  if (!LOG_LEVELS.includes(value)) throw new Error(`must be one of ${LOG_LEVELS.join(', ')}`);
+  return value;
+};
+
+/** Every configuration key: its environment variable (which wins over the file), default and parser. */
+const SETTINGS = {
+  port: { env: 'PORT', default: 8000, parse: wholeNumber(0, 65535) },
+  host: { env: 'HOST', default: '0.0.0.0', parse: text },
+  storage_path: { env: 'STORAGE_PATH', default: './data', parse: text },
+  max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
+  auth_token: { env: 'AUTH_TOKEN', default: null, parse: optionalText, secret: true },
+  max_upload_bytes: { env: 'MAX_UPLOAD_BYTES', default: 512 * 1024 ** 2, parse: byteSize },
+  public_url: { env: 'PUBLIC_URL', default: null, parse: publicUrl },
+  trust_proxy: { env: 'TRUST_PROXY', default: true, parse: trustProxy },
+  log_level: { env: 'LOG_LEVEL', default: 'info', parse: logLevel },
+} satisfies Record<string, Setting<unknown>>;
+
+type Key = keyof typeof SETTINGS;
+type Values = { [K in Key]: ReturnType<(typeof SETTINGS)[K]['parse']> };
+
+/**
+ * Reads the YAML file at `CONFIG_PATH` (a missing file is fine), then the environment, once. Throws a
+ * ConfigError naming the key and the value at the first bad setting.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const path = env.CONFIG_PATH || DEFAULT_CONFIG_PATH;
+  const file = readConfigFile(path, Boolean(env.CONFIG_PATH));
+  const values = {} as Record<Key, unknown>;
+  for (const key of Object.keys(SETTINGS) as Key[]) {
+    const setting: Setting<unknown> = SETTINGS[key];
+    const fromEnv = env[setting.env];
+    const [source, raw] =
+      fromEnv !== undefined && fromEnv !== '' ? [setting.env, fromEnv] : key in file ? [`${key} in ${path}`, file[key]] : [null, undefined];
+    if (source === null) {
+      values[key] = setting.default;
+      continue;
+    }
+    try {
+      values[key] = setting.parse(raw);
+    } catch (err) {
+      const shown = setting.secret ? '(hidden)' : JSON.stringify(raw);
+      throw new ConfigError(`${source}=${shown} ${(err as Error).message}`);
+    }
+  }
+  const v = values as Values;
+  return Object.freeze({
+    port: v.port,
+    host: v.host,
+    storagePath: v.storage_path,
+    maxPackages: v.max_packages,
+    authToken: readTokenFile(env.AUTH_TOKEN_FILE, v.auth_token),
+    maxUploadBytes: v.max_upload_bytes,
+    publicUrl: v.public_url,
+    trustProxy: v.trust_proxy,
+    logLevel: v.log_level,
+  });
+}
+
+function readConfigFile(path: string, named: boolean): Record<string, unknown> {
+  let source: string;
+  try {
+    source = readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !named) return {};
+    throw new ConfigError(`CONFIG_PATH=${JSON.stringify(path)} cannot be read: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(source);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError(`${path} must hold a mapping of keys to values`);
+  const unknown = Object.keys(parsed).filter((key) => !(key in SETTINGS));
+  if (unknown.length > 0) {
+    throw new ConfigError(`${path}: unknown key ${JSON.stringify(unknown[0])} (known: ${Object.keys(SETTINGS).join(', ')})`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function readTokenFile(path: string | undefined, token: string | null): string | null {
+  if (!path) return token;
+  if (token !== null) throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} and a token from AUTH_TOKEN or auth_token are both set; keep one`);
+  let value: string;
+  try {
+    value = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (value === '') throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} is empty`);
+  return value;
+}

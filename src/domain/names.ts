@@ -1,0 +1,19 @@
+const MAX_NAME_BYTES = 255;
+// Control characters (C0 and DEL), both path separators.
+const FORBIDDEN = /[\u0000-\u001f\u007f/\\]/;
+
+/**
+ * Why a package name is not a plain, safe file name, or null when it is. Checked before any path is joined,
+ * so that no name can address a file outside storage or a hidden file of the server's own.
+ */
+export function unsafeNameReason(name: string): string | null {
+  if (name.length === 0) return 'the file name is empty';
+  if (Buffer.byteLength(name, 'utf8') > MAX_NAME_BYTES) return `the file name is longer than ${MAX_NAME_BYTES} bytes`;
+  if (FORBIDDEN.test(name)) return 'the file name contains a path separator or a control character';
+  if (name.startsWith('.')) return 'the file name starts with a dot';
+  return null;
+}
+
+export function isSafeName(name: string): boolean {
+  return unsafeNameReason(name) === null;
+}

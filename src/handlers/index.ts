@@ -1,0 +1,11 @@
+import { operationHandlers, type OperationHandlerDeps } from './operations.js';
+import { packageHandlers, type PackageHandlerDeps } from './packages.js';
+import { releaseHandlers } from './releases.js';
+import type { Handlers } from './types.js';
+
+export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps;
+
+/** Every operation of the contract, keyed by operationId. */
+export function createHandlers(deps: HandlerDeps): Handlers {
+  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...operationHandlers(deps) };
+}

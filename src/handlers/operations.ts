@@ -1,0 +1,37 @@
+import { HttpProblem } from '../http/problem.js';
+import type { PackageService } from '../service/packages.js';
+import type { Handler } from './types.js';
+
+export interface OperationHandlerDeps {
+  service: PackageService;
+  /** The contract's bytes, served as they are. */
+  contract: Buffer;
+  /** The Redoc page built at build time, or null when it was not built. */
+  docsPage: Buffer | null;
+}
+
+export function operationHandlers({ service, contract, docsPage }: OperationHandlerDeps) {
+  const getHealth: Handler<'getHealth'> = (_req, res) => {
+    res.type('text/plain').send('OK');
+  };
+
+  const getReadiness: Handler<'getReadiness'> = async (_req, res) => {
+    try {
+      await service.checkReady();
+    } catch (err) {
+      throw new HttpProblem(503, 'unavailable', (err as Error).message);
+    }
+    res.type('text/plain').send('READY');
+  };
+
+  const getOpenApiDocument: Handler<'getOpenApiDocument'> = (_req, res) => {
+    res.type('application/yaml').send(contract);
+  };
+
+  const getApiDocs: Handler<'getApiDocs'> = (_req, res) => {
+    if (!docsPage) throw new HttpProblem(404, 'not-found', 'the API docs were not built; run `npm run build`');
+    res.type('text/html').send(docsPage);
+  };
+
+  return { getHealth, getReadiness, getOpenApiDocument, getApiDocs };
+}

@@ -1,0 +1,107 @@
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response } from 'express';
+import { HttpProblem } from '../http/problem.js';
+import type { UploadedFile } from '../http/upload.js';
+import { assetUrl, baseUrl } from '../http/urls.js';
+import type { PackageService } from '../service/packages.js';
+import type { ByteRange } from '../storage/storage.js';
+import type { Config } from '../config.js';
+import type { PackagesPage } from '../views/packages-page.js';
+import { contentTypeOf, toPackage } from './representations.js';
+import type { Handler } from './types.js';
+
+export interface PackageHandlerDeps {
+  config: Config;
+  service: PackageService;
+  packagesPage: PackagesPage;
+}
+
+export function packageHandlers({ config, service, packagesPage }: PackageHandlerDeps) {
+  const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
+    const file = (req.files as UploadedFile[] | undefined)?.[0];
+    if (!file || file.fieldname !== 'file') throw new HttpProblem(400, 'invalid-request', 'send exactly one file, in the field "file"');
+    const { record, created } = await service.publish(file.originalname, file.staged, {
+      overwrite: isTrue(req.query.overwrite),
+      expectedSha256: req.get('x-checksum-sha256'),
+    });
+    const base = baseUrl(req, config.publicUrl);
+    res.status(created ? 201 : 200).location(assetUrl(base, record.name)).json(toPackage(record, base));
+  };
+
+  // GET and HEAD share one handler; Node leaves the body out of HEAD responses.
+  const sendAsset = async (req: Request<{ filename: string }>, res: Response): Promise<void> => {
+    const record = service.get(req.params.filename);
+    res.set({
+      'Accept-Ranges': 'bytes',
+      ETag: `"${record.sha256}"`,
+      'Last-Modified': new Date(record.updatedAt).toUTCString(),
+      'Cache-Control': 'no-cache',
+    });
+    res.attachment(record.name).type(contentTypeOf(record.name));
+    // Express compares If-None-Match / If-Modified-Since with the ETag and Last-Modified set above.
+    if (req.fresh) {
+      res.status(304).end();
+      return;
+    }
+    const range = requestedRange(req, record.size, `"${record.sha256}"`);
+    if (range) {
+      res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
+    }
+    res.set('Content-Length', String(range ? range.end - range.start + 1 : record.size));
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const bytes = await service.read(record.name, range);
+    if (!range || range.start === 0) service.recordDownload(record);
+    try {
+      await pipeline(bytes, res);
+    } catch (err) {
+      // A client that goes away mid-download is not a server error; anything else is logged by pino-http.
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') res.err = err as Error;
+    }
+  };
+
+  const deleteAsset: Handler<'deleteAsset'> = async (req, res) => {
+    await service.remove(req.params.filename);
+    res.status(204).end();
+  };
+
+  const listPackages: Handler<'listPackages'> = (req, res) => {
+    const base = baseUrl(req, config.publicUrl);
+    const records = service.list();
+    const format = req.query.format ?? (req.accepts(['text/html', 'application/json']) === 'application/json' ? 'json' : 'html');
+    res.vary('Accept');
+    if (format === 'json') {
+      res.json(records.map((r) => toPackage(r, base)));
+    } else {
+      res.type('text/html').send(packagesPage.render(records, base));
+    }
+  };
+
+  const downloadAsset: Handler<'downloadAsset'> = sendAsset;
+  const headAsset: Handler<'headAsset'> = sendAsset;
+  return { uploadPackage, downloadAsset, headAsset, deleteAsset, listPackages };
+}
+
+/** The single byte range to send, or undefined for the whole file. Unsatisfiable ranges answer 416. */
+function requestedRange(req: Request<{ filename: string }>, size: number, etag: string): ByteRange | undefined {
+  if (!req.headers.range) return undefined;
+  // If-Range: a client whose copy is outdated gets the whole new file, not a piece of it.
+  const ifRange = req.headers['if-range'];
+  if (ifRange && ifRange !== etag && ifRange !== req.res?.get('Last-Modified')) return undefined;
+  const ranges = req.range(size, { combine: true });
+  if (ranges === -1) {
+    throw new HttpProblem(416, 'range-not-satisfiable', `the range lies outside the package's ${size} bytes`, {
+      'Content-Range': `bytes */${size}`,
+    });
+  }
+  // Malformed, or several ranges: RFC 9110 lets a server answer those with the whole representation.
+  if (ranges === -2 || ranges === undefined || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
+  return ranges[0];
+}
+
+/** The validator checks that `overwrite` is a boolean; Express 5's query getter may still hand it over as text. */
+function isTrue(value: unknown): boolean {
+  return value === true || value === 'true';
+}

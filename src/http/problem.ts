@@ -1,0 +1,109 @@
+import { STATUS_CODES } from 'node:http';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import { PackageError, type PackageErrorCode } from '../service/errors.js';
+import { StorageError } from '../storage/storage.js';
+
+const TYPE_PREFIX = 'urn:release-server:problem:';
+
+/** An error that already knows its HTTP answer. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly kind: string,
+    detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+    this.name = 'HttpProblem';
+  }
+}
+
+const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
+  'not-found': 404,
+  exists: 409,
+  'invalid-name': 400,
+  empty: 400,
+  'checksum-mismatch': 400,
+};
+
+/** Kinds for the validator's errors (express-openapi-validator HttpError), by status. */
+const KIND_BY_STATUS: Record<number, string> = {
+  400: 'invalid-request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  405: 'method-not-allowed',
+  406: 'not-acceptable',
+  413: 'too-large',
+  415: 'unsupported-media-type',
+  416: 'range-not-satisfiable',
+  503: 'unavailable',
+};
+
+interface ValidatorError {
+  status: number;
+  message: string;
+  errors?: { path: string; message: string }[];
+  headers?: Record<string, string>;
+}
+
+interface Problem {
+  status: number;
+  kind: string;
+  detail: string;
+  headers: Record<string, string>;
+  errors?: { path: string; message: string }[] | undefined;
+}
+
+/** The one place where an error becomes an HTTP status. */
+function toProblem(err: unknown, req: Request, maxUploadBytes: number): Problem {
+  if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
+  if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {} };
+  if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
+  const v = err as Partial<ValidatorError>;
+  if (typeof v.status === 'number' && v.status >= 400 && v.status < 500) {
+    const headers: Record<string, string> = { ...v.headers };
+    let detail = v.message ?? '';
+    if (v.status === 401) headers['WWW-Authenticate'] = challenge(req);
+    if (v.status === 413) detail = `the upload is larger than max_upload_bytes (${maxUploadBytes} bytes)`;
+    return { status: v.status, kind: KIND_BY_STATUS[v.status] ?? 'client-error', detail, headers, errors: v.errors };
+  }
+  return { status: 500, kind: 'internal', detail: 'internal error; the server log has the details', headers: {} };
+}
+
+/** RFC 6750: a bare challenge when no credential was sent, `invalid_token` when one was and failed. */
+function challenge(req: Request): string {
+  return req.headers.authorization ? 'Bearer realm="release-server", error="invalid_token"' : 'Bearer realm="release-server"';
+}
+
+/** Answers every error as application/problem+json; 5xx details go to the log, never to the client. */
+export function problemHandler(options: { maxUploadBytes: number }): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const problem = toProblem(err, req, options.maxUploadBytes);
+    // pino-http logs the request line with this error.
+    if (problem.status >= 500) res.err = err as Error;
+    res
+      .status(problem.status)
+      .set(problem.headers)
+      .type('application/problem+json')
+      .send(
+        JSON.stringify({
+          type: TYPE_PREFIX + problem.kind,
+          title: STATUS_CODES[problem.status] ?? 'Error',
+          status: problem.status,
+          detail: problem.detail,
+          instance: req.originalUrl,
+          ...(problem.errors?.length ? { errors: problem.errors.map(({ path, message }) => ({ path, message })) } : {}),
+        }),
+      );
+  };
+}
+
+/** For requests no route claimed (the validator answers undocumented paths itself; this is the safety net). */
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new HttpProblem(404, 'not-found', `no route for ${req.method} ${req.path}`));
+};

@@ -1,0 +1,60 @@
+import type { Request } from 'express';
+import { error as validatorErrors } from 'express-openapi-validator';
+import type multer from 'multer';
+import { unsafeNameReason } from '../domain/names.js';
+import type { PackageService } from '../service/packages.js';
+import type { StagedBlob } from '../storage/storage.js';
+
+/** A multipart file as the upload handler receives it: staged in storage, not yet published. */
+export interface UploadedFile extends Express.Multer.File {
+  staged: StagedBlob;
+}
+
+/**
+ * Options for the multer that express-openapi-validator runs on multipart requests. Each file streams straight
+ * into the storage's staging area (never into memory); whatever the handler does not publish is discarded when
+ * the response closes, whether it succeeded, failed or the client went away.
+ */
+export function uploadOptions(service: PackageService, maxUploadBytes: number): multer.Options {
+  const storage: multer.StorageEngine = {
+    _handleFile(req, file, done) {
+      let staged: StagedBlob | null = null;
+      let closed = false;
+      req.res?.once('close', () => {
+        closed = true;
+        void staged?.discard();
+      });
+      service.stage(file.stream).then((blob) => {
+        staged = blob;
+        if (closed) void blob.discard();
+        done(null, { size: blob.size, staged: blob } as Partial<UploadedFile>);
+      }, done);
+    },
+    _removeFile(_req, file, done) {
+      (file as UploadedFile).staged.discard().then(() => done(null), done);
+    },
+  };
+
+  return {
+    storage,
+    // Refuse before a byte is stored: a second file, or a name that is not a plain safe file name.
+    fileFilter(req, file, accept) {
+      const seen = (filesSeen.get(req) ?? 0) + 1;
+      filesSeen.set(req, seen);
+      const badName = unsafeNameReason(file.originalname);
+      if (seen > 1) accept(badRequest(req, 'send exactly one file, in the field "file"'));
+      else if (badName) accept(badRequest(req, `${badName}: ${JSON.stringify(file.originalname)}`));
+      else accept(null, true);
+    },
+    limits: { fileSize: maxUploadBytes, fields: 8, fieldSize: 64 * 1024, parts: 16, headerPairs: 32 },
+    // Keep the name as sent, so that a name with a path is refused rather than silently cut to its last part.
+    preservePath: true,
+    defParamCharset: 'utf8',
+  };
+}
+
+const filesSeen = new WeakMap<Request, number>();
+
+function badRequest(req: Request, message: string): Error {
+  return new validatorErrors.BadRequest({ path: req.path, message });
+}

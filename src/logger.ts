@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { Options as HttpLoggerOptions } from 'pino-http';
+import type { LogLevel } from './config.js';
+
+/**
+ * The root logger: one JSON object per line with `level` (upper-case label), `message`, `timestamp` (ISO 8601)
+ * and, on every child, `module`. Credentials never reach it: request lines carry only the fields picked below.
+ */
+export function createLogger(level: LogLevel, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: undefined,
+      messageKey: 'message',
+      errorKey: 'error',
+      timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
+      formatters: { level: (label) => ({ level: label.toUpperCase() }) },
+      redact: { paths: ['authorization', '*.authorization', '*.headers.authorization', 'token', '*.token'], censor: '[redacted]' },
+    },
+    destination,
+  );
+}
+
+/** pino-http settings: one line per request with method, path, status, duration (ms) and bytes. */
+export function httpLoggerOptions(logger: Logger): HttpLoggerOptions {
+  return {
+    logger: logger.child({ module: 'http' }),
+    customAttributeKeys: { responseTime: 'duration' },
+    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    customSuccessMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
+    customErrorMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
+    customSuccessObject: (_req, res, value: object) => ({ ...value, bytes: bytesSent(res) }),
+    customErrorObject: (_req, res, _err, value: object) => ({ ...value, bytes: bytesSent(res) }),
+    serializers: {
+      req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({
+        id: req.id,
+        method: req.method,
+        path: req.url.split('?')[0],
+        remoteAddress: req.remoteAddress,
+      }),
+      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+    },
+  };
+}
+
+function pathOf(req: IncomingMessage & { originalUrl?: string }): string {
+  return (req.originalUrl ?? req.url ?? '').split('?')[0] ?? '';
+}
+
+function bytesSent(res: ServerResponse): number {
+  if (res.req.method === 'HEAD') return 0;
+  return Number(res.getHeader('content-length')) || 0;
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { createLogger } from './logger.js';
+import { CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
+import { PackageService } from './service/packages.js';
+import { FilesystemStorage } from './storage/filesystem.js';
+import { loadPackagesPage } from './views/packages-page.js';
+
+/** How long in-flight requests may take to finish after SIGTERM. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    createLogger('info').child({ module: 'config' }).fatal(`invalid configuration: ${err.message}`);
+    process.exit(2);
+  }
+  const logger = createLogger(config.logLevel);
+  const log = logger.child({ module: 'server' });
+
+  let authToken = config.authToken;
+  if (authToken === null) {
+    authToken = randomBytes(24).toString('base64url');
+    // The one secret ever logged: nothing was configured, and writes must never be open by accident.
+    logger.child({ module: 'config' }).warn(`no auth_token configured; uploads and deletes need this token, generated for this run only: ${authToken}`);
+  }
+
+  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages }, logger.child({ module: 'packages' }));
+  const app = createApp({
+    config,
+    authToken,
+    service,
+    logger,
+    contract: readFileSync(CONTRACT_PATH),
+    docsPage: readOptional(DOCS_PAGE_PATH),
+    packagesPage: loadPackagesPage(),
+  });
+
+  const server = app.listen(config.port, config.host, (err?: Error) => {
+    if (err) {
+      log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
+      process.exit(1);
+    }
+    const { address, port } = server.address() as AddressInfo;
+    log.info({ address, port, storagePath: config.storagePath, maxPackages: config.maxPackages }, 'listening');
+  });
+
+  // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
+  try {
+    await service.open();
+  } catch (err) {
+    log.fatal({ err }, `cannot open storage at ${config.storagePath}`);
+    process.exit(1);
+  }
+
+  const shutdown = (signal: string): void => {
+    log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
+    server.close(() => {
+      void service.close().finally(() => {
+        log.info('stopped');
+        process.exit(0);
+      });
+    });
+    server.closeIdleConnections();
+    setTimeout(() => {
+      log.warn({ graceMs: SHUTDOWN_GRACE_MS }, 'requests still in flight after the grace period; closing their connections');
+      server.closeAllConnections();
+    }, SHUTDOWN_GRACE_MS).unref();
+  };
+  process.once('SIGTERM', shutdown);
+  process.once('SIGINT', shutdown);
+}
+
+function readOptional(path: string): Buffer | null {
+  try {
+    return readFileSync(path);
+  } catch {
+    return null;
+  }
+}
+
+await main();

@@ -1,0 +1,7 @@
+import { fileURLToPath } from 'node:url';
+
+// This file sits at the top of src/ and of dist/, so the project root is one level up from either.
+const root = new URL('../', import.meta.url);
+
+export const CONTRACT_PATH = fileURLToPath(new URL('contracts/openapi.yaml', root));
+export const DOCS_PAGE_PATH = fileURLToPath(new URL('dist/docs/index.html', root));

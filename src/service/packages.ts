@@ -1,0 +1,196 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { unsafeNameReason } from '../domain/names.js';
+import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from '../storage/storage.js';
+import { PackageError } from './errors.js';
+import { Mutex } from './mutex.js';
+
+export interface PackageServiceOptions {
+  /** Packages kept after an upload; 0 keeps all. */
+  maxPackages: number;
+  /** How long download counts may wait in memory before they are written. */
+  countFlushMs?: number;
+}
+
+export interface PublishOptions {
+  overwrite: boolean;
+  /** Hex SHA-256 the client expects, if it sent one. */
+  expectedSha256?: string | undefined;
+}
+
+/**
+ * The packages, held in an in-memory index that start-up builds and every write keeps current, so that reads
+ * never touch the directory. Every change of the index runs under one lock: an upload's conflict check, its
+ * publish and the retention that follows are one step, whatever else is uploading.
+ */
+export class PackageService {
+  private readonly index = new Map<string, PackageRecord>();
+  private newestFirst: PackageRecord[] | null = [];
+  private readonly lock = new Mutex();
+  private readonly unsavedCounts = new Set<string>();
+  private countTimer: NodeJS.Timeout | null = null;
+  private lastStamp = 0;
+  private loaded = false;
+  /** Bumped on every change of the package set; lets readers cache what they derive from it. */
+  revision = 0;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly options: PackageServiceOptions,
+    private readonly log: Logger,
+  ) {}
+
+  async open(): Promise<void> {
+    for (const record of await this.storage.open()) {
+      this.index.set(record.name, record);
+      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+    }
+    this.changed();
+    this.loaded = true;
+    this.log.info({ packages: this.index.size }, 'package index loaded');
+  }
+
+  /** Resolves when the index is loaded and storage is readable and writable. */
+  async checkReady(): Promise<void> {
+    if (!this.loaded) throw new StorageError('unavailable', 'the package index is still loading');
+    await this.storage.check();
+  }
+
+  /** Every package, newest upload first. */
+  list(): readonly PackageRecord[] {
+    this.newestFirst ??= [...this.index.values()].sort(
+      (a, b) => b.updatedAt.localeCompare(a.updatedAt) || b.id - a.id,
+    );
+    return this.newestFirst;
+  }
+
+  get(name: string): PackageRecord {
+    this.assertSafeName(name);
+    const record = this.index.get(name);
+    if (!record) throw new PackageError('not-found', `no package named ${name}`);
+    return record;
+  }
+
+  /** Streams an upload into storage, invisible until `publish`. */
+  stage(source: Readable): Promise<StagedBlob> {
+    return this.storage.stage(source);
+  }
+
+  /** Makes a staged upload the package `name`, then applies retention. The staged bytes are gone afterwards either way. */
+  async publish(name: string, staged: StagedBlob, options: PublishOptions): Promise<{ record: PackageRecord; created: boolean }> {
+    try {
+      this.assertSafeName(name);
+      if (staged.size === 0) throw new PackageError('empty', `${name} is empty`);
+      const expected = options.expectedSha256?.toLowerCase();
+      if (expected && expected !== staged.sha256) {
+        throw new PackageError('checksum-mismatch', `${name} has SHA-256 ${staged.sha256}, not the ${expected} given in X-Checksum-Sha256`);
+      }
+      return await this.lock.run(async () => {
+        const existing = this.index.get(name);
+        if (existing && !options.overwrite) {
+          throw new PackageError('exists', `${name} exists; upload with overwrite=true to replace it`);
+        }
+        const now = this.stamp();
+        const record: PackageRecord = {
+          id: existing?.id ?? (await this.storage.nextId()),
+          name,
+          size: staged.size,
+          sha256: staged.sha256,
+          createdAt: existing?.createdAt ?? now,
+          updatedAt: now,
+          downloadCount: existing?.downloadCount ?? 0,
+        };
+        await this.storage.publish(staged, record);
+        this.index.set(name, record);
+        this.changed();
+        this.log.info({ name, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
+        await this.applyRetention(name);
+        return { record, created: !existing };
+      });
+    } finally {
+      await staged.discard();
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await this.lock.run(async () => {
+      this.get(name);
+      await this.deleteLocked(name);
+      this.log.info({ name }, 'package deleted');
+    });
+  }
+
+  async read(name: string, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.storage.read(name, range);
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'not-found') throw new PackageError('not-found', err.message);
+      throw err;
+    }
+  }
+
+  /** Counts a download; counts reach storage in batches, not one write per download. */
+  recordDownload(record: PackageRecord): void {
+    record.downloadCount += 1;
+    this.unsavedCounts.add(record.name);
+    this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
+  }
+
+  /** Writes what is still only in memory. */
+  async close(): Promise<void> {
+    await this.saveCounts();
+  }
+
+  private async saveCounts(): Promise<void> {
+    if (this.countTimer) clearTimeout(this.countTimer);
+    this.countTimer = null;
+    // Under the lock, so a count never lands on top of a record that a publish has just replaced.
+    await this.lock.run(async () => {
+      const names = [...this.unsavedCounts];
+      this.unsavedCounts.clear();
+      for (const name of names) {
+        const record = this.index.get(name);
+        if (record) await this.storage.saveRecord(record).catch((err) => this.log.error({ err, name }, 'could not save download count'));
+      }
+    });
+  }
+
+  /** Deletes the oldest uploads beyond max_packages, never `keep`. Runs under the lock. */
+  private async applyRetention(keep: string): Promise<void> {
+    const max = this.options.maxPackages;
+    if (max === 0) return;
+    while (this.index.size > max) {
+      const oldest = this.list().findLast((r) => r.name !== keep);
+      if (!oldest) return;
+      await this.deleteLocked(oldest.name);
+      this.log.info({ name: oldest.name, maxPackages: max }, 'package deleted by retention');
+    }
+  }
+
+  private async deleteLocked(name: string): Promise<void> {
+    try {
+      await this.storage.remove(name);
+    } catch (err) {
+      if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
+    }
+    this.index.delete(name);
+    this.unsavedCounts.delete(name);
+    this.changed();
+  }
+
+  private assertSafeName(name: string): void {
+    const unsafe = unsafeNameReason(name);
+    if (unsafe) throw new PackageError('invalid-name', `${unsafe}: ${JSON.stringify(name)}`);
+  }
+
+  private changed(): void {
+    this.newestFirst = null;
+    this.revision += 1;
+  }
+
+  /** Upload times strictly increase, so "newest first" is a total order even within one millisecond. */
+  private stamp(): string {
+    this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
+    return new Date(this.lastStamp).toISOString();
+  }
+}
