@@ -8,6 +8,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 export type TrustProxy = boolean | number | string;
 
 export interface Config {
+  /** The YAML file read, or null when there was none. */
+  configFile: string | null;
   port: number;
   host: string;
   storagePath: string;
@@ -128,13 +130,13 @@ type Values = { [K in Key]: ReturnType<(typeof SETTINGS)[K]['parse']> };
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const path = env.CONFIG_PATH || DEFAULT_CONFIG_PATH;
-  const file = readConfigFile(path, Boolean(env.CONFIG_PATH));
+  const file = readConfigFile(path);
   const values = {} as Record<Key, unknown>;
   for (const key of Object.keys(SETTINGS) as Key[]) {
     const setting: Setting<unknown> = SETTINGS[key];
     const fromEnv = env[setting.env];
     const [source, raw] =
-      fromEnv !== undefined && fromEnv !== '' ? [setting.env, fromEnv] : key in file ? [`${key} in ${path}`, file[key]] : [null, undefined];
+      fromEnv !== undefined && fromEnv !== '' ? [setting.env, fromEnv] : file && key in file ? [`${key} in ${path}`, file[key]] : [null, undefined];
     if (source === null) {
       values[key] = setting.default;
       continue;
@@ -148,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const v = values as Values;
   return Object.freeze({
+    configFile: file ? path : null,
     port: v.port,
     host: v.host,
     storagePath: v.storage_path,
@@ -160,12 +163,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   });
 }
 
-function readConfigFile(path: string, named: boolean): Record<string, unknown> {
+function readConfigFile(path: string): Record<string, unknown> | null {
   let source: string;
   try {
     source = readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !named) return {};
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new ConfigError(`CONFIG_PATH=${JSON.stringify(path)} cannot be read: ${(err as Error).message}`);
   }
   let parsed: unknown;

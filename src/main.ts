@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
 import { PackageService } from './service/packages.js';
@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const log = logger.child({ module: 'server' });
+  logger.child({ module: 'config' }).info({ configFile: config.configFile ?? `none at ${process.env.CONFIG_PATH || DEFAULT_CONFIG_PATH}` }, 'configuration loaded');
 
   let authToken = config.authToken;
   if (authToken === null) {

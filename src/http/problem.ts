@@ -40,6 +40,16 @@ const KIND_BY_STATUS: Record<number, string> = {
   503: 'unavailable',
 };
 
+/** busboy's parse errors: a client's malformed body, which the validator would otherwise report as a 500. */
+const MALFORMED_MULTIPART = new Set([
+  'Malformed content type',
+  'Malformed part header',
+  'Missing Content-Type',
+  'Multipart: Boundary not found',
+  'Unexpected end of file',
+  'Unexpected end of form',
+]);
+
 interface ValidatorError {
   status: number;
   message: string;
@@ -61,6 +71,9 @@ function toProblem(err: unknown, req: Request, maxUploadBytes: number): Problem 
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {} };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
   const v = err as Partial<ValidatorError>;
+  if (MALFORMED_MULTIPART.has(v.message ?? '')) {
+    return { status: 400, kind: 'invalid-request', detail: `the multipart body is malformed: ${v.message}`, headers: {} };
+  }
   if (typeof v.status === 'number' && v.status >= 400 && v.status < 500) {
     const headers: Record<string, string> = { ...v.headers };
     let detail = v.message ?? '';

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, constants } from 'node:fs';
 import { access, mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -36,7 +36,7 @@ class FsStagedBlob implements StagedBlob {
 }
 
 /**
- * Packages as plain files under `root`, each with a JSON record in `root/.meta`. Writes go to `root/.tmp` (same
+ * Packages as plain files under `root`, each with a JSON record in `root/.meta` (named by a hash of the package name). Writes go to `root/.tmp` (same
  * file system, so the final rename is atomic) and are synced before they are renamed into place; `.tmp` is
  * emptied at start-up, so a crash never leaves a partial file visible. Package names never start with a dot,
  * so neither directory can collide with a package.
@@ -62,24 +62,30 @@ export class FilesystemStorage implements Storage {
     await mkdir(this.metaDir, { recursive: true });
     this.lastId = Number((await readFile(this.idFile, 'utf8').catch(() => '0')).trim()) || 0;
 
+    const recordFiles = (await readdir(this.metaDir)).filter((f) => f.endsWith('.json'));
+    const known = new Map<string, RecordFile>();
+    for (const record of await mapLimit(recordFiles, SCAN_CONCURRENCY, (f) => readJson(join(this.metaDir, f)))) {
+      if (record) known.set(record.name, record);
+    }
+    this.lastId = Math.max(this.lastId, ...[...known.values()].map((r) => r.id));
+
     const entries = await readdir(this.root, { withFileTypes: true });
     const names = entries.filter((e) => e.isFile() && isSafeName(e.name)).map((e) => e.name);
     for (const e of entries) {
       if (e.isFile() && !isSafeName(e.name)) this.log.warn({ file: e.name }, 'ignoring a file whose name is not a safe package name');
     }
-    const existing = await mapLimit(names, SCAN_CONCURRENCY, (name) => this.readRecord(name));
-    this.lastId = Math.max(this.lastId, ...existing.map((r) => r?.id ?? 0));
-
-    const records = await mapLimit(names, SCAN_CONCURRENCY, async (name, index) => {
+    const records = await mapLimit(names, SCAN_CONCURRENCY, async (name) => {
       const st = await stat(join(this.root, name));
-      const known = existing[index] ?? null;
-      if (known && known.size === st.size && known.mtimeMs === st.mtimeMs) {
+      const record = known.get(name) ?? null;
+      if (record && record.size === st.size && record.mtimeMs === st.mtimeMs) {
         this.mtimes.set(name, st.mtimeMs);
-        return withoutMtime(known);
+        return withoutMtime(record);
       }
-      return this.adopt(name, st.mtimeMs, st.mtime, known);
+      return this.adopt(name, st.mtimeMs, st.mtime, record);
     });
-    await this.removeOrphanRecords(new Set(names));
+    // Records of packages that are gone: a crash between writing a record and renaming its blob, or a hand deletion.
+    const current = new Set(names.map(recordFileOf));
+    await mapLimit(recordFiles.filter((f) => !current.has(f)), SCAN_CONCURRENCY, (f) => rm(join(this.metaDir, f), { force: true }));
     await this.idWrites;
     return records;
   }
@@ -158,15 +164,7 @@ export class FilesystemStorage implements Storage {
   }
 
   private recordPath(name: string): string {
-    return join(this.metaDir, `${name}.json`);
-  }
-
-  private async readRecord(name: string): Promise<RecordFile | null> {
-    try {
-      return JSON.parse(await readFile(this.recordPath(name), 'utf8')) as RecordFile;
-    } catch {
-      return null;
-    }
+    return join(this.metaDir, recordFileOf(name));
   }
 
   private async writeRecord(record: PackageRecord, mtimeMs: number): Promise<void> {
@@ -207,12 +205,19 @@ export class FilesystemStorage implements Storage {
     return record;
   }
 
-  private async removeOrphanRecords(blobs: Set<string>): Promise<void> {
-    for (const file of await readdir(this.metaDir)) {
-      if (file.endsWith('.json') && !blobs.has(file.slice(0, -'.json'.length))) {
-        await rm(join(this.metaDir, file), { force: true });
-      }
-    }
+}
+
+/** Records are named by a hash of the package name: a 255-byte name plus a suffix would exceed NAME_MAX. */
+function recordFileOf(name: string): string {
+  return `${createHash('sha256').update(name).digest('hex')}.json`;
+}
+
+async function readJson(path: string): Promise<RecordFile | null> {
+  try {
+    const record = JSON.parse(await readFile(path, 'utf8')) as RecordFile;
+    return typeof record.name === 'string' && isSafeName(record.name) ? record : null;
+  } catch {
+    return null;
   }
 }
 
