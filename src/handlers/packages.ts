@@ -31,19 +31,19 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
   // GET and HEAD share one handler; Node leaves the body out of HEAD responses.
   const sendAsset = async (req: Request<{ filename: string }>, res: Response): Promise<void> => {
     const record = service.get(req.params.filename);
+    const etag = `"${record.sha256}"`;
     res.set({
       'Accept-Ranges': 'bytes',
-      ETag: `"${record.sha256}"`,
+      ETag: etag,
       'Last-Modified': new Date(record.updatedAt).toUTCString(),
       'Cache-Control': 'no-cache',
     });
     res.attachment(record.name).type(contentTypeOf(record.name));
-    // Express compares If-None-Match / If-Modified-Since with the ETag and Last-Modified set above.
-    if (req.fresh) {
+    if (notModified(req, etag, record.updatedAt)) {
       res.status(304).end();
       return;
     }
-    const range = requestedRange(req, record.size, `"${record.sha256}"`);
+    const range = requestedRange(req, record.size, etag);
     if (range) {
       res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
     }
@@ -82,6 +82,21 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
   const downloadAsset: Handler<'downloadAsset'> = sendAsset;
   const headAsset: Handler<'headAsset'> = sendAsset;
   return { uploadPackage, downloadAsset, headAsset, deleteAsset, listPackages };
+}
+
+/**
+ * RFC 9110 section 13.2.2, as the origin: If-None-Match (weak comparison) decides when present, else
+ * If-Modified-Since. Express's req.fresh would not do: it is a cache's rule and says "stale" whenever the
+ * request carries Cache-Control: no-cache, as fetch() adds to every conditional request.
+ */
+function notModified(req: Request<{ filename: string }>, etag: string, updatedAt: string): boolean {
+  const ifNoneMatch = req.headers['if-none-match'];
+  if (ifNoneMatch) {
+    return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
+  }
+  const ifModifiedSince = Date.parse(req.headers['if-modified-since'] ?? '');
+  // Last-Modified has whole seconds.
+  return !Number.isNaN(ifModifiedSince) && Math.floor(Date.parse(updatedAt) / 1000) * 1000 <= ifModifiedSince;
 }
 
 /** The single byte range to send, or undefined for the whole file. Unsatisfiable ranges answer 416. */
