@@ -1,0 +1,67 @@
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../helpers/server.js';
+import { upload } from '../helpers/upload.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+// CI installs Debian's chromium (.ci/run); elsewhere these tests run when it is there.
+const run = existsSync(CHROMIUM) || process.env.CI === 'true' ? describe : describe.skip;
+
+let server: RunningServer;
+let browser: Browser;
+
+run('pages in a real browser, with no internet', () => {
+  beforeAll(async () => {
+    server = await startServer();
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  /** Opens a page with every request to another host refused, as on an air-gapped network. */
+  async function openOffline(path: string) {
+    const page = await browser.newPage();
+    const foreign: { url: string; type: string }[] = [];
+    await page.route('**/*', (route) => {
+      const url = route.request().url();
+      if (url.startsWith(server.url) || url.startsWith('data:') || url.startsWith('blob:')) return route.continue();
+      foreign.push({ url, type: route.request().resourceType() });
+      return route.abort('internetdisconnected');
+    });
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${server.url}${path}`, { waitUntil: 'networkidle' });
+    return { page, foreign, errors };
+  }
+
+  it('renders the API docs from this host alone', async () => {
+    const { page, foreign, errors } = await openOffline('/docs');
+    await expect.poll(() => page.locator('h1').first().textContent()).toContain('Release Server');
+    // The tags open in the sidebar and show their operations, rendered from the contract.
+    for (const tag of ['Releases', 'Packages', 'Operations']) await page.getByText(tag, { exact: true }).first().click();
+    for (const summary of ['Publish a package', 'Download a package', 'Delete a package', 'Browse the stored packages', 'Readiness probe']) {
+      await expect.poll(() => page.getByText(summary).count()).toBeGreaterThan(0);
+    }
+    expect(foreign).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('shows the package list with working download links', async () => {
+    await upload(server.url, 'spec-kit-template-claude-sh-v0.4.0.zip', 'zip bytes');
+    const { page, foreign } = await openOffline('/packages');
+    expect(await page.locator('h1').textContent()).toBe('Packages');
+    const link = page.getByRole('link', { name: 'spec-kit-template-claude-sh-v0.4.0.zip' });
+    const href = await link.getAttribute('href');
+    expect(href).toBe(`${server.url}/assets/spec-kit-template-claude-sh-v0.4.0.zip`);
+    expect(await page.locator('pre').textContent()).toBe(`specify init my-project --template-url ${server.url}/latest --ai claude --script sh`);
+    expect(foreign).toEqual([]);
+    await page.close();
+  });
+});

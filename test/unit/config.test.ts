@@ -1,0 +1,89 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'rs-unit-config-'));
+const file = (content: string): string => {
+  const path = join(dir, `${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(path, content);
+  return path;
+};
+const noFile = { CONFIG_PATH: join(dir, 'missing.yaml') };
+
+describe('loadConfig', () => {
+  it('has defaults that make a laptop start useful', () => {
+    expect(loadConfig(noFile)).toEqual({
+      configFile: null,
+      port: 8000,
+      host: '0.0.0.0',
+      storagePath: './data',
+      maxPackages: 10,
+      authToken: null,
+      maxUploadBytes: 512 * 1024 * 1024,
+      publicUrl: null,
+      trustProxy: true,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every key from the file and lets the environment override it', () => {
+    const path = file(
+      'port: 9000\nhost: 127.0.0.1\nstorage_path: /srv/data\nmax_packages: 0\nauth_token: file-token\nmax_upload_bytes: 100MiB\npublic_url: https://r.example/\ntrust_proxy: false\nlog_level: debug\n',
+    );
+    expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({
+      configFile: path,
+      port: 9000,
+      host: '127.0.0.1',
+      storagePath: '/srv/data',
+      maxPackages: 0,
+      authToken: 'file-token',
+      maxUploadBytes: 100 * 1024 * 1024,
+      publicUrl: 'https://r.example',
+      trustProxy: false,
+      logLevel: 'debug',
+    });
+    expect(loadConfig({ CONFIG_PATH: path, PORT: '9100', MAX_PACKAGES: '4', TRUST_PROXY: 'loopback, 10.0.0.0/8', LOG_LEVEL: 'WARN' })).toMatchObject({
+      port: 9100,
+      maxPackages: 4,
+      trustProxy: 'loopback, 10.0.0.0/8',
+      logLevel: 'warn',
+    });
+  });
+
+  it('treats an empty environment variable as unset', () => {
+    expect(loadConfig({ ...noFile, PORT: '' }).port).toBe(8000);
+  });
+
+  it.each([
+    [{ MAX_PACKAGES: 'abc' }, /^MAX_PACKAGES="abc" must be a whole number/],
+    [{ MAX_PACKAGES: '-1' }, /^MAX_PACKAGES="-1"/],
+    [{ MAX_UPLOAD_BYTES: '0' }, /^MAX_UPLOAD_BYTES="0" must be a positive number of bytes/],
+    [{ MAX_UPLOAD_BYTES: '10 parsecs' }, /^MAX_UPLOAD_BYTES="10 parsecs"/],
+    [{ PORT: '1.5' }, /^PORT="1.5"/],
+    [{ TRUST_PROXY: 'maybe?' }, /^TRUST_PROXY="maybe\?"/],
+    [{ PUBLIC_URL: 'ftp://x.example' }, /^PUBLIC_URL="ftp:\/\/x.example" must be an absolute http\(s\) URL/],
+    [{ PUBLIC_URL: 'https://x.example/?a=1' }, /must not have a query/],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadConfig({ ...noFile, ...env })).toThrow(ConfigError);
+    expect(() => loadConfig({ ...noFile, ...env })).toThrow(message);
+  });
+
+  it('refuses unknown keys, non-mappings and a token given twice', () => {
+    expect(() => loadConfig({ CONFIG_PATH: file('prot: 1\n') })).toThrow(/unknown key "prot"/);
+    expect(() => loadConfig({ CONFIG_PATH: file('- a\n- b\n') })).toThrow(/must hold a mapping/);
+    const token = file('secret-from-file\n');
+    expect(loadConfig({ ...noFile, AUTH_TOKEN_FILE: token }).authToken).toBe('secret-from-file');
+    expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: token, AUTH_TOKEN: 'also' })).toThrow(/keep one/);
+    expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: file('  \n') })).toThrow(/is empty/);
+  });
+
+  it('accepts an empty file', () => {
+    expect(loadConfig({ CONFIG_PATH: file('') }).port).toBe(8000);
+  });
+
+  it('returns a frozen object', () => {
+    expect(Object.isFrozen(loadConfig(noFile))).toBe(true);
+  });
+});

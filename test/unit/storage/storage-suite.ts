@@ -1,0 +1,125 @@
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { describe, expect, it } from 'vitest';
+import { StorageError, type PackageRecord, type Storage } from '../../../src/storage/storage.js';
+import { sha256 } from '../../helpers/zip.js';
+
+export interface StorageHarness {
+  /** A new, empty store. */
+  fresh(): Promise<Storage>;
+  /** Another instance over the same store, as after a restart. */
+  reopen(storage: Storage): Promise<Storage>;
+  /** Names of the objects or files the store holds outside its staging area, for "nothing visible" checks. */
+  visible(storage: Storage): Promise<string[]>;
+  /** Anything left in the staging area. */
+  staged(storage: Storage): Promise<string[]>;
+}
+
+const record = (name: string, id: number, bytes: string, extra: Partial<PackageRecord> = {}): PackageRecord => ({
+  id,
+  name,
+  size: Buffer.byteLength(bytes),
+  sha256: sha256(bytes),
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  downloadCount: 0,
+  ...extra,
+});
+
+/** The behaviour every Storage implementation promises; each implementation runs it unchanged. */
+export function describeStorage(kind: string, harness: StorageHarness): void {
+  describe(`${kind} storage`, () => {
+    it('starts empty', async () => {
+      const storage = await harness.fresh();
+      expect(await storage.open()).toEqual([]);
+      await expect(storage.check()).resolves.toBeUndefined();
+    });
+
+    it('stages with size and sha256, publishes atomically, reads back, and keeps records across a reopen', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const staged = await storage.stage(Readable.from([Buffer.from('hello '), Buffer.from('world')]));
+      expect(staged.size).toBe(11);
+      expect(staged.sha256).toBe(sha256('hello world'));
+      expect(await harness.visible(storage)).toEqual([]);
+      const rec = record('a.zip', await storage.nextId(), 'hello world');
+      await storage.publish(staged, rec);
+      expect(await harness.visible(storage)).toEqual(['a.zip']);
+      expect(await harness.staged(storage)).toEqual([]);
+      expect(await text(await storage.read('a.zip'))).toBe('hello world');
+      expect(await text(await storage.read('a.zip', { start: 6, end: 10 }))).toBe('world');
+      const again = await harness.reopen(storage);
+      expect(await again.open()).toEqual([rec]);
+    });
+
+    it('replaces a package on publish', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      await storage.publish(await storage.stage(Readable.from(['one'])), record('p.zip', 1, 'one'));
+      await storage.publish(await storage.stage(Readable.from(['two!'])), record('p.zip', 1, 'two!'));
+      expect(await text(await storage.read('p.zip'))).toBe('two!');
+      expect(await (await harness.reopen(storage)).open()).toEqual([record('p.zip', 1, 'two!')]);
+    });
+
+    it('leaves nothing when the source fails mid-stream', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const failing = Readable.from(
+        (async function* () {
+          yield Buffer.alloc(64 * 1024, 1);
+          throw new Error('client went away');
+        })(),
+      );
+      await expect(storage.stage(failing)).rejects.toThrow('client went away');
+      expect(await harness.staged(storage)).toEqual([]);
+      expect(await harness.visible(storage)).toEqual([]);
+    });
+
+    it('discards staged bytes, and refuses to publish them afterwards', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const staged = await storage.stage(Readable.from(['bytes']));
+      await staged.discard();
+      await staged.discard();
+      expect(await harness.staged(storage)).toEqual([]);
+      await expect(storage.publish(staged, record('x.zip', 1, 'bytes'))).rejects.toThrow();
+      expect(await harness.visible(storage)).toEqual([]);
+    });
+
+    it('says not-found for a missing package, on read and on remove', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      await expect(storage.read('nope.zip')).rejects.toMatchObject({ code: 'not-found' });
+      await expect(storage.remove('nope.zip')).rejects.toBeInstanceOf(StorageError);
+    });
+
+    it('removes a package and its record', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      await storage.publish(await storage.stage(Readable.from(['x'])), record('gone.zip', 1, 'x'));
+      await storage.remove('gone.zip');
+      expect(await harness.visible(storage)).toEqual([]);
+      expect(await (await harness.reopen(storage)).open()).toEqual([]);
+    });
+
+    it('saves a changed record without touching the bytes', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const rec = record('count.zip', 1, 'x');
+      await storage.publish(await storage.stage(Readable.from(['x'])), rec);
+      await storage.saveRecord({ ...rec, downloadCount: 7 });
+      const [reloaded] = await (await harness.reopen(storage)).open();
+      expect(reloaded).toEqual({ ...rec, downloadCount: 7 });
+    });
+
+    it('hands out increasing ids that survive a reopen', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const first = await Promise.all([storage.nextId(), storage.nextId(), storage.nextId()]);
+      expect(new Set(first).size).toBe(3);
+      const again = await harness.reopen(storage);
+      await again.open();
+      expect(await again.nextId()).toBeGreaterThan(Math.max(...first));
+    });
+  });
+}
