@@ -22,6 +22,8 @@ export interface Config {
   publicUrl: string | null;
   trustProxy: TrustProxy;
   logLevel: LogLevel;
+  /** Check every JSON response against the contract (see README for its measured cost). */
+  validateResponses: boolean;
 }
 
 export class ConfigError extends Error {
@@ -119,6 +121,7 @@ const SETTINGS = {
   public_url: { env: 'PUBLIC_URL', default: null, parse: publicUrl },
   trust_proxy: { env: 'TRUST_PROXY', default: true, parse: trustProxy },
   log_level: { env: 'LOG_LEVEL', default: 'info', parse: logLevel },
+  validate_responses: { env: 'VALIDATE_RESPONSES', default: true, parse: boolean },
 } satisfies Record<string, Setting<unknown>>;
 
 type Key = keyof typeof SETTINGS;
@@ -160,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     publicUrl: v.public_url,
     trustProxy: v.trust_proxy,
     logLevel: v.log_level,
+    validateResponses: v.validate_responses,
   });
 }
 

@@ -25,6 +25,7 @@ describe('loadConfig', () => {
       publicUrl: null,
       trustProxy: true,
       logLevel: 'info',
+      validateResponses: true,
     });
   });
 
