@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { upload } from '../helpers/upload.js';
@@ -22,6 +23,25 @@ describe('probes', () => {
   it('answers /readyz with 200 once storage and index are ready', async () => {
     const res = await fetch(`${server.url}/readyz`);
     expect(res.status).toBe(200);
+  });
+});
+
+describe('readiness follows storage', () => {
+  it('answers 503 problem+json while storage cannot be written, and 200 again once it can', async () => {
+    const other = await startServer();
+    try {
+      // The staging area is where the probe writes; take it away as a failing volume would.
+      await rm(join(other.storagePath, '.tmp'), { recursive: true });
+      const res = await fetch(`${other.url}/readyz`);
+      expect(res.status).toBe(503);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect((await res.json()).detail).toContain('not readable and writable');
+      expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
+      await mkdir(join(other.storagePath, '.tmp'));
+      expect((await fetch(`${other.url}/readyz`)).status).toBe(200);
+    } finally {
+      await other.stop();
+    }
   });
 });
 
