@@ -4,6 +4,8 @@ export default defineConfig({
   test: {
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Renders the Helm chart with a real helm binary (scripts/fetch-helm.sh) and validates every object.
+      { test: { name: 'chart', include: ['test/chart/**/*.test.ts'], testTimeout: 60_000 } },
       {
         // Each file starts its own server processes from dist/; they talk HTTP to them over loopback.
         test: { name: 'contract', include: ['test/contract/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 },

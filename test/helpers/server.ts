@@ -34,12 +34,17 @@ export interface StartOptions {
   storagePath?: string;
   /** Wait for /readyz (default) or only for the listening line. */
   waitReady?: boolean;
+  /** Another way to start the server (e.g. as another user, from another copy of the app), and where. */
+  command?: string[];
+  cwd?: string;
 }
 
 /** Starts the production entry point (`node dist/main.js`) on a free loopback port, as an operator would. */
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const storagePath = options.storagePath ?? (await mkdtemp(join(tmpdir(), 'rs-data-')));
-  const child = spawn(process.execPath, [MAIN], {
+  const [program, ...args] = options.command ?? [process.execPath, MAIN];
+  const child = spawn(program!, args, {
+    cwd: options.cwd,
     env: {
       PATH: process.env.PATH ?? '',
       CONFIG_PATH: join(storagePath, '..', 'no-such-config.yaml'),

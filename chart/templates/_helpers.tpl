@@ -1,0 +1,63 @@
+{{- define "release-server.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "release-server.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "release-server.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "release-server.selectorLabels" . }}
+app.kubernetes.io/version: {{ (default .Chart.AppVersion .Values.image.tag) | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "release-server.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "release-server.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "release-server.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "release-server.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the token: the operator's, or the one this chart creates. */}}
+{{- define "release-server.secretName" -}}
+{{- default (include "release-server.fullname" .) .Values.app.existingSecret }}
+{{- end }}
+
+{{- define "release-server.secretKey" -}}
+{{- if .Values.app.existingSecret }}{{ .Values.app.existingSecretKey }}{{ else }}token{{ end }}
+{{- end }}
+
+{{- define "release-server.claimName" -}}
+{{- default (include "release-server.fullname" .) .Values.persistence.existingClaim }}
+{{- end }}
+
+{{/* Release Server's config.yaml, from app.*; the token is not here but in the Secret. */}}
+{{- define "release-server.config" -}}
+port: {{ .Values.app.port }}
+host: 0.0.0.0
+storage_path: /data
+max_packages: {{ .Values.app.maxPackages }}
+max_upload_bytes: {{ .Values.app.maxUploadBytes | quote }}
+{{- with .Values.app.publicUrl }}
+public_url: {{ . | quote }}
+{{- end }}
+trust_proxy: {{ .Values.app.trustProxy }}
+log_level: {{ .Values.app.logLevel }}
+{{- end }}

@@ -1,0 +1,165 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as gatewayV1 from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
+import * as appsV1 from 'kubernetes-models/apps/v1';
+import * as networkingV1 from 'kubernetes-models/networking.k8s.io/v1';
+import * as coreV1 from 'kubernetes-models/v1';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { loadConfig } from '../../src/config.js';
+
+const run = promisify(execFile);
+const repo = new URL('../../', import.meta.url).pathname;
+const chart = join(repo, 'chart');
+let helm: string;
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+/** Model classes that validate an object against the Kubernetes and Gateway API OpenAPI schemas. */
+const MODELS: Record<string, { new (data: never): { validate(): void } }> = {
+  'v1/ConfigMap': coreV1.ConfigMap,
+  'v1/Secret': coreV1.Secret,
+  'v1/Service': coreV1.Service,
+  'v1/ServiceAccount': coreV1.ServiceAccount,
+  'v1/PersistentVolumeClaim': coreV1.PersistentVolumeClaim,
+  'apps/v1/Deployment': appsV1.Deployment,
+  'networking.k8s.io/v1/Ingress': networkingV1.Ingress,
+  'gateway.networking.k8s.io/v1/HTTPRoute': gatewayV1.HTTPRoute,
+};
+
+async function template(...sets: string[]): Promise<K8sObject[]> {
+  const args = ['template', 'rs', chart, '--namespace', 'spec-kit', ...sets.flatMap((s) => ['--set', s])];
+  const { stdout } = await run(helm, args);
+  const objects = parseAllDocuments(stdout).map((d) => d.toJS() as K8sObject).filter(Boolean);
+  for (const object of objects) {
+    const Model = MODELS[`${object.apiVersion}/${object.kind}`];
+    expect(Model, `a schema for ${object.apiVersion} ${object.kind}`).toBeDefined();
+    // Throws, naming the field, when the object breaks its schema.
+    new Model!(object as never).validate();
+    expect(object.metadata.namespace).toBe('spec-kit');
+  }
+  return objects;
+}
+
+const find = (objects: K8sObject[], kind: string) => objects.filter((o) => o.kind === kind);
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const deploymentOf = (objects: K8sObject[]): any => find(objects, 'Deployment')[0];
+
+beforeAll(async () => {
+  helm = (await run(join(repo, 'scripts/fetch-helm.sh'))).stdout.trim();
+}, 180_000);
+
+describe('helm chart', () => {
+  it('passes helm lint --strict with default values and with every toggle', async () => {
+    for (const sets of [[], ['ingress.enabled=true'], ['httpRoute.enabled=true'], ['persistence.enabled=false'], ['app.existingSecret=mine']]) {
+      const { stdout } = await run(helm, ['lint', '--strict', chart, ...sets.flatMap((s) => ['--set', s])]);
+      expect(stdout).toContain('0 chart(s) failed');
+    }
+  });
+
+  it('has appVersion equal to the package version', async () => {
+    const chartYaml = parseYaml(await readFile(join(chart, 'Chart.yaml'), 'utf8'));
+    const pkg = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8'));
+    expect(chartYaml.appVersion).toBe(pkg.version);
+  });
+
+  it('renders valid, hardened defaults', async () => {
+    const objects = await template();
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'Secret', 'Service', 'ServiceAccount']);
+    const deployment = deploymentOf(objects);
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0];
+    expect(container.image).toBe('ghcr.io/release-server/release-server:0.1.0');
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(container.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(deployment.spec.strategy.type).toBe('Recreate');
+    expect(container.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(container.readinessProbe).toMatchObject({ httpGet: { path: '/readyz' }, periodSeconds: 5 });
+    // The token comes from the Secret, mounted as a file; no env value carries it.
+    expect(container.env).toContainEqual({ name: 'AUTH_TOKEN_FILE', value: '/etc/release-server/secret/token' });
+    expect(JSON.stringify(container.env)).not.toMatch(/"AUTH_TOKEN"/);
+    const mounts = Object.fromEntries(container.volumeMounts.map((m: { name: string; mountPath: string }) => [m.name, m.mountPath]));
+    expect(mounts).toMatchObject({ data: '/data', tmp: '/tmp', token: '/etc/release-server/secret', config: '/etc/release-server/config.yaml' });
+    expect(pod.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim.claimName).toBe('rs-release-server');
+    expect(deployment.spec.template.metadata.annotations['checksum/config']).toMatch(/^[0-9a-f]{64}$/);
+    expect(deployment.spec.template.metadata.annotations['checksum/secret']).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('renders a config.yaml that the server itself accepts, and a change of it rolls the pod', async () => {
+    const objects = await template('app.publicUrl=https://releases.example.com', 'app.maxPackages=25', 'app.maxUploadBytes=1GiB');
+    const configYaml = (find(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+    await writeFile(path, configYaml);
+    const config = loadConfig({ CONFIG_PATH: path });
+    expect(config).toMatchObject({ port: 8000, storagePath: '/data', maxPackages: 25, maxUploadBytes: 1024 ** 3, publicUrl: 'https://releases.example.com' });
+    const before = deploymentOf(await template()).spec.template.metadata.annotations['checksum/config'];
+    expect(deploymentOf(objects).spec.template.metadata.annotations['checksum/config']).not.toBe(before);
+    const secretBefore = deploymentOf(await template('app.authToken=one-token-1234567')).spec.template.metadata.annotations['checksum/secret'];
+    const secretAfter = deploymentOf(await template('app.authToken=another-token-89')).spec.template.metadata.annotations['checksum/secret'];
+    expect(secretAfter).not.toBe(secretBefore);
+  });
+
+  it('stores a given token in the Secret it creates', async () => {
+    const secret = find(await template('app.authToken=given-token-0123456789'), 'Secret')[0] as unknown as { data: { token: string } };
+    expect(Buffer.from(secret.data.token, 'base64').toString()).toBe('given-token-0123456789');
+  });
+
+  it('renders an Ingress when asked', async () => {
+    const objects = await template('ingress.enabled=true', 'ingress.className=nginx', 'ingress.tls[0].secretName=releases-tls', 'ingress.tls[0].hosts[0]=releases.example.com');
+    const [ingress] = find(objects, 'Ingress') as unknown as { spec: { ingressClassName: string; rules: { host: string; http: { paths: { backend: { service: { name: string } } }[] } }[]; tls: unknown[] } }[];
+    expect(ingress!.spec.ingressClassName).toBe('nginx');
+    expect(ingress!.spec.rules[0]!.host).toBe('releases.example.com');
+    expect(ingress!.spec.rules[0]!.http.paths[0]!.backend.service.name).toBe('rs-release-server');
+    expect(ingress!.spec.tls).toHaveLength(1);
+    expect(find(objects, 'HTTPRoute')).toEqual([]);
+  });
+
+  it('renders a Gateway API HTTPRoute when asked', async () => {
+    const objects = await template('httpRoute.enabled=true', 'httpRoute.parentRefs[0].name=public', 'httpRoute.hostnames[0]=r.example.com');
+    const [route] = find(objects, 'HTTPRoute') as unknown as { spec: { parentRefs: { name: string }[]; hostnames: string[]; rules: { backendRefs: { name: string; port: number }[] }[] } }[];
+    expect(route!.spec.parentRefs).toEqual([{ name: 'public' }]);
+    expect(route!.spec.hostnames).toEqual(['r.example.com']);
+    expect(route!.spec.rules[0]!.backendRefs[0]).toEqual({ name: 'rs-release-server', port: 80 });
+    expect(find(objects, 'Ingress')).toEqual([]);
+  });
+
+  it('refuses Ingress and HTTPRoute together, saying why', async () => {
+    await expect(template('ingress.enabled=true', 'httpRoute.enabled=true')).rejects.toThrow(/mutually exclusive/);
+  });
+
+  it('uses an existing Secret, and creates none', async () => {
+    const objects = await template('app.existingSecret=corp-token', 'app.existingSecretKey=upload-token');
+    expect(find(objects, 'Secret')).toEqual([]);
+    const pod = deploymentOf(objects).spec.template.spec;
+    expect(pod.volumes.find((v: { name: string }) => v.name === 'token').secret).toEqual({ secretName: 'corp-token', items: [{ key: 'upload-token', path: 'upload-token' }] });
+    expect(pod.containers[0].env).toContainEqual({ name: 'AUTH_TOKEN_FILE', value: '/etc/release-server/secret/upload-token' });
+  });
+
+  it('uses an existing claim, and creates none', async () => {
+    const objects = await template('persistence.existingClaim=packages');
+    expect(find(objects, 'PersistentVolumeClaim')).toEqual([]);
+    expect(deploymentOf(objects).spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data').persistentVolumeClaim.claimName).toBe('packages');
+  });
+
+  it('runs on an emptyDir with persistence off, rolling updates allowed', async () => {
+    const objects = await template('persistence.enabled=false');
+    expect(find(objects, 'PersistentVolumeClaim')).toEqual([]);
+    const deployment = deploymentOf(objects);
+    expect(deployment.spec.template.spec.volumes.find((v: { name: string }) => v.name === 'data').emptyDir).toEqual({});
+    expect(deployment.spec.strategy.type).toBe('RollingUpdate');
+  });
+
+  it('refuses values outside values.schema.json', async () => {
+    await expect(template('app.maxPackages=-1')).rejects.toThrow(/maxPackages/);
+    await expect(template('service.type=Bogus')).rejects.toThrow(/service/);
+    await expect(template('app.unknownKey=1')).rejects.toThrow(/unknownKey|additional/i);
+  });
+});
