@@ -31,6 +31,7 @@ export class PackageService {
   private countTimer: NodeJS.Timeout | null = null;
   private lastStamp = 0;
   private loaded = false;
+  private opening: Promise<void> | null = null;
   /** Bumped on every change of the package set; lets readers cache what they derive from it. */
   revision = 0;
 
@@ -40,14 +41,18 @@ export class PackageService {
     private readonly log: Logger,
   ) {}
 
-  async open(): Promise<void> {
-    for (const record of await this.storage.open()) {
-      this.index.set(record.name, record);
-      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
-    }
-    this.changed();
-    this.loaded = true;
-    this.log.info({ packages: this.index.size }, 'package index loaded');
+  /** Loads the index. The server listens meanwhile: reads answer 503 and uploads wait until it is done. */
+  open(): Promise<void> {
+    this.opening ??= (async () => {
+      for (const record of await this.storage.open()) {
+        this.index.set(record.name, record);
+        this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+      }
+      this.changed();
+      this.loaded = true;
+      this.log.info({ packages: this.index.size }, 'package index loaded');
+    })();
+    return this.opening;
   }
 
   /** Resolves when the index is loaded and storage is readable and writable. */
@@ -58,6 +63,7 @@ export class PackageService {
 
   /** Every package, newest upload first. */
   list(): readonly PackageRecord[] {
+    this.assertLoaded();
     this.newestFirst ??= [...this.index.values()].sort(
       (a, b) => b.updatedAt.localeCompare(a.updatedAt) || b.id - a.id,
     );
@@ -65,6 +71,7 @@ export class PackageService {
   }
 
   get(name: string): PackageRecord {
+    this.assertLoaded();
     this.assertSafeName(name);
     const record = this.index.get(name);
     if (!record) throw new PackageError('not-found', `no package named ${name}`);
@@ -72,7 +79,9 @@ export class PackageService {
   }
 
   /** Streams an upload into storage, invisible until `publish`. */
-  stage(source: Readable): Promise<StagedBlob> {
+  async stage(source: Readable): Promise<StagedBlob> {
+    if (!this.opening) throw new StorageError('unavailable', 'storage is not open');
+    await this.opening;
     return this.storage.stage(source);
   }
 
@@ -176,6 +185,10 @@ export class PackageService {
     this.index.delete(name);
     this.unsavedCounts.delete(name);
     this.changed();
+  }
+
+  private assertLoaded(): void {
+    if (!this.loaded) throw new StorageError('unavailable', 'the package index is still loading');
   }
 
   private assertSafeName(name: string): void {
