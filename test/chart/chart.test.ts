@@ -163,3 +163,35 @@ describe('helm chart', () => {
     await expect(template('app.unknownKey=1')).rejects.toThrow(/unknownKey|additional/i);
   });
 });
+
+describe('the README', () => {
+  it('has helm install commands that render valid objects exactly as written', async () => {
+    const readme = await readFile(join(repo, 'README.md'), 'utf8');
+    const commands = [...readme.matchAll(/```sh\n(helm install[\s\S]*?)```/g)].map((m) => m[1]!.replace(/\\\n\s*/g, ' ').trim());
+    expect(commands.length).toBeGreaterThanOrEqual(2);
+    for (const command of commands) {
+      // `helm install NAME CHART …` renders what `helm template NAME CHART …` prints (no cluster here).
+      const words = [...command.matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]!);
+      expect(words.slice(0, 4)).toEqual(['helm', 'install', 'release-server', './chart']);
+      const args = words.slice(4).filter((w) => w !== '--create-namespace');
+      const { stdout } = await run(helm, ['template', 'release-server', chart, ...args]);
+      const objects = parseAllDocuments(stdout).map((d) => d.toJS() as K8sObject).filter(Boolean);
+      for (const object of objects) new MODELS[`${object.apiVersion}/${object.kind}`]!(object as never).validate();
+      expect(objects.some((o) => o.kind === 'Ingress' || o.kind === 'HTTPRoute')).toBe(true);
+      expect(objects.every((o) => o.metadata.namespace === 'spec-kit')).toBe(true);
+    }
+  });
+
+  it('runs the container the way the image expects', async () => {
+    const readme = await readFile(join(repo, 'README.md'), 'utf8');
+    const dockerfile = await readFile(join(repo, 'Dockerfile'), 'utf8');
+    const run = /docker run[\s\S]*?```/.exec(readme)![0].replace(/\\\n\s*/g, ' ');
+    const port = /EXPOSE (\d+)/.exec(dockerfile)![1];
+    expect(run).toContain(`-p ${port}:${port}`);
+    expect(dockerfile).toContain('VOLUME ["/data"]');
+    expect(run).toContain(':/data');
+    expect(run).toContain('--read-only --tmpfs /tmp');
+    const version = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')).version;
+    expect(run).toContain(`ghcr.io/release-server/release-server:${version}`);
+  });
+});
