@@ -1,5 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response } from 'express';
+import { JsonBodyCache } from '../http/json-cache.js';
+import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
 import type { UploadedFile } from '../http/upload.js';
 import { assetUrl, baseUrl } from '../http/urls.js';
@@ -17,6 +19,8 @@ export interface PackageHandlerDeps {
 }
 
 export function packageHandlers({ config, service, packagesPage }: PackageHandlerDeps) {
+  const jsonBodies = new JsonBodyCache();
+
   const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
     const file = (req.files as UploadedFile[] | undefined)?.[0];
     if (!file || file.fieldname !== 'file') throw new HttpProblem(400, 'invalid-request', 'send exactly one file, in the field "file"');
@@ -73,7 +77,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
     const format = req.query.format ?? (req.accepts(['text/html', 'application/json']) === 'application/json' ? 'json' : 'html');
     res.vary('Accept');
     if (format === 'json') {
-      res.json(records.map((r) => toPackage(r, base)));
+      jsonBodies.send(res, base, service, () => records.map((r) => toPackage(r, base)));
     } else {
       res.type('text/html').send(packagesPage.render(records, base));
     }
@@ -82,21 +86,6 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
   const downloadAsset: Handler<'downloadAsset'> = sendAsset;
   const headAsset: Handler<'headAsset'> = sendAsset;
   return { uploadPackage, downloadAsset, headAsset, deleteAsset, listPackages };
-}
-
-/**
- * RFC 9110 section 13.2.2, as the origin: If-None-Match (weak comparison) decides when present, else
- * If-Modified-Since. Express's req.fresh would not do: it is a cache's rule and says "stale" whenever the
- * request carries Cache-Control: no-cache, as fetch() adds to every conditional request.
- */
-function notModified(req: Request<{ filename: string }>, etag: string, updatedAt: string): boolean {
-  const ifNoneMatch = req.headers['if-none-match'];
-  if (ifNoneMatch) {
-    return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
-  }
-  const ifModifiedSince = Date.parse(req.headers['if-modified-since'] ?? '');
-  // Last-Modified has whole seconds.
-  return !Number.isNaN(ifModifiedSince) && Math.floor(Date.parse(updatedAt) / 1000) * 1000 <= ifModifiedSince;
 }
 
 /** The single byte range to send, or undefined for the whole file. Unsatisfiable ranges answer 416. */

@@ -34,6 +34,8 @@ export class PackageService {
   private opening: Promise<void> | null = null;
   /** Bumped on every change of the package set; lets readers cache what they derive from it. */
   revision = 0;
+  /** Bumped on every counted download. */
+  countsRevision = 0;
 
   constructor(
     private readonly storage: Storage,
@@ -141,6 +143,7 @@ export class PackageService {
   /** Counts a download; counts reach storage in batches, not one write per download. */
   recordDownload(record: PackageRecord): void {
     record.downloadCount += 1;
+    this.countsRevision += 1;
     this.unsavedCounts.add(record.name);
     this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
   }

@@ -66,6 +66,21 @@ describe('GET /latest', () => {
     expect((await latest(server.url)).tag_name).toBe('v1.0.0');
   });
 
+  it('sends the same bytes and ETag while nothing changes, 304 for a matching If-None-Match, and new bytes after an upload', async () => {
+    const first = await fetch(`${server.url}/latest`);
+    const second = await fetch(`${server.url}/latest`);
+    const etag = first.headers.get('etag')!;
+    expect(etag).toBeTruthy();
+    expect(second.headers.get('etag')).toBe(etag);
+    expect(second.headers.get('content-type')).toBe(first.headers.get('content-type'));
+    expect(await second.text()).toBe(await first.text());
+    expect((await fetch(`${server.url}/latest`, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    await upload(server.url, 'spec-kit-template-fresh-sh-v0.0.1.zip', 'fresh');
+    const third = await fetch(`${server.url}/latest`);
+    expect(third.headers.get('etag')).not.toBe(etag);
+    expect((await third.json()).assets[0].name).toBe('spec-kit-template-fresh-sh-v0.0.1.zip');
+  });
+
   it('ignores an Authorization header it does not need (the CLI sends GitHub tokens)', async () => {
     const release = await latest(server.url, { authorization: 'Bearer ghp_not_ours' });
     const res = await fetch(release.assets[0]!.browser_download_url, { headers: { authorization: 'Bearer ghp_not_ours' } });
