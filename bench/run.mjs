@@ -1,0 +1,328 @@
+// Release Server beside nginx, on this machine, in one run. `npm run bench` (after a production build).
+//
+// Starts the real server (node dist/main.js) and nginx (Debian's nginx-light, installed when missing) on loopback
+// over the same files, alternates A B A B, and reports medians with min and max:
+//   1. download of a 100 MiB package: ours / nginx `sendfile on`
+//   2. upload of the same 100 MiB: ours (multipart, checksummed, fsynced, renamed) / nginx WebDAV PUT
+//   3. /latest with 1,000 packages: req/s and p99, ours (response validation on) / nginx serving the same bytes
+//   4. scale: small-package download req/s with 10,000 vs 10 packages stored; start-up to ready with 10,000
+//   5. memory: the server's peak RSS across a 100 MiB upload and 8 parallel 100 MiB downloads
+// It prints a table and writes BENCHMARKS.md. RUNS (default 5) and SECONDS (wrk duration, default 5) tune it.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const RUNS = Number(process.env.RUNS ?? 5);
+const SECONDS = Number(process.env.SECONDS ?? 5);
+const MiB = 1024 * 1024;
+const BIG = 100 * MiB;
+const TOKEN = 'bench-token-0123456789abcdef';
+const repo = new URL('../', import.meta.url).pathname;
+const run = promisify(execFile);
+
+ensureTools();
+const work = await mkdtemp('/tmp/release-server-bench-');
+const servers = [];
+process.on('exit', () => servers.forEach((s) => s.kill('SIGKILL')));
+
+try {
+  const results = await main();
+  const report = render(results);
+  console.log(report.table);
+  await writeFile(join(repo, 'BENCHMARKS.md'), report.markdown);
+  console.log('\nwrote BENCHMARKS.md');
+} finally {
+  servers.forEach((s) => s.kill('SIGTERM'));
+  await rm(work, { recursive: true, force: true });
+}
+
+async function main() {
+  const results = {};
+  // The same bytes on the same disk for both servers.
+  const big = join(work, 'big.zip');
+  await run('bash', ['-c', `head -c ${BIG} /dev/urandom > ${big}`]);
+  const bigSha = await sha256File(big);
+
+  const ours = join(work, 'ours-big');
+  await mkdir(ours);
+  await run('cp', [big, join(ours, 'big.zip')]);
+  const nginxRoot = join(work, 'nginx-root');
+  await mkdir(join(nginxRoot, 'dav'), { recursive: true });
+  await run('cp', [big, join(nginxRoot, 'big.zip')]);
+  await writeFile(join(nginxRoot, 'small.zip'), Buffer.alloc(1024, 7));
+
+  const nginx = await startNginx(nginxRoot);
+  let server = await startOurs(ours);
+
+  // 1. Download
+  results.download = await alternate(
+    async () => curlSpeed(`${server.url}/assets/big.zip`),
+    async () => curlSpeed(`${nginx.url}/big.zip`),
+  );
+
+  // 2. Upload
+  results.upload = await alternate(
+    async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], 200),
+    async () => curlUpload(['-T', big, `${nginx.url}/dav/big.zip`], 201, 204),
+  );
+  await stop(server);
+
+  // 3. /latest with 1,000 packages
+  const thousand = join(work, 'ours-1000');
+  await fillPackages(thousand, 1000, 'spec-kit-template');
+  server = await startOurs(thousand);
+  const latest = Buffer.from(await (await fetch(`${server.url}/latest`)).arrayBuffer());
+  await writeFile(join(nginxRoot, 'latest.json'), latest);
+  results.latestBytes = latest.length;
+  results.latest = await alternate(
+    async () => wrk(`${server.url}/latest`),
+    async () => wrk(`${nginx.url}/latest`),
+  );
+  await stop(server);
+
+  // 4. Scale: small downloads with 10 and with 10,000 packages; start-up with 10,000
+  const ten = join(work, 'ours-10');
+  const tenThousand = join(work, 'ours-10000');
+  await fillPackages(ten, 10, 'pkg');
+  await fillPackages(tenThousand, 10000, 'pkg');
+  for (const dir of [ten, tenThousand]) await writeFile(join(dir, 'small.zip'), Buffer.alloc(1024, 7));
+  // First start adopts (hashes) the files and writes their records; the measured starts read the records.
+  await stop(await startOurs(tenThousand));
+  const startups = [];
+  for (let i = 0; i < RUNS; i++) {
+    const started = await startOurs(tenThousand);
+    startups.push(started.readyMs);
+    await stop(started);
+  }
+  results.startup = startups;
+  const small10 = await startOurs(ten);
+  const small10k = await startOurs(tenThousand);
+  results.scale = await alternate(
+    async () => wrk(`${small10k.url}/assets/small.zip`),
+    async () => wrk(`${small10.url}/assets/small.zip`),
+  );
+  results.nginxSmall = await wrk(`${nginx.url}/small.zip`);
+  await stop(small10);
+  await stop(small10k);
+
+  // 5. Memory: a fresh server, one 100 MiB upload, then 8 parallel 100 MiB downloads
+  server = await startOurs(ours);
+  const before = await rss(server.pid);
+  await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], 200);
+  await Promise.all(Array.from({ length: 8 }, () => curlSpeed(`${server.url}/assets/big.zip`)));
+  results.memory = { idle: before.now, peak: (await rss(server.pid)).peak };
+  await stop(server);
+  await stop(nginx);
+  return results;
+}
+
+/** A then B, RUNS times, so drift on a shared machine hits both alike. */
+async function alternate(a, b) {
+  const ours = [];
+  const theirs = [];
+  await a(); // warm-up: page cache, JIT, connections
+  await b();
+  for (let i = 0; i < RUNS; i++) {
+    ours.push(await a());
+    theirs.push(await b());
+  }
+  return { ours, theirs };
+}
+
+async function startOurs(storage) {
+  const port = await freePort();
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [join(repo, 'dist/main.js')], {
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), STORAGE_PATH: storage, AUTH_TOKEN: TOKEN, MAX_PACKAGES: '0', MAX_UPLOAD_BYTES: '1GiB', CONFIG_PATH: '/nonexistent' },
+    // Logs on, as in production; written to /dev/null so the disk does not measure itself.
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  servers.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    const res = await fetch(`${url}/readyz`).catch(() => null);
+    if (res?.status === 200) break;
+    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return { url, pid: child.pid, child, kill: (s) => child.kill(s), readyMs: performance.now() - t0 };
+}
+
+async function startNginx(root) {
+  const port = await freePort();
+  const prefix = join(work, 'nginx');
+  await mkdir(join(prefix, 'body'), { recursive: true });
+  const conf = join(prefix, 'nginx.conf');
+  await writeFile(
+    conf,
+    `daemon off;
+worker_processes 1;
+${process.getuid() === 0 ? 'user root;' : ''}
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log /dev/null;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path ${prefix}/body;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location = /latest { default_type application/json; alias ${root}/latest.json; }
+    location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  servers.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    if ((await fetch(`${url}/small.zip`).catch(() => null))?.status === 200) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url, pid: child.pid, child, kill: (s) => child.kill(s) };
+}
+
+async function stop(server) {
+  server.kill('SIGTERM');
+  await new Promise((r) => (server.child.exitCode !== null ? r() : server.child.once('exit', r)));
+}
+
+/** Bytes per second of one download, as curl saw it. */
+async function curlSpeed(url) {
+  const { stdout } = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{speed_download}', url]);
+  return Number(stdout);
+}
+
+async function curlUpload(args, ...okStatuses) {
+  const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', ...args]);
+  const [status, seconds] = stdout.split(' ');
+  if (!okStatuses.includes(Number(status))) throw new Error(`upload answered ${status}`);
+  return BIG / Number(seconds);
+}
+
+/** wrk, 2 threads, 16 connections: requests per second and p99 latency in ms. */
+async function wrk(url) {
+  const { stdout } = await run('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', url]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)[1]);
+  const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
+  const p99 = Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
+  const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
+  if (non2xx) throw new Error(`${url}: ${non2xx[1]} error responses`);
+  return { rps, p99 };
+}
+
+async function fillPackages(dir, count, prefix) {
+  await mkdir(dir, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    await writeFile(join(dir, `${prefix}-agent${i % 20}-sh-v0.${Math.floor(i / 20)}.${i % 7}.zip`), `package ${i}`);
+  }
+}
+
+async function rss(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)[1]) * 1024;
+  return { peak: kib('VmHWM'), now: kib('VmRSS') };
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function sha256File(path) {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  return hash.digest('hex');
+}
+
+function ensureTools() {
+  const missing = [['nginx', 'nginx-light'], ['wrk', 'wrk'], ['curl', 'curl']].filter(([cmd]) => !['/usr/sbin/', '/usr/bin/'].some((d) => existsSync(d + cmd)));
+  if (missing.length === 0) return;
+  if (process.getuid() !== 0) throw new Error(`install ${missing.map(([, p]) => p).join(' ')} first`);
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-qq', ...missing.map(([, p]) => p)], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
+function median(xs) {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+}
+function spread(xs, f) {
+  return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
+}
+function mbs(x) {
+  return `${(x / 1e6).toFixed(0)} MB/s`;
+}
+function reqs(x) {
+  return `${x.toFixed(0)} req/s`;
+}
+function ms(x) {
+  return `${x.toFixed(1)} ms`;
+}
+
+function render(r) {
+  const rows = [];
+  const ratio = (a, b) => median(a) / median(b);
+  const add = (name, ours, reference, value, goal, met) => rows.push({ name, ours, reference, value, goal, met });
+  const dl = ratio(r.download.ours, r.download.theirs);
+  add('download 100 MiB', spread(r.download.ours, mbs), `nginx sendfile ${spread(r.download.theirs, mbs)}`, `${dl.toFixed(2)}×`, '≥ 0.9×', dl >= 0.9);
+  const ul = ratio(r.upload.ours, r.upload.theirs);
+  add('upload 100 MiB', spread(r.upload.ours, mbs), `nginx WebDAV PUT ${spread(r.upload.theirs, mbs)}`, `${ul.toFixed(2)}×`, '≥ 0.7×', ul >= 0.7);
+  const ours = r.latest.ours.map((x) => x.rps);
+  const theirs = r.latest.theirs.map((x) => x.rps);
+  const lt = median(ours) / median(theirs);
+  add(`/latest, 1,000 packages (${(r.latestBytes / 1024).toFixed(0)} KiB)`, spread(ours, reqs), `nginx static ${spread(theirs, reqs)}`, `${lt.toFixed(2)}×`, '≥ 0.5×', lt >= 0.5);
+  add('/latest p99', spread(r.latest.ours.map((x) => x.p99), ms), `nginx ${spread(r.latest.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  const at10k = r.scale.ours.map((x) => x.rps);
+  const at10 = r.scale.theirs.map((x) => x.rps);
+  const sc = median(at10k) / median(at10);
+  add('small download, 10,000 vs 10 packages', spread(at10k, reqs), `10 packages ${spread(at10, reqs)}`, `${sc.toFixed(2)}×`, '≥ 0.9×', sc >= 0.9);
+  add('small download, nginx for scale', '', reqs(r.nginxSmall.rps), '', '', null);
+  const st = median(r.startup);
+  add('start-up to ready, 10,000 packages', spread(r.startup, ms), '', ms(st), '≤ 1000 ms', st <= 1000);
+  const peak = r.memory.peak / MiB;
+  add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB (idle ${(r.memory.idle / MiB).toFixed(0)} MiB)`, '', `${peak.toFixed(0)} MiB`, '≤ 120 MiB', peak <= 120);
+
+  const head = ['figure', 'ours: median (min–max)', 'reference', 'result', 'goal', 'met'];
+  const body = rows.map((x) => [x.name, x.ours, x.reference, x.value, x.goal, x.met === null ? '' : x.met ? 'yes' : 'NO']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ');
+  const table = [line(head), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+  const nginxVersion = execFileSync('bash', ['-c', 'nginx -v 2>&1'], { encoding: 'utf8' }).trim();
+  const markdown = `# Benchmarks
+
+Release Server beside nginx on the same machine, in the same run, over the same files on the same disk,
+alternating A B A B (${RUNS} runs each after a warm-up), medians with min–max. Written by \`npm run bench\`.
+
+- date: ${new Date().toISOString()}
+- machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), ${(totalmem() / 1024 ** 3).toFixed(1)} GiB memory
+- node ${process.version}; ${nginxVersion.trim()} (one worker process, \`sendfile on\`, access log off); wrk ${SECONDS} s, 2 threads, 16 connections
+- ours: \`node dist/main.js\`, NODE_ENV=production, logs on (to /dev/null), response validation on
+
+| ${head.join(' | ')} |
+| ${head.map(() => '---').join(' | ')} |
+${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
+
+## Commands
+
+- download: \`curl -o /dev/null -w '%{speed_download}' URL\` for \`/assets/big.zip\` (ours) and \`/big.zip\` (nginx)
+- upload: \`curl -H 'Authorization: Bearer …' -H 'X-Checksum-Sha256: …' -F file=@big.zip '/upload?overwrite=true'\` (ours),
+  \`curl -T big.zip /dav/big.zip\` (nginx, \`dav_methods PUT\`); throughput = 100 MiB / curl's time_total
+- \`/latest\`: \`wrk -t2 -c16 -d${SECONDS}s --latency URL\`; nginx serves the bytes ours answered, as a static file
+- scale: the same wrk on \`/assets/small.zip\` (1 KiB) with 10,000 and with 10 packages stored
+- start-up: spawn to the first 200 from \`/readyz\`, records already written by an earlier start (no re-hashing)
+- memory: VmHWM of the server process (/proc) after one 100 MiB upload and 8 parallel 100 MiB downloads
+`;
+  return { table, markdown };
+}
