@@ -27,7 +27,8 @@ export function httpLoggerOptions(logger: Logger): HttpLoggerOptions {
   return {
     logger: logger.child({ module: 'http' }),
     customAttributeKeys: { responseTime: 'duration' },
-    customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    // 503 is the readiness probe's "not yet" (or storage gone, which the probe reports): a warning, not a failure of ours.
+    customLogLevel: (_req, res, err) => ((err || res.statusCode >= 500) && res.statusCode !== 503 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     customSuccessMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
     customErrorMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
     customSuccessObject: (_req, res, value: object) => ({ ...value, bytes: bytesSent(res) }),

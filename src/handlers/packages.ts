@@ -52,11 +52,12 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
     }
     res.set('Content-Length', String(range ? range.end - range.start + 1 : record.size));
-    if (req.method === 'HEAD') {
+    if (req.method === 'HEAD' || record.size === 0) {
       res.end();
       return;
     }
-    const bytes = await service.read(record.name, range);
+    // Always a range, so storage sizes its buffers to what is read.
+    const bytes = await service.read(record.name, range ?? { start: 0, end: record.size - 1 });
     if (!range || range.start === 0) service.recordDownload(record);
     try {
       await pipeline(bytes, res);

@@ -44,11 +44,11 @@ export interface Storage {
   publish(staged: StagedBlob, record: PackageRecord): Promise<void>;
   /** Rewrites a record whose bytes did not change (download counts). */
   saveRecord(record: PackageRecord): Promise<void>;
-  /** Opens the bytes of a package; rejects with StorageError('not-found') when they are gone. */
+  /** Opens the bytes of a package (the whole of them without a range); rejects with StorageError('not-found') when they are gone. */
   read(name: string, range?: ByteRange): Promise<Readable>;
   /** Removes a package and its record; rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
-  /** The next package id, persisted so that ids are never reused. */
+  /** The next package id. No id a published package ever had is handed out again, across restarts too. */
   nextId(): Promise<number>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -24,19 +24,30 @@ describeStorage('filesystem', {
 });
 
 describe('filesystem storage specifics', () => {
-  it('sweeps the staging area and orphan records at open, and ignores unsafe file names', async () => {
+  it('sweeps the staging area, drops records whose file is gone, adopts files placed by hand, and ignores unsafe names', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = await at(root);
     await storage.open();
     await writeFile(join(root, '.tmp', 'partial-upload'), 'half');
-    await writeFile(join(root, '.meta', `${'0'.repeat(64)}.json`), JSON.stringify({ id: 9, name: 'ghost.zip', size: 1, sha256: 'x', mtimeMs: 1 }));
+    const ghost = { id: 9, name: 'ghost.zip', size: 1, sha256: 'x', createdAt: '', updatedAt: '', downloadCount: 0, mtimeMs: 1 };
+    await writeFile(join(root, '.meta', 'index.json'), JSON.stringify({ version: 1, lastId: 9, records: [ghost] }));
     await writeFile(join(root, 'ok.zip'), 'by hand');
     await writeFile(join(root, 'bad\u0001name.zip'), 'unsafe');
     const records = await (await at(root)).open();
     expect(records.map((r) => [r.name, r.sha256])).toEqual([['ok.zip', sha256('by hand')]]);
     expect(await readdir(join(root, '.tmp'))).toEqual([]);
-    expect((await readdir(join(root, '.meta'))).filter((f) => f.endsWith('.json'))).toHaveLength(1);
-    // ids stay above everything ever seen, including the orphan's
+    const index = JSON.parse(await readFile(join(root, '.meta', 'index.json'), 'utf8'));
+    expect(index.records.map((r: { name: string }) => r.name)).toEqual(['ok.zip']);
+    // ids stay above everything ever handed out, including the dropped record's
     expect(records[0]!.id).toBeGreaterThan(9);
+  });
+
+  it('rebuilds an index that cannot be read, from the files', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    await (await at(root)).open();
+    await writeFile(join(root, 'kept.zip'), 'kept');
+    await writeFile(join(root, '.meta', 'index.json'), '{ not json');
+    const records = await (await at(root)).open();
+    expect(records.map((r) => r.name)).toEqual(['kept.zip']);
   });
 });

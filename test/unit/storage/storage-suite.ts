@@ -112,14 +112,17 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(reloaded).toEqual({ ...rec, downloadCount: 7 });
     });
 
-    it('hands out increasing ids that survive a reopen', async () => {
+    it('hands out distinct ids, and never again one a published package had, even after its removal and a reopen', async () => {
       const storage = await harness.fresh();
       await storage.open();
-      const first = await Promise.all([storage.nextId(), storage.nextId(), storage.nextId()]);
-      expect(new Set(first).size).toBe(3);
+      const ids = await Promise.all([storage.nextId(), storage.nextId(), storage.nextId()]);
+      expect(new Set(ids).size).toBe(3);
+      const used = Math.max(...ids);
+      await storage.publish(await storage.stage(Readable.from(['x'])), record('used.zip', used, 'x'));
+      await storage.remove('used.zip');
       const again = await harness.reopen(storage);
       await again.open();
-      expect(await again.nextId()).toBeGreaterThan(Math.max(...first));
+      expect(await again.nextId()).toBeGreaterThan(used);
     });
   });
 }
