@@ -42,12 +42,12 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       'Last-Modified': new Date(record.updatedAt).toUTCString(),
       'Cache-Control': 'no-cache',
     });
-    res.attachment(record.name).type(contentTypeOf(record.name));
     if (notModified(req, etag, record.updatedAt)) {
       res.status(304).end();
       return;
     }
     const range = requestedRange(req, record.size, etag);
+    res.attachment(record.name).type(contentTypeOf(record.name));
     if (range) {
       res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
     }

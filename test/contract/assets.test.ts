@@ -70,6 +70,7 @@ describe('GET /assets/{filename}', () => {
     expect(res.status).toBe(416);
     expect(res.headers.get('content-range')).toBe(`bytes */${BYTES.length}`);
     expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(res.headers.get('content-disposition')).toBeNull();
   });
 
   it('sends the whole file for a range it does not serve, or one whose If-Range is stale', async () => {
