@@ -13,14 +13,223 @@ export interface paths {
         };
         /**
          * The newest release, shaped like GitHub's "Get the latest release"
-         * @description One release holding every stored package as an asset, **newest upload first**: the spec-kit CLI takes the
-         *     first asset whose name contains `spec-kit-template-{ai}-{script}` and ends in `.zip`. `tag_name` is the
-         *     highest version found at the end of a stored package name (`v0.2.0` from
-         *     `spec-kit-template-claude-sh-v0.2.0.zip`), or `latest` when no name carries one.
+         * @description One release holding every stored package as an asset, in the order the spec-kit CLI must see them (it takes
+         *     the first asset whose name contains `spec-kit-template-{ai}-{script}` and ends in `.zip`): releases by
+         *     semver, highest first, with pre-releases after every release as GitHub's "latest" skips them; newest upload
+         *     first within a tag; untagged packages last, newest upload first. So a v0.1.1 hotfix uploaded after v0.2.0
+         *     does not become what the CLI picks. `tag_name` is the first asset's tag (`v0.2.0` from
+         *     `spec-kit-template-claude-sh-v0.2.0.zip`), or `latest` when no package has one.
          *     `browser_download_url` is absolute: built from `public_url` when configured, else from the request
          *     (honouring `X-Forwarded-Proto` and `X-Forwarded-Host` when `trust_proxy` is on).
          */
         get: operations["getLatestRelease"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List releases
+         * @description One release per tag, newest version first (semver; a pre-release below its release), each with only its own
+         *     assets. Untagged packages belong to no release (they are in `/latest` and `/packages`). Paginated like
+         *     GitHub: `per_page` (default 30, at most 100) and `page`, with a `Link` header naming the next, previous,
+         *     first and last pages.
+         */
+        get: operations["listReleases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest release, at GitHub's path
+         * @description The same document as `GET /latest`.
+         */
+        get: operations["getLatestReleaseAlias"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases/tags/{tag}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A release tag, e.g. `v0.2.0`.
+                 * @example v0.2.0
+                 */
+                tag: components["parameters"]["Tag"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One release, pinned by its tag
+         * @description Only that tag's assets, newest upload first: `specify init --template-url <server>/releases/tags/v0.1.0`
+         *     gives the v0.1.0 templates whatever was published since.
+         */
+        get: operations["getReleaseByTag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/releases/assets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description An asset id, as in `ReleaseAsset.id`.
+                 * @example 42
+                 */
+                id: components["parameters"]["AssetId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One asset, by its id
+         * @description The asset as JSON; with `Accept: application/octet-stream`, a redirect to its bytes (as GitHub answers).
+         *     Ids are stable integers that survive restarts and are never reused.
+         */
+        get: operations["getReleaseAsset"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{owner}/{repo}/releases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List releases (GitHub path)
+         * @description `GET /releases` at the GitHub REST API's path; owner and repo are ignored.
+         */
+        get: operations["listRepoReleases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{owner}/{repo}/releases/latest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The latest release (GitHub path)
+         * @description `GET /latest` at the GitHub REST API's path; owner and repo are ignored.
+         */
+        get: operations["getRepoLatestRelease"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{owner}/{repo}/releases/tags/{tag}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+                /**
+                 * @description A release tag, e.g. `v0.2.0`.
+                 * @example v0.2.0
+                 */
+                tag: components["parameters"]["Tag"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One release by tag (GitHub path)
+         * @description `GET /releases/tags/{tag}` at the GitHub REST API's path; owner and repo are ignored.
+         */
+        get: operations["getRepoReleaseByTag"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/repos/{owner}/{repo}/releases/assets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+                /**
+                 * @description An asset id, as in `ReleaseAsset.id`.
+                 * @example 42
+                 */
+                id: components["parameters"]["AssetId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One asset by id (GitHub path)
+         * @description `GET /releases/assets/{id}` at the GitHub REST API's path; owner and repo are ignored.
+         */
+        get: operations["getRepoReleaseAsset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -197,7 +406,7 @@ export interface components {
             /** @description Stable release id. */
             id: number;
             /**
-             * @description The highest version among the stored names, or `latest`. The CLI requires it.
+             * @description The release's tag; for `/latest`, its first asset's tag, or `latest`. The CLI requires it.
              * @example v0.2.0
              */
             tag_name: string;
@@ -206,6 +415,7 @@ export interface components {
             /** @description Release notes. */
             body: string;
             draft: boolean;
+            /** @description True for a pre-release tag such as `v1.0.0-rc.1`. */
             prerelease: boolean;
             /**
              * Format: date-time
@@ -272,6 +482,11 @@ export interface components {
             /** Format: uri */
             download_url: string;
             download_count?: number;
+            /**
+             * @description The release the package belongs to, or null.
+             * @example v0.2.0
+             */
+            tag?: string | null;
         };
         /** @description RFC 9457 problem details. */
         Problem: {
@@ -299,6 +514,26 @@ export interface components {
         };
     };
     responses: {
+        /** @description A page of releases, newest version first. */
+        ReleaseList: {
+            headers: {
+                /** @description GitHub-style pagination links: `<url>; rel="next"`, `rel="prev"`, `rel="first"`, `rel="last"`. */
+                Link?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Release"][];
+            };
+        };
+        /** @description Where the bytes are (for `Accept: application/octet-stream`). */
+        AssetRedirect: {
+            headers: {
+                /** @description The asset's `browser_download_url`. */
+                Location?: string;
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description The package bytes. */
         PackageBytes: {
             headers: {
@@ -356,6 +591,26 @@ export interface components {
     };
     parameters: {
         /**
+         * @description A release tag, e.g. `v0.2.0`.
+         * @example v0.2.0
+         */
+        Tag: string;
+        /**
+         * @description An asset id, as in `ReleaseAsset.id`.
+         * @example 42
+         */
+        AssetId: number;
+        /** @description Ignored; any value. */
+        Owner: string;
+        /** @description Ignored; any value. */
+        Repo: string;
+        /** @description Releases per page. */
+        PerPage: number;
+        /** @description Page number, from 1. */
+        Page: number;
+        /** @description `application/octet-stream` for the bytes (a redirect to them) rather than the JSON. */
+        AcceptAsset: string;
+        /**
          * @description A package name - a plain file name of at most 255 bytes, with no path separator, no leading dot and no control character (400 otherwise).
          * @example spec-kit-template-claude-sh-v0.2.0.zip
          */
@@ -394,6 +649,224 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            default: components["responses"]["Problem"];
+        };
+    };
+    listReleases: {
+        parameters: {
+            query?: {
+                /** @description Releases per page. */
+                per_page?: components["parameters"]["PerPage"];
+                /** @description Page number, from 1. */
+                page?: components["parameters"]["Page"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ReleaseList"];
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getLatestReleaseAlias: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The release. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getReleaseByTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A release tag, e.g. `v0.2.0`.
+                 * @example v0.2.0
+                 */
+                tag: components["parameters"]["Tag"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The release. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getReleaseAsset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `application/octet-stream` for the bytes (a redirect to them) rather than the JSON. */
+                Accept?: components["parameters"]["AcceptAsset"];
+            };
+            path: {
+                /**
+                 * @description An asset id, as in `ReleaseAsset.id`.
+                 * @example 42
+                 */
+                id: components["parameters"]["AssetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The asset. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseAsset"];
+                };
+            };
+            302: components["responses"]["AssetRedirect"];
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listRepoReleases: {
+        parameters: {
+            query?: {
+                /** @description Releases per page. */
+                per_page?: components["parameters"]["PerPage"];
+                /** @description Page number, from 1. */
+                page?: components["parameters"]["Page"];
+            };
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["ReleaseList"];
+            400: components["responses"]["BadRequest"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getRepoLatestRelease: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The release. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    getRepoReleaseByTag: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+                /**
+                 * @description A release tag, e.g. `v0.2.0`.
+                 * @example v0.2.0
+                 */
+                tag: components["parameters"]["Tag"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The release. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Release"];
+                };
+            };
+            404: components["responses"]["NotFound"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getRepoReleaseAsset: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description `application/octet-stream` for the bytes (a redirect to them) rather than the JSON. */
+                Accept?: components["parameters"]["AcceptAsset"];
+            };
+            path: {
+                /** @description Ignored; any value. */
+                owner: components["parameters"]["Owner"];
+                /** @description Ignored; any value. */
+                repo: components["parameters"]["Repo"];
+                /**
+                 * @description An asset id, as in `ReleaseAsset.id`.
+                 * @example 42
+                 */
+                id: components["parameters"]["AssetId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The asset. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReleaseAsset"];
+                };
+            };
+            302: components["responses"]["AssetRedirect"];
+            404: components["responses"]["NotFound"];
             default: components["responses"]["Problem"];
         };
     };
@@ -561,6 +1034,12 @@ export interface operations {
             query?: {
                 /** @description Replace an existing package of the same name (answers 200) instead of refusing it (409). */
                 overwrite?: boolean;
+                /**
+                 * @description The release this package belongs to, instead of the version at the end of its name (semver, `v`
+                 *     optional, e.g. `v1.0.0-rc.1`).
+                 * @example v0.2.0
+                 */
+                tag?: string;
             };
             header?: {
                 /**

@@ -15,6 +15,8 @@ export interface Config {
   storagePath: string;
   /** 0 keeps every package. */
   maxPackages: number;
+  /** Newest releases (tags) kept; 0 keeps every release. */
+  maxReleases: number;
   /** The write token; null when none is configured (main then makes one for the run). */
   authToken: string | null;
   maxUploadBytes: number;
@@ -116,6 +118,7 @@ const SETTINGS = {
   host: { env: 'HOST', default: '0.0.0.0', parse: text },
   storage_path: { env: 'STORAGE_PATH', default: './data', parse: text },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
+  max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
   auth_token: { env: 'AUTH_TOKEN', default: null, parse: optionalText, secret: true },
   max_upload_bytes: { env: 'MAX_UPLOAD_BYTES', default: 512 * 1024 ** 2, parse: byteSize },
   public_url: { env: 'PUBLIC_URL', default: null, parse: publicUrl },
@@ -158,6 +161,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: v.host,
     storagePath: v.storage_path,
     maxPackages: v.max_packages,
+    maxReleases: v.max_releases,
     authToken: readTokenFile(env.AUTH_TOKEN_FILE, v.auth_token),
     maxUploadBytes: v.max_upload_bytes,
     publicUrl: v.public_url,

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
     logger.child({ module: 'config' }).warn(`no auth_token configured; uploads and deletes need this token, generated for this run only: ${authToken}`);
   }
 
-  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages }, logger.child({ module: 'packages' }));
+  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages, maxReleases: config.maxReleases }, logger.child({ module: 'packages' }));
   const app = createApp({
     config,
     authToken,

@@ -7,15 +7,20 @@ const EXTENSION = /(?:\.tar)?\.[A-Za-z][A-Za-z0-9]*$/;
 /** The tag (`v0.2.0`) carried at the end of a package name, or null. */
 export function tagOfName(name: string): string | null {
   const match = TRAILING_VERSION.exec(name.replace(EXTENSION, ''));
-  const version = match?.[1] && semver.valid(match[1]);
+  return match?.[1] ? normalizeTag(match[1]) : null;
+}
+
+/** `0.2.0` or `v0.2.0` → `v0.2.0`; null when it is not a semantic version. */
+export function normalizeTag(input: string): string | null {
+  const version = semver.valid(input.trim());
   return version ? `v${version}` : null;
 }
 
-/** The highest of the tags, by semver precedence (pre-releases below their release), or null. */
-export function highestTag(tags: Iterable<string | null>): string | null {
-  let best: string | null = null;
-  for (const tag of tags) {
-    if (tag !== null && (best === null || semver.gt(tag, best))) best = tag;
-  }
-  return best;
+export function isPrerelease(tag: string): boolean {
+  return semver.prerelease(tag) !== null;
+}
+
+/** Highest version first; a pre-release below its release. */
+export function compareTagsDescending(a: string, b: string): number {
+  return semver.rcompare(a, b);
 }

@@ -26,6 +26,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
     if (!file || file.fieldname !== 'file') throw new HttpProblem(400, 'invalid-request', 'send exactly one file, in the field "file"');
     const { record, created } = await service.publish(file.originalname, file.staged, {
       overwrite: isTrue(req.query.overwrite),
+      tag: req.query.tag,
       expectedSha256: req.get('x-checksum-sha256'),
     });
     const base = baseUrl(req, config.publicUrl);
@@ -80,7 +81,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
     if (format === 'json') {
       jsonBodies.send(res, base, service, () => records.map((r) => toPackage(r, base)));
     } else {
-      res.type('text/html').send(packagesPage.render(records, base));
+      res.type('text/html').send(packagesPage.render(service.releases(), records.filter((r) => r.tag === null), base));
     }
   };
 

@@ -1,7 +1,11 @@
-import { highestTag, tagOfName } from '../domain/version.js';
+import type { ReleaseGroup } from '../domain/releases.js';
+import { isPrerelease } from '../domain/version.js';
 import { assetUrl } from '../http/urls.js';
 import type { PackageRecord } from '../storage/storage.js';
 import type { Schemas } from './types.js';
+
+/** The aggregate release of /latest: it is no single tag's, so it has an id of its own. */
+const LATEST_RELEASE_ID = 1;
 
 export function toPackage(record: PackageRecord, base: string): Schemas['Package'] {
   return {
@@ -12,14 +16,14 @@ export function toPackage(record: PackageRecord, base: string): Schemas['Package
     updated_at: record.updatedAt,
     download_url: assetUrl(base, record.name),
     download_count: record.downloadCount,
+    tag: record.tag,
   };
 }
 
 export function toAsset(record: PackageRecord, base: string): Schemas['ReleaseAsset'] {
-  const url = assetUrl(base, record.name);
   return {
     id: record.id,
-    url,
+    url: `${base}/releases/assets/${record.id}`,
     name: record.name,
     label: null,
     content_type: contentTypeOf(record.name),
@@ -29,32 +33,44 @@ export function toAsset(record: PackageRecord, base: string): Schemas['ReleaseAs
     download_count: record.downloadCount,
     created_at: record.createdAt,
     updated_at: record.updatedAt,
-    browser_download_url: url,
+    browser_download_url: assetUrl(base, record.name),
   };
 }
 
-/**
- * The one release the spec-kit CLI reads: every package, newest upload first (the CLI takes the first match),
- * tagged with the highest version any name carries.
- */
-export function latestRelease(newestFirst: readonly PackageRecord[], base: string, now: Date): Schemas['Release'] {
-  const tag = highestTag(newestFirst.map((r) => tagOfName(r.name))) ?? 'latest';
-  const oldest = newestFirst.at(-1);
-  const newest = newestFirst[0];
+/** What the spec-kit CLI reads: every package, in the order it must pick from, tagged like its first asset. */
+export function latestRelease(ordered: readonly PackageRecord[], base: string, now: Date): Schemas['Release'] {
+  const tag = ordered[0]?.tag ?? 'latest';
+  return release(LATEST_RELEASE_ID, tag, ordered, base, `${base}/latest`, now);
+}
+
+/** One tag's release, pinned: `/releases/tags/{tag}`. */
+export function taggedRelease(group: ReleaseGroup, base: string, now: Date): Schemas['Release'] {
+  return release(releaseId(group.tag), group.tag, group.records, base, `${base}/releases/tags/${encodeURIComponent(group.tag)}`, now);
+}
+
+function release(id: number, tag: string, assets: readonly PackageRecord[], base: string, url: string, now: Date): Schemas['Release'] {
+  const times = assets.map((r) => r.updatedAt).sort();
   return {
-    id: 1,
+    id,
     tag_name: tag,
     name: tag,
     body: '',
     draft: false,
-    prerelease: false,
-    created_at: oldest?.updatedAt ?? now.toISOString(),
-    published_at: newest?.updatedAt ?? now.toISOString(),
-    url: `${base}/latest`,
-    html_url: `${base}/packages`,
-    assets_url: `${base}/latest`,
-    assets: newestFirst.map((r) => toAsset(r, base)),
+    prerelease: tag !== 'latest' && isPrerelease(tag),
+    created_at: times[0] ?? now.toISOString(),
+    published_at: times.at(-1) ?? now.toISOString(),
+    url,
+    html_url: `${base}/packages${tag === 'latest' ? '' : `#${encodeURIComponent(tag)}`}`,
+    assets_url: url,
+    assets: assets.map((r) => toAsset(r, base)),
   };
+}
+
+/** A stable id for a tag's release, the same on every replica and after every restart (FNV-1a, 31 bits, above 1). */
+export function releaseId(tag: string): number {
+  let hash = 0x811c9dc5;
+  for (const byte of Buffer.from(tag)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
+  return (hash & 0x7fffffff) || 2;
 }
 
 export function contentTypeOf(name: string): string {

@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import { notModified } from './conditional.js';
 
-const MAX_ENTRIES = 16;
+const MAX_ENTRIES = 64;
 /** Download counts may lag this long behind in a cached body; everything else is current. */
 const COUNTS_MAX_AGE_MS = 1000;
 

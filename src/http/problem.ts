@@ -22,6 +22,7 @@ const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
   'not-found': 404,
   exists: 409,
   'invalid-name': 400,
+  'invalid-tag': 400,
   empty: 400,
   'checksum-mismatch': 400,
 };

@@ -1,4 +1,4 @@
-export type PackageErrorCode = 'not-found' | 'exists' | 'invalid-name' | 'empty' | 'checksum-mismatch';
+export type PackageErrorCode = 'not-found' | 'exists' | 'invalid-name' | 'invalid-tag' | 'empty' | 'checksum-mismatch';
 
 /** A request the package service refuses; the HTTP layer maps the code to a status in one place. */
 export class PackageError extends Error {

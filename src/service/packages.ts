@@ -1,6 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { unsafeNameReason } from '../domain/names.js';
+import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
+import { normalizeTag, tagOfName } from '../domain/version.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from '../storage/storage.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
@@ -8,6 +10,8 @@ import { Mutex } from './mutex.js';
 export interface PackageServiceOptions {
   /** Packages kept after an upload; 0 keeps all. */
   maxPackages: number;
+  /** Releases (tags) kept after an upload, newest versions first; 0 keeps all. */
+  maxReleases?: number;
   /** How long download counts may wait in memory before they are written. */
   countFlushMs?: number;
 }
@@ -16,6 +20,8 @@ export interface PublishOptions {
   overwrite: boolean;
   /** Hex SHA-256 the client expects, if it sent one. */
   expectedSha256?: string | undefined;
+  /** The release, instead of the version at the end of the name. */
+  tag?: string | undefined;
 }
 
 /**
@@ -25,7 +31,9 @@ export interface PublishOptions {
  */
 export class PackageService {
   private readonly index = new Map<string, PackageRecord>();
-  private newestFirst: PackageRecord[] | null = [];
+  private readonly byId = new Map<number, PackageRecord>();
+  /** Views of the index, rebuilt lazily after a change. */
+  private views: { newestFirst: PackageRecord[]; latest: PackageRecord[]; releases: ReleaseGroup[] } | null = null;
   private readonly lock = new Mutex();
   private readonly unsavedCounts = new Set<string>();
   private countTimer: NodeJS.Timeout | null = null;
@@ -48,6 +56,7 @@ export class PackageService {
     this.opening ??= (async () => {
       for (const record of await this.storage.open()) {
         this.index.set(record.name, record);
+        this.byId.set(record.id, record);
         this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
       }
       this.changed();
@@ -65,11 +74,40 @@ export class PackageService {
 
   /** Every package, newest upload first. */
   list(): readonly PackageRecord[] {
+    return this.currentViews().newestFirst;
+  }
+
+  /** Every package in the order the spec-kit CLI must see them (see domain/releases.ts). */
+  latest(): readonly PackageRecord[] {
+    return this.currentViews().latest;
+  }
+
+  /** The releases, highest version first, each with its packages. */
+  releases(): readonly ReleaseGroup[] {
+    return this.currentViews().releases;
+  }
+
+  release(tag: string): ReleaseGroup {
+    const normalized = normalizeTag(tag);
+    const found = normalized && this.releases().find((r) => r.tag === normalized);
+    if (!found) throw new PackageError('not-found', `no release tagged ${tag}`);
+    return found;
+  }
+
+  getById(id: number): PackageRecord {
     this.assertLoaded();
-    this.newestFirst ??= [...this.index.values()].sort(
-      (a, b) => b.updatedAt.localeCompare(a.updatedAt) || b.id - a.id,
-    );
-    return this.newestFirst;
+    const record = this.byId.get(id);
+    if (!record) throw new PackageError('not-found', `no asset with id ${id}`);
+    return record;
+  }
+
+  private currentViews(): NonNullable<typeof this.views> {
+    this.assertLoaded();
+    if (!this.views) {
+      const all = [...this.index.values()];
+      this.views = { newestFirst: [...all].sort(newestUploadFirst), latest: latestOrder(all), releases: releasesNewestFirst(all) };
+    }
+    return this.views;
   }
 
   get(name: string): PackageRecord {
@@ -96,6 +134,8 @@ export class PackageService {
       if (expected && expected !== staged.sha256) {
         throw new PackageError('checksum-mismatch', `${name} has SHA-256 ${staged.sha256}, not the ${expected} given in X-Checksum-Sha256`);
       }
+      const tag = options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
+      if (tag === null && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
       return await this.lock.run(async () => {
         const existing = this.index.get(name);
         if (existing && !options.overwrite) {
@@ -110,11 +150,13 @@ export class PackageService {
           createdAt: existing?.createdAt ?? now,
           updatedAt: now,
           downloadCount: existing?.downloadCount ?? 0,
+          tag,
         };
         await this.storage.publish(staged, record);
         this.index.set(name, record);
+        this.byId.set(record.id, record);
         this.changed();
-        this.log.info({ name, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
+        this.log.info({ name, tag, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
         await this.applyRetention(name);
         return { record, created: !existing };
       });
@@ -167,8 +209,21 @@ export class PackageService {
     });
   }
 
-  /** Deletes the oldest uploads beyond max_packages, never `keep`. Runs under the lock. */
+  /**
+   * Deletes whole releases beyond the newest max_releases, then the oldest uploads beyond max_packages; never the
+   * package `keep`, nor its release (an old hotfix just uploaded stays, beside the newest max_releases). Runs under
+   * the lock.
+   */
   private async applyRetention(keep: string): Promise<void> {
+    const maxReleases = this.options.maxReleases ?? 0;
+    const keepTag = this.index.get(keep)?.tag ?? null;
+    if (maxReleases > 0) {
+      const doomed = this.releases().slice(maxReleases).filter((r) => r.tag !== keepTag);
+      for (const release of doomed) {
+        for (const record of release.records) await this.deleteLocked(record.name);
+        this.log.info({ tag: release.tag, packages: release.records.map((r) => r.name), maxReleases }, 'release deleted by retention');
+      }
+    }
     const max = this.options.maxPackages;
     if (max === 0) return;
     while (this.index.size > max) {
@@ -185,6 +240,8 @@ export class PackageService {
     } catch (err) {
       if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
     }
+    const record = this.index.get(name);
+    if (record) this.byId.delete(record.id);
     this.index.delete(name);
     this.unsavedCounts.delete(name);
     this.changed();
@@ -200,7 +257,7 @@ export class PackageService {
   }
 
   private changed(): void {
-    this.newestFirst = null;
+    this.views = null;
     this.revision += 1;
   }
 

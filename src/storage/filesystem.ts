@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
 import { isSafeName } from '../domain/names.js';
+import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
@@ -190,7 +191,9 @@ export class FilesystemStorage implements Storage {
     }
     try {
       const index = JSON.parse(text) as IndexFile;
-      const records = index.records.filter((r) => typeof r.name === 'string' && isSafeName(r.name));
+      const records = index.records
+        .filter((r) => typeof r.name === 'string' && isSafeName(r.name))
+        .map((r) => ({ ...r, tag: r.tag === undefined ? tagOfName(r.name) : r.tag }));
       return { lastId: Number(index.lastId) || 0, records, fromFile: true };
     } catch (err) {
       // Only a hand edit can break it (writes are atomic): re-hash everything rather than refuse to start.
@@ -230,6 +233,8 @@ export class FilesystemStorage implements Storage {
       createdAt: stale?.createdAt ?? mtime.toISOString(),
       updatedAt: mtime.toISOString(),
       downloadCount: stale?.downloadCount ?? 0,
+      // A file placed by hand belongs to the release its name ends with.
+      tag: stale ? stale.tag : tagOfName(name),
       mtimeMs,
     });
     this.log.debug({ name, size: digest.size }, stale ? 'package re-hashed' : 'package adopted');

@@ -13,6 +13,8 @@ export interface PackageRecord {
   /** ISO 8601: when the current bytes were uploaded. */
   updatedAt: string;
   downloadCount: number;
+  /** The release it belongs to (`v0.2.0`), or null. */
+  tag: string | null;
 }
 
 /** Bytes written to a private staging area: invisible until published, gone when discarded. */

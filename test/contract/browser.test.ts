@@ -60,7 +60,10 @@ run('pages in a real browser, with no internet', () => {
     const link = page.getByRole('link', { name: 'spec-kit-template-claude-sh-v0.4.0.zip' });
     const href = await link.getAttribute('href');
     expect(href).toBe(`${server.url}/assets/spec-kit-template-claude-sh-v0.4.0.zip`);
-    expect(await page.locator('pre').textContent()).toBe(`specify init my-project --template-url ${server.url}/latest --ai claude --script sh`);
+    const commands = await page.locator('pre').allTextContents();
+    expect(commands[0]).toBe(`specify init my-project --template-url ${server.url}/latest --ai claude --script sh`);
+    // and, in the release's own section, the pinned line
+    expect(await page.locator('section#v0\\.4\\.0 pre').textContent()).toBe(`specify init my-project --template-url ${server.url}/releases/tags/v0.4.0 --ai claude --script sh`);
     expect(foreign).toEqual([]);
     await page.close();
   });

@@ -40,13 +40,13 @@ describe('GET /latest', () => {
     }
   });
 
-  it('lists every package newest upload first, tagged with the highest version in the names', async () => {
+  it('lists every package, releases by semver highest first (not by upload time), tagged with the highest version', async () => {
     const names = ['spec-kit-template-claude-sh-v0.1.0.zip', 'spec-kit-template-claude-sh-v0.10.0.zip', 'spec-kit-template-claude-sh-v0.2.0.zip', 'notes.txt'];
     for (const name of names) expect((await upload(server.url, name, `bytes of ${name}`)).status).toBe(201);
     const release = await latest(server.url);
     expect(release.tag_name).toBe('v0.10.0');
     expect(release.name).toBe('v0.10.0');
-    expect(release.assets.map((a) => a.name)).toEqual([...names].reverse());
+    expect(release.assets.map((a) => a.name)).toEqual([names[1], names[2], names[0], names[3]]);
     const asset = release.assets.find((a) => a.name === 'spec-kit-template-claude-sh-v0.2.0.zip')!;
     expect(asset).toMatchObject({
       size: 'bytes of spec-kit-template-claude-sh-v0.2.0.zip'.length,
@@ -75,10 +75,10 @@ describe('GET /latest', () => {
     expect(second.headers.get('content-type')).toBe(first.headers.get('content-type'));
     expect(await second.text()).toBe(await first.text());
     expect((await fetch(`${server.url}/latest`, { headers: { 'if-none-match': etag } })).status).toBe(304);
-    await upload(server.url, 'spec-kit-template-fresh-sh-v0.0.1.zip', 'fresh');
+    await upload(server.url, 'spec-kit-template-fresh-sh-v99.0.0.zip', 'fresh');
     const third = await fetch(`${server.url}/latest`);
     expect(third.headers.get('etag')).not.toBe(etag);
-    expect((await third.json()).assets[0].name).toBe('spec-kit-template-fresh-sh-v0.0.1.zip');
+    expect((await third.json()).assets[0].name).toBe('spec-kit-template-fresh-sh-v99.0.0.zip');
   });
 
   it('ignores an Authorization header it does not need (the CLI sends GitHub tokens)', async () => {

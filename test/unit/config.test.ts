@@ -20,6 +20,7 @@ describe('loadConfig', () => {
       host: '0.0.0.0',
       storagePath: './data',
       maxPackages: 10,
+      maxReleases: 0,
       authToken: null,
       maxUploadBytes: 512 * 1024 * 1024,
       publicUrl: null,
