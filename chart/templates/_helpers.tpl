@@ -54,6 +54,7 @@ port: {{ .Values.app.port }}
 host: 0.0.0.0
 storage_path: /data
 max_packages: {{ .Values.app.maxPackages }}
+max_releases: {{ .Values.app.maxReleases }}
 max_upload_bytes: {{ .Values.app.maxUploadBytes | quote }}
 {{- with .Values.app.publicUrl }}
 public_url: {{ . | quote }}

@@ -94,12 +94,12 @@ describe('helm chart', () => {
   });
 
   it('renders a config.yaml that the server itself accepts, and a change of it rolls the pod', async () => {
-    const objects = await template('app.publicUrl=https://releases.example.com', 'app.maxPackages=25', 'app.maxUploadBytes=1GiB');
+    const objects = await template('app.publicUrl=https://releases.example.com', 'app.maxPackages=25', 'app.maxReleases=3', 'app.maxUploadBytes=1GiB');
     const configYaml = (find(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
     const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
     await writeFile(path, configYaml);
     const config = loadConfig({ CONFIG_PATH: path });
-    expect(config).toMatchObject({ port: 8000, storagePath: '/data', maxPackages: 25, maxUploadBytes: 1024 ** 3, publicUrl: 'https://releases.example.com' });
+    expect(config).toMatchObject({ port: 8000, storagePath: '/data', maxPackages: 25, maxReleases: 3, maxUploadBytes: 1024 ** 3, publicUrl: 'https://releases.example.com' });
     const before = deploymentOf(await template()).spec.template.metadata.annotations['checksum/config'];
     expect(deploymentOf(objects).spec.template.metadata.annotations['checksum/config']).not.toBe(before);
     const secretBefore = deploymentOf(await template('app.authToken=one-token-1234567')).spec.template.metadata.annotations['checksum/secret'];
