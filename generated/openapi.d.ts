@@ -559,11 +559,36 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No token, another scheme, or a wrong token. */
+        /** @description No token, or one the server does not know. */
         Unauthorized: {
             headers: {
-                /** @description `Bearer realm="release-server"`, with `error="invalid_token"` when a token was presented. */
+                /**
+                 * @description `Bearer realm="release-server"` (HTML pages: `Basic realm="release-server"`), with `error="invalid_token"`
+                 *     when a credential was presented.
+                 */
                 "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The token is known but lacks the scope this operation needs (`error="insufficient_scope"`). */
+        Forbidden: {
+            headers: {
+                /** @description `Bearer realm="release-server", error="insufficient_scope", scope="<scope>"` */
+                "WWW-Authenticate"?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description Too many failed authentications from this client address; every request from it waits. */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds until the address may try again (at most 60). */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -649,6 +674,8 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -668,6 +695,8 @@ export interface operations {
         responses: {
             200: components["responses"]["ReleaseList"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -689,6 +718,8 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -716,7 +747,9 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -748,7 +781,9 @@ export interface operations {
                 };
             };
             302: components["responses"]["AssetRedirect"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -773,6 +808,8 @@ export interface operations {
         responses: {
             200: components["responses"]["ReleaseList"];
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -799,6 +836,8 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -830,7 +869,9 @@ export interface operations {
                     "application/json": components["schemas"]["Release"];
                 };
             };
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -866,7 +907,9 @@ export interface operations {
                 };
             };
             302: components["responses"]["AssetRedirect"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -913,6 +956,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
             /** @description The requested range lies outside the package. */
             416: {
@@ -925,6 +969,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -952,7 +997,9 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1006,6 +1053,13 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description A token is needed (read_access token) and none or an unknown one was sent. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description No package of that name. */
             404: {
                 headers: {
@@ -1015,6 +1069,13 @@ export interface operations {
             };
             /** @description The requested range lies outside the package. */
             416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Too many failed authentications from this address. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1085,6 +1146,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             /** @description A package of that name exists and `overwrite` is not true. */
             409: {
                 headers: {
@@ -1112,6 +1174,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1138,6 +1201,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1210,6 +1275,8 @@ export interface operations {
                     "application/yaml": string;
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1231,6 +1298,8 @@ export interface operations {
                     "text/html": string;
                 };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
     };

@@ -5,7 +5,9 @@ import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import { createHandlers } from './handlers/index.js';
 import type { OperationId } from './handlers/types.js';
-import { bearerAuth } from './http/auth.js';
+import type { FailureLimiter } from './auth/failure-limiter.js';
+import type { TokenRegistry } from './auth/tokens.js';
+import { authRouter } from './http/auth.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
@@ -15,19 +17,21 @@ import type { PackagesPage } from './views/packages-page.js';
 
 export interface AppDeps {
   config: Config;
-  /** The token writes need (the configured one, or the one generated for this run). */
-  authToken: string;
+  tokens: TokenRegistry;
+  limiter: FailureLimiter;
   service: PackageService;
   logger: Logger;
+  /** The contract's bytes, and the document they hold. */
   contract: Buffer;
+  contractDocument: Parameters<typeof authRouter>[0];
   docsPage: Buffer | null;
   packagesPage: PackagesPage;
 }
 
 /**
  * The only place the middleware order is written down:
- * request log → contract (route, security, multipart upload, request checks, response checks) → handler
- * → anything thrown becomes problem+json.
+ * request log → authorization (scopes from the contract) → contract (route, multipart upload, request checks,
+ * response checks) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
   const handlers = createHandlers(deps);
@@ -36,6 +40,14 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.config.trustProxy);
   app.use(pinoHttp(httpLoggerOptions(deps.logger)));
   app.use(
+    authRouter(deps.contractDocument, {
+      tokens: deps.tokens,
+      readAccess: deps.config.readAccess,
+      limiter: deps.limiter,
+      audit: deps.logger.child({ module: 'audit' }),
+    }),
+  );
+  app.use(
     OpenApiValidator.middleware({
       apiSpec: CONTRACT_PATH,
       // The contract is linted in CI (redocly lint, and a test boots the server on it): re-checking it against
@@ -43,7 +55,8 @@ export function createApp(deps: AppDeps): Express {
       validateApiSpec: false,
       validateRequests: true,
       validateResponses: deps.config.validateResponses,
-      validateSecurity: { handlers: { bearerAuth: bearerAuth(deps.authToken) } },
+      // Authorization ran already, in authRouter, before the body is read.
+      validateSecurity: false,
       fileUploader: uploadOptions(deps.service, deps.config.maxUploadBytes),
       operationHandlers: {
         basePath: '',

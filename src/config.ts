@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
+import type { ReadAccess } from './http/auth.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/release-server/config.yaml';
 
@@ -17,8 +19,14 @@ export interface Config {
   maxPackages: number;
   /** Newest releases (tags) kept; 0 keeps every release. */
   maxReleases: number;
-  /** The write token; null when none is configured (main then makes one for the run). */
+  /** The token named `default` (write, delete); null when none is configured. */
   authToken: string | null;
+  /** YAML list of {name, scopes, sha256}, reloaded when it changes. */
+  tokensFile: string | null;
+  /** Whether reads need a token. */
+  readAccess: ReadAccess;
+  /** Failed authentications per client address and minute before it gets 429; 0 turns the limit off. */
+  authFailuresPerMinute: number;
   maxUploadBytes: number;
   /** Absolute base URL clients reach the server at, without a trailing slash. */
   publicUrl: string | null;
@@ -72,6 +80,18 @@ const text: Parser<string> = (raw) => {
 
 const optionalText: Parser<string | null> = (raw) => text(raw);
 
+const token: Parser<string | null> = (raw) => {
+  const value = text(raw);
+  if (value.length < MIN_TOKEN_LENGTH) throw new Error(`is shorter than ${MIN_TOKEN_LENGTH} characters`);
+  return value;
+};
+
+const readAccess: Parser<ReadAccess> = (raw) => {
+  const value = String(raw).trim().toLowerCase();
+  if (value !== 'public' && value !== 'token') throw new Error('must be public or token');
+  return value;
+};
+
 const publicUrl: Parser<string | null> = (raw) => {
   const value = text(raw);
   let url: URL;
@@ -119,7 +139,10 @@ const SETTINGS = {
   storage_path: { env: 'STORAGE_PATH', default: './data', parse: text },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
-  auth_token: { env: 'AUTH_TOKEN', default: null, parse: optionalText, secret: true },
+  auth_token: { env: 'AUTH_TOKEN', default: null, parse: token, secret: true },
+  tokens_file: { env: 'TOKENS_FILE', default: null, parse: optionalText },
+  read_access: { env: 'READ_ACCESS', default: 'public', parse: readAccess },
+  auth_failures_per_minute: { env: 'AUTH_FAILURES_PER_MINUTE', default: 10, parse: wholeNumber(0, 1_000_000) },
   max_upload_bytes: { env: 'MAX_UPLOAD_BYTES', default: 512 * 1024 ** 2, parse: byteSize },
   public_url: { env: 'PUBLIC_URL', default: null, parse: publicUrl },
   trust_proxy: { env: 'TRUST_PROXY', default: true, parse: trustProxy },
@@ -163,6 +186,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
     authToken: readTokenFile(env.AUTH_TOKEN_FILE, v.auth_token),
+    tokensFile: v.tokens_file,
+    readAccess: v.read_access,
+    authFailuresPerMinute: v.auth_failures_per_minute,
     maxUploadBytes: v.max_upload_bytes,
     publicUrl: v.public_url,
     trustProxy: v.trust_proxy,
@@ -204,5 +230,6 @@ function readTokenFile(path: string | undefined, token: string | null): string |
     throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   if (value === '') throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} is empty`);
+  if (value.length < MIN_TOKEN_LENGTH) throw new ConfigError(`AUTH_TOKEN_FILE=${JSON.stringify(path)} holds a token shorter than ${MIN_TOKEN_LENGTH} characters`);
   return value;
 }

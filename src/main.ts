@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { parse as parseYaml } from 'yaml';
 import { createApp } from './app.js';
+import { FailureLimiter } from './auth/failure-limiter.js';
+import { TokenRegistry } from './auth/tokens.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 import { CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
@@ -26,19 +29,34 @@ async function main(): Promise<void> {
   logger.child({ module: 'config' }).info({ configFile: config.configFile ?? `none at ${process.env.CONFIG_PATH || DEFAULT_CONFIG_PATH}` }, 'configuration loaded');
 
   let authToken = config.authToken;
-  if (authToken === null) {
+  if (authToken === null && config.tokensFile === null) {
     authToken = randomBytes(24).toString('base64url');
     // The one secret ever logged: nothing was configured, and writes must never be open by accident.
     logger.child({ module: 'config' }).warn(`no auth_token configured; uploads and deletes need this token, generated for this run only: ${authToken}`);
   }
+  let tokens: TokenRegistry;
+  try {
+    tokens = new TokenRegistry(authToken, config.tokensFile, logger.child({ module: 'auth' }));
+  } catch (err) {
+    logger.child({ module: 'config' }).fatal(`invalid configuration: TOKENS_FILE: ${(err as Error).message}`);
+    process.exit(2);
+  }
+  const stopWatchingTokens = tokens.watch();
+  const authLog = logger.child({ module: 'auth' });
+  const limiter = new FailureLimiter(config.authFailuresPerMinute, (client) =>
+    authLog.warn({ client, limit: config.authFailuresPerMinute }, 'too many failed authentications; answering 429 for the rest of the minute'),
+  );
 
   const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages, maxReleases: config.maxReleases }, logger.child({ module: 'packages' }));
+  const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,
-    authToken,
+    tokens,
+    limiter,
     service,
     logger,
-    contract: readFileSync(CONTRACT_PATH),
+    contract,
+    contractDocument: parseYaml(contract.toString('utf8')),
     docsPage: readOptional(DOCS_PAGE_PATH),
     packagesPage: loadPackagesPage(),
   });
@@ -49,7 +67,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     const { address, port } = server.address() as AddressInfo;
-    log.info({ address, port, storagePath: config.storagePath, maxPackages: config.maxPackages }, 'listening');
+    log.info({ address, port, storagePath: config.storagePath, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, 'listening');
   });
 
   // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
@@ -62,6 +80,7 @@ async function main(): Promise<void> {
 
   const shutdown = (signal: string): void => {
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
+    stopWatchingTokens();
     server.close(() => {
       void service.close().finally(() => {
         log.info('stopped');

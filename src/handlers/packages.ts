@@ -30,6 +30,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       expectedSha256: req.get('x-checksum-sha256'),
     });
     const base = baseUrl(req, config.publicUrl);
+    res.locals.audit = { package: record.name, size: record.size, sha256: record.sha256 };
     res.status(created ? 201 : 200).location(assetUrl(base, record.name)).json(toPackage(record, base));
   };
 

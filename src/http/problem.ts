@@ -36,6 +36,7 @@ const KIND_BY_STATUS: Record<number, string> = {
   405: 'method-not-allowed',
   406: 'not-acceptable',
   413: 'too-large',
+  429: 'too-many-requests',
   415: 'unsupported-media-type',
   416: 'range-not-satisfiable',
   503: 'unavailable',
@@ -78,16 +79,10 @@ function toProblem(err: unknown, req: Request, maxUploadBytes: number): Problem 
   if (typeof v.status === 'number' && v.status >= 400 && v.status < 500) {
     const headers: Record<string, string> = { ...v.headers };
     let detail = v.message ?? '';
-    if (v.status === 401) headers['WWW-Authenticate'] = challenge(req);
     if (v.status === 413) detail = `the upload is larger than max_upload_bytes (${maxUploadBytes} bytes)`;
     return { status: v.status, kind: KIND_BY_STATUS[v.status] ?? 'client-error', detail, headers, errors: v.errors };
   }
   return { status: 500, kind: 'internal', detail: 'internal error; the server log has the details', headers: {} };
-}
-
-/** RFC 6750: a bare challenge when no credential was sent, `invalid_token` when one was and failed. */
-function challenge(req: Request): string {
-  return req.headers.authorization ? 'Bearer realm="release-server", error="invalid_token"' : 'Bearer realm="release-server"';
 }
 
 /** Answers every error as application/problem+json; 5xx details go to the log, never to the client. */

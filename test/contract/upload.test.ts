@@ -87,9 +87,11 @@ describe('POST /upload', () => {
     await expectRefused(() => upload(server.url, 'badsum.zip', bytes, { checksum: 'not-hex' }), 400);
   });
 
-  it('takes the Bearer scheme name in any case', async () => {
+  it('takes the Bearer scheme name in any case, and the token as the password of HTTP Basic', async () => {
     const res = await upload(server.url, 'case.zip', 'x', { authorization: `bEaReR ${TOKEN}` });
     expect(res.status).toBe(201);
+    const basic = await upload(server.url, 'basic.zip', 'x', { authorization: `Basic ${Buffer.from(`ci:${TOKEN}`).toString('base64')}` });
+    expect(basic.status).toBe(201);
   });
 });
 
@@ -102,10 +104,18 @@ describe('POST /upload refuses, storing nothing', () => {
     await expectRefused(send, 401);
   });
 
-  it('401 invalid_token for a wrong token, another scheme, or a token with extra characters', async () => {
-    for (const authorization of ['Bearer wrong', 'Basic ' + Buffer.from(`user:${TOKEN}`).toString('base64'), `Bearer ${TOKEN}x`, `Token ${TOKEN}`, 'Bearer']) {
+  it('401 invalid_token for a wrong token, as Bearer or as the Basic password, or one with extra characters', async () => {
+    for (const authorization of ['Bearer wrong', 'Basic ' + Buffer.from('user:wrong-password').toString('base64'), `Bearer ${TOKEN}x`]) {
       const res = await expectRefusedWithHeaders(() => upload(server.url, 'badauth.zip', 'x', { authorization }));
       expect(res).toContain('Bearer realm="release-server"');
+    }
+  });
+
+  it('401 with a bare challenge for another scheme or an empty credential', async () => {
+    for (const authorization of [`Token ${TOKEN}`, 'Bearer', 'Basic ' + Buffer.from(`${TOKEN}:`).toString('base64')]) {
+      const res = await upload(server.url, 'badscheme.zip', 'x', { authorization });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer realm="release-server"');
     }
   });
 

@@ -22,6 +22,9 @@ describe('loadConfig', () => {
       maxPackages: 10,
       maxReleases: 0,
       authToken: null,
+      tokensFile: null,
+      readAccess: 'public',
+      authFailuresPerMinute: 10,
       maxUploadBytes: 512 * 1024 * 1024,
       publicUrl: null,
       trustProxy: true,
@@ -32,7 +35,7 @@ describe('loadConfig', () => {
 
   it('reads every key from the file and lets the environment override it', () => {
     const path = file(
-      'port: 9000\nhost: 127.0.0.1\nstorage_path: /srv/data\nmax_packages: 0\nauth_token: file-token\nmax_upload_bytes: 100MiB\npublic_url: https://r.example/\ntrust_proxy: false\nlog_level: debug\n',
+      'port: 9000\nhost: 127.0.0.1\nstorage_path: /srv/data\nmax_packages: 0\nauth_token: file-token-0123456789\nmax_upload_bytes: 100MiB\npublic_url: https://r.example/\ntrust_proxy: false\nlog_level: debug\n',
     );
     expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({
       configFile: path,
@@ -40,7 +43,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       storagePath: '/srv/data',
       maxPackages: 0,
-      authToken: 'file-token',
+      authToken: 'file-token-0123456789',
       maxUploadBytes: 100 * 1024 * 1024,
       publicUrl: 'https://r.example',
       trustProxy: false,
@@ -75,9 +78,12 @@ describe('loadConfig', () => {
   it('refuses unknown keys, non-mappings and a token given twice', () => {
     expect(() => loadConfig({ CONFIG_PATH: file('prot: 1\n') })).toThrow(/unknown key "prot"/);
     expect(() => loadConfig({ CONFIG_PATH: file('- a\n- b\n') })).toThrow(/must hold a mapping/);
-    const token = file('secret-from-file\n');
-    expect(loadConfig({ ...noFile, AUTH_TOKEN_FILE: token }).authToken).toBe('secret-from-file');
-    expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: token, AUTH_TOKEN: 'also' })).toThrow(/keep one/);
+    const token = file('secret-from-file-0123\n');
+    expect(loadConfig({ ...noFile, AUTH_TOKEN_FILE: token }).authToken).toBe('secret-from-file-0123');
+    expect(() => loadConfig({ ...noFile, AUTH_TOKEN: 'short' })).toThrow(/AUTH_TOKEN=\(hidden\) is shorter than 16 characters/);
+    expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: file('short\n') })).toThrow(/shorter than 16/);
+    expect(() => loadConfig({ ...noFile, READ_ACCESS: 'private' })).toThrow(/READ_ACCESS="private" must be public or token/);
+    expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: token, AUTH_TOKEN: 'also-a-token-0123456' })).toThrow(/keep one/);
     expect(() => loadConfig({ ...noFile, AUTH_TOKEN_FILE: file('  \n') })).toThrow(/is empty/);
   });
 
