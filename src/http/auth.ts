@@ -98,13 +98,15 @@ function wantsHtml(req: Request, producesHtml: boolean): boolean {
 }
 
 function auditOnFinish(req: Request, res: Response, audit: Logger, operation: string, token: Token): void {
+  // Read now: later routers replace req.params.
+  const target = (req.params as { filename?: string }).filename;
   res.once('finish', () => {
     const uploaded = (req.files as { originalname?: string }[] | undefined)?.[0]?.originalname;
     audit.info(
       {
         token: token.name,
         operation,
-        package: res.locals.audit?.package ?? uploaded ?? (req.params as { filename?: string }).filename ?? null,
+        package: res.locals.audit?.package ?? uploaded ?? target ?? null,
         size: res.locals.audit?.size ?? null,
         sha256: res.locals.audit?.sha256 ?? null,
         client: req.ip,

@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Makes a new random token and prints the tokens_file entry for it (the SHA-256, never the token) and, once, the
+// token itself for whoever will use it.
+//
+//   npm run token -- --name ci-main --scopes write[,delete,read]
+import { createHash, randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+
+const SCOPES = ['read', 'write', 'delete'];
+const { values } = parseArgs({ options: { name: { type: 'string' }, scopes: { type: 'string', default: 'read' } } });
+const fail = (message) => {
+  console.error(`token: ${message}\nusage: npm run token -- --name NAME --scopes read|write|delete[,…]`);
+  process.exit(2);
+};
+if (!values.name || !/^[A-Za-z0-9._-]{1,64}$/.test(values.name)) fail('--name needs letters, digits, ".", "_" or "-"');
+const scopes = values.scopes.split(',').map((s) => s.trim()).filter(Boolean);
+if (scopes.length === 0 || !scopes.every((s) => SCOPES.includes(s))) fail(`--scopes must be among ${SCOPES.join(', ')}`);
+
+const token = `rs_${randomBytes(32).toString('base64url')}`;
+const sha256 = createHash('sha256').update(token).digest('hex');
+console.error(`token for "${values.name}" (shown once; store it as the client's secret):\n${token}\n`);
+console.error('add this entry to the tokens file:');
+console.log(`- name: ${values.name}\n  scopes: [${scopes.join(', ')}]\n  sha256: ${sha256}`);
