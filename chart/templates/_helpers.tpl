@@ -44,6 +44,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if .Values.app.existingSecret }}{{ .Values.app.existingSecretKey }}{{ else }}token{{ end }}
 {{- end }}
 
+{{/* The Secret holding tokens.yaml, when tokens are configured. */}}
+{{- define "release-server.tokensSecretName" -}}
+{{- default (printf "%s-tokens" (include "release-server.fullname" .)) .Values.app.tokensExistingSecret }}
+{{- end }}
+
 {{- define "release-server.claimName" -}}
 {{- default (include "release-server.fullname" .) .Values.persistence.existingClaim }}
 {{- end }}
@@ -60,5 +65,10 @@ max_upload_bytes: {{ .Values.app.maxUploadBytes | quote }}
 public_url: {{ . | quote }}
 {{- end }}
 trust_proxy: {{ .Values.app.trustProxy }}
+read_access: {{ .Values.app.readAccess }}
+auth_failures_per_minute: {{ .Values.app.authFailuresPerMinute }}
+{{- if or .Values.app.tokens .Values.app.tokensExistingSecret }}
+tokens_file: /etc/release-server/tokens/tokens.yaml
+{{- end }}
 log_level: {{ .Values.app.logLevel }}
 {{- end }}

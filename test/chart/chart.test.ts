@@ -195,3 +195,29 @@ describe('the README', () => {
     expect(run).toContain(`ghcr.io/release-server/release-server:${version}`);
   });
 });
+
+describe('tokens and private servers', () => {
+  const hash = 'a'.repeat(64);
+
+  it('renders app.tokens into a Secret mounted as the tokens file, and a config the server accepts', async () => {
+    const objects = await template('app.readAccess=token', 'app.tokens[0].name=ci-main', 'app.tokens[0].scopes[0]=write', `app.tokens[0].sha256=${hash}`);
+    const secret = find(objects, 'Secret').find((s) => s.metadata.name === 'rs-release-server-tokens') as unknown as { stringData: Record<string, string> };
+    expect(parseYaml(secret.stringData['tokens.yaml']!)).toEqual([{ name: 'ci-main', scopes: ['write'], sha256: hash }]);
+    const configYaml = (find(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+    await writeFile(path, configYaml);
+    expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({ readAccess: 'token', tokensFile: '/etc/release-server/tokens/tokens.yaml', authFailuresPerMinute: 10 });
+    const pod = deploymentOf(objects).spec.template.spec;
+    // a directory mount: a subPath mount would never see the Secret change
+    expect(pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'tokens')).toEqual({ name: 'tokens', mountPath: '/etc/release-server/tokens', readOnly: true });
+    expect(pod.volumes.find((v: { name: string }) => v.name === 'tokens').secret.secretName).toBe('rs-release-server-tokens');
+  });
+
+  it('uses an existing tokens Secret, and refuses a malformed token entry', async () => {
+    const objects = await template('app.tokensExistingSecret=corp-tokens');
+    expect(find(objects, 'Secret').map((s) => s.metadata.name)).toEqual(['rs-release-server']);
+    expect(deploymentOf(objects).spec.template.spec.volumes.find((v: { name: string }) => v.name === 'tokens').secret.secretName).toBe('corp-tokens');
+    await expect(template('app.tokens[0].name=ci', 'app.tokens[0].scopes[0]=admin', `app.tokens[0].sha256=${hash}`)).rejects.toThrow(/scopes/);
+    await expect(template('app.readAccess=private')).rejects.toThrow(/readAccess/);
+  });
+});
