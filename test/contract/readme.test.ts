@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { specifyInit } from '../helpers/specify-client.js';
+import { upload } from '../helpers/upload.js';
 import { makeZip } from '../helpers/zip.js';
 
 let server: RunningServer;
@@ -33,4 +35,35 @@ it("runs the README's curl examples as written, each succeeding", async () => {
   expect(await readdir(dir)).toContain('spec-kit-template-claude-sh-v0.2.0.zip');
   // the last example deleted the package
   expect((await fetch(`${server.url}/assets/spec-kit-template-claude-sh-v0.2.0.zip`)).status).toBe(404);
+});
+
+it("runs the README's private-server commands as written", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('Using a private server'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  const dir = await mkdtemp(join(tmpdir(), 'rs-private-'));
+  const readToken = 'read-only-token-0123456789abc';
+  const { createHash } = await import('node:crypto');
+  await writeFile(join(dir, 'tokens.yaml'), `- name: reader\n  scopes: [read]\n  sha256: ${createHash('sha256').update(readToken).digest('hex')}\n`);
+  const priv = await startServer({ env: { READ_ACCESS: 'token', TOKENS_FILE: join(dir, 'tokens.yaml') } });
+  try {
+    await upload(priv.url, 'spec-kit-template-claude-sh-v0.2.0.zip', await makeZip({ 'README.md': 'private template' }));
+    // The specify line, by the test client that does what the fork's CLI does with GH_TOKEN.
+    const specify = /^GH_TOKEN=\$READ_TOKEN specify init my-project --template-url \$RS(\/\S+) --ai (\S+) --script (\S+)$/m.exec(block)!;
+    expect(specify).not.toBeNull();
+    await expect(specifyInit(`${priv.url}${specify[1]}`, specify[2]!, specify[3]!)).rejects.toThrow(/401/);
+    const result = await specifyInit(`${priv.url}${specify[1]}`, specify[2]!, specify[3]!, readToken);
+    expect(result.asset).toBe('spec-kit-template-claude-sh-v0.2.0.zip');
+    // The rest (auth.json and curl) runs in bash, with HOME in a temporary directory.
+    const rest = block.split('\n').filter((line) => !line.startsWith('GH_TOKEN=')).join('\n');
+    const { stdout } = await promisify(execFile)('bash', ['-c', `set -euo pipefail\ncurl() { command curl --fail-with-body "$@"; }\n${rest}`], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', HOME: dir, RS: priv.url, READ_TOKEN: readToken },
+    });
+    expect(JSON.parse(stdout)[0].name).toBe('spec-kit-template-claude-sh-v0.2.0.zip');
+    const auth = JSON.parse(await readFile(join(dir, '.specify', 'auth.json'), 'utf8'));
+    expect(auth.providers[0]).toMatchObject({ provider: 'azure-devops', auth: 'bearer', token_env: 'RELEASE_SERVER_TOKEN' });
+  } finally {
+    await priv.stop();
+  }
 });
