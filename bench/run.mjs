@@ -85,6 +85,25 @@ async function main() {
   );
   await stop(server);
 
+  // 3b. The same /latest on a private server (read_access: token, 100 tokens, a Bearer read token) vs public
+  const tokensFile = join(work, 'tokens.yaml');
+  const readToken = 'bench-read-token-0000000000000099';
+  await writeFile(
+    tokensFile,
+    Array.from({ length: 100 }, (_, i) => {
+      const token = `bench-read-token-${String(i).padStart(16, '0')}`;
+      return `- name: reader-${i}\n  scopes: [read]\n  sha256: ${createHash('sha256').update(token).digest('hex')}\n`;
+    }).join(''),
+  );
+  const publicServer = await startOurs(thousand);
+  const privateServer = await startOurs(thousand, { READ_ACCESS: 'token', TOKENS_FILE: tokensFile });
+  results.private = await alternate(
+    async () => wrk(`${privateServer.url}/latest`, ['-H', `Authorization: Bearer ${readToken}`]),
+    async () => wrk(`${publicServer.url}/latest`),
+  );
+  await stop(publicServer);
+  await stop(privateServer);
+
   // 4. Scale: small downloads with 10 and with 10,000 packages; start-up with 10,000
   const ten = join(work, 'ours-10');
   const tenThousand = join(work, 'ours-10000');
@@ -134,11 +153,11 @@ async function alternate(a, b) {
   return { ours, theirs };
 }
 
-async function startOurs(storage) {
+async function startOurs(storage, extraEnv = {}) {
   const port = await freePort();
   const t0 = performance.now();
   const child = spawn(process.execPath, [join(repo, 'dist/main.js')], {
-    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), STORAGE_PATH: storage, AUTH_TOKEN: TOKEN, MAX_PACKAGES: '0', MAX_UPLOAD_BYTES: '1GiB', CONFIG_PATH: '/nonexistent' },
+    env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), STORAGE_PATH: storage, AUTH_TOKEN: TOKEN, MAX_PACKAGES: '0', MAX_UPLOAD_BYTES: '1GiB', CONFIG_PATH: '/nonexistent', ...extraEnv },
     // Logs on, as in production; written to /dev/null so the disk does not measure itself.
     stdio: ['ignore', 'ignore', 'inherit'],
   });
@@ -209,8 +228,8 @@ async function curlUpload(args, ...okStatuses) {
 }
 
 /** wrk, 2 threads, 16 connections: requests per second and p99 latency in ms. */
-async function wrk(url) {
-  const { stdout } = await run('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', url]);
+async function wrk(url, extra = []) {
+  const { stdout } = await run('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', ...extra, url]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)[1]);
   const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(stdout);
   const p99 = Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
@@ -284,6 +303,10 @@ function render(r) {
   const lt = median(ours) / median(theirs);
   add(`/latest, 1,000 packages (${(r.latestBytes / 1024).toFixed(0)} KiB)`, spread(ours, reqs), `nginx static ${spread(theirs, reqs)}`, `${lt.toFixed(2)}×`, '≥ 0.5×', lt >= 0.5);
   add('/latest p99', spread(r.latest.ours.map((x) => x.p99), ms), `nginx ${spread(r.latest.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  const privateRps = r.private.ours.map((x) => x.rps);
+  const publicRps = r.private.theirs.map((x) => x.rps);
+  const pv = median(privateRps) / median(publicRps);
+  add('/latest private (100 tokens, Bearer) vs public', spread(privateRps, reqs), `public ${spread(publicRps, reqs)}`, `${pv.toFixed(2)}×`, '≥ 0.9×', pv >= 0.9);
   const at10k = r.scale.ours.map((x) => x.rps);
   const at10 = r.scale.theirs.map((x) => x.rps);
   const sc = median(at10k) / median(at10);
@@ -320,6 +343,7 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
 - upload: \`curl -H 'Authorization: Bearer …' -H 'X-Checksum-Sha256: …' -F file=@big.zip '/upload?overwrite=true'\` (ours),
   \`curl -T big.zip /dav/big.zip\` (nginx, \`dav_methods PUT\`); throughput = 100 MiB / curl's time_total
 - \`/latest\`: \`wrk -t2 -c16 -d${SECONDS}s --latency URL\`; nginx serves the bytes ours answered, as a static file
+- private \`/latest\`: the same wrk with \`-H 'Authorization: Bearer …'\` against a server with \`READ_ACCESS=token\` and 100 tokens, alternating with a public one
 - scale: the same wrk on \`/assets/small.zip\` (1 KiB) with 10,000 and with 10 packages stored
 - start-up: spawn to the first 200 from \`/readyz\`, records already written by an earlier start (no re-hashing)
 - memory: VmHWM of the server process (/proc) after one 100 MiB upload and 8 parallel 100 MiB downloads
