@@ -305,8 +305,9 @@ export interface paths {
         };
         /**
          * Browse the stored packages
-         * @description An HTML page by default, or a JSON array of `Package` (newest upload first) with `Accept: application/json`
-         *     or `?format=json`. `format` wins over `Accept`.
+         * @description An HTML page by default (grouped by release, highest version first, with the pinned `specify init` line of
+         *     each), or a JSON array of `Package` (newest upload first) with `Accept: application/json` or `?format=json`.
+         *     `format` wins over `Accept`.
          */
         get: operations["listPackages"];
         put?: never;
@@ -433,7 +434,7 @@ export interface components {
             html_url: string;
             /** Format: uri */
             assets_url: string;
-            /** @description Every stored package, newest upload first. */
+            /** @description The release's packages; for `/latest`, every package in the order the spec-kit CLI picks from. */
             assets: components["schemas"]["ReleaseAsset"][];
         };
         /** @description A downloadable file of a release, shaped like the GitHub REST API's release-asset object. */
@@ -1190,7 +1191,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The packages, newest upload first. */
+            /** @description The packages. */
             200: {
                 headers: {
                     [name: string]: unknown;
