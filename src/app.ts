@@ -11,7 +11,6 @@ import { authRouter } from './http/auth.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
-import { CONTRACT_PATH } from './paths.js';
 import type { PackageService } from './service/packages.js';
 import type { PackagesPage } from './views/packages-page.js';
 
@@ -49,7 +48,8 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     OpenApiValidator.middleware({
-      apiSpec: CONTRACT_PATH,
+      // A copy: the validator bundles the document it is given in place.
+      apiSpec: structuredClone(deps.contractDocument) as unknown as Parameters<typeof OpenApiValidator.middleware>[0]['apiSpec'],
       // The contract is linted in CI (redocly lint, and a test boots the server on it): re-checking it against
       // the OpenAPI meta-schema at every start-up only delays readiness.
       validateApiSpec: false,

@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { parse as parseYaml } from 'yaml';
 import { createApp } from './app.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { TokenRegistry } from './auth/tokens.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
-import { CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
+import { CONTRACT_JSON_PATH, CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
 import { PackageService } from './service/packages.js';
 import { FilesystemStorage } from './storage/filesystem.js';
 import { loadPackagesPage } from './views/packages-page.js';
@@ -56,7 +55,7 @@ async function main(): Promise<void> {
     service,
     logger,
     contract,
-    contractDocument: parseYaml(contract.toString('utf8')),
+    contractDocument: JSON.parse(readFileSync(CONTRACT_JSON_PATH, 'utf8')),
     docsPage: readOptional(DOCS_PAGE_PATH),
     packagesPage: loadPackagesPage(),
   });
