@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { Response } from 'express';
 import { notModified } from './conditional.js';
 
@@ -10,8 +11,13 @@ interface Entry {
   countsRevision: number;
   builtAt: number;
   bytes: Buffer;
+  /** The same bytes gzipped, made on the first request that accepts gzip. */
+  gzipped?: Buffer;
   etag: string;
 }
+
+/** Below this, gzip saves less than its headers cost. */
+const GZIP_MIN_BYTES = 1024;
 
 export interface Revisions {
   /** Changes whenever the package set changes. */
@@ -31,9 +37,16 @@ export class JsonBodyCache {
   send(res: Response, key: string, now: Revisions, build: () => unknown): void {
     const hit = this.entries.get(key);
     if (hit && hit.revision === now.revision && (hit.countsRevision === now.countsRevision || Date.now() - hit.builtAt < COUNTS_MAX_AGE_MS)) {
-      res.set('ETag', hit.etag);
-      if (notModified(res.req, hit.etag)) res.status(304).end();
-      else res.type('application/json; charset=utf-8').send(hit.bytes);
+      res.set('ETag', hit.etag).vary('Accept-Encoding');
+      if (notModified(res.req, hit.etag)) {
+        res.status(304).end();
+      } else if (hit.bytes.length >= GZIP_MIN_BYTES && res.req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+        // /latest with a thousand packages is ~450 KiB of JSON and ~10× smaller gzipped; compressed once, not per request.
+        hit.gzipped ??= gzipSync(hit.bytes);
+        res.set('Content-Encoding', 'gzip').type('application/json; charset=utf-8').send(hit.gzipped);
+      } else {
+        res.type('application/json; charset=utf-8').send(hit.bytes);
+      }
       return;
     }
     const body = build();

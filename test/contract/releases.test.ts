@@ -129,3 +129,26 @@ describe('the specify CLI against this server', () => {
     }
   });
 });
+
+describe('compression', () => {
+  it('sends /latest gzipped to clients that accept it, the same JSON once inflated', async () => {
+    const { request } = await import('node:http');
+    const { gunzipSync } = await import('node:zlib');
+    for (let i = 0; i < 6; i++) await upload(server.url, `spec-kit-template-gz${i}-sh-v3.0.${i}.zip`, `gz ${i}`);
+    const identity = Buffer.from(await (await fetch(`${server.url}/latest`, { headers: { 'accept-encoding': 'identity' } })).arrayBuffer());
+    const raw = await new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+      const url = new URL(`${server.url}/latest`);
+      request({ host: url.hostname, port: url.port, path: url.pathname, headers: { 'accept-encoding': 'gzip, deflate' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(raw.headers['content-encoding']).toBe('gzip');
+    expect(String(raw.headers.vary)).toMatch(/Accept-Encoding/i);
+    expect(raw.body.length).toBeLessThan(identity.length);
+    expect(gunzipSync(raw.body).equals(identity)).toBe(true);
+  });
+});
