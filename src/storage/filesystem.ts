@@ -110,7 +110,7 @@ export class FilesystemStorage implements Storage {
     const digest = new Digest();
     try {
       // flush: the bytes are on disk before the rename makes them visible.
-      await pipeline(source, digest.tap, createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }));
+      await pipeline(source, digest.passThrough(), createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }));
       const { mtimeMs } = statSync(path);
       return new FsStagedBlob(path, digest.size, digest.hex(), mtimeMs);
     } catch (err) {
@@ -222,9 +222,7 @@ export class FilesystemStorage implements Storage {
 
   private async adopt(name: string, mtimeMs: number, mtime: Date, stale: StoredRecord | null): Promise<{ stale: boolean }> {
     const digest = new Digest();
-    for await (const _ of digest.tap(createReadStream(join(this.root, name), { highWaterMark: READ_CHUNK }))) {
-      // consumed for the digest
-    }
+    for await (const chunk of createReadStream(join(this.root, name), { highWaterMark: READ_CHUNK })) digest.update(chunk as Buffer);
     this.records.set(name, {
       id: stale?.id ?? ++this.lastId,
       name,
