@@ -116,3 +116,46 @@ function commandOf(cmd: string[]): string[] {
 function withoutKeys(env: Record<string, string>, keys: string[]): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter(([key]) => !keys.includes(key)));
 }
+
+describe('the Dockerfile build stage, without Docker', () => {
+  it('builds from exactly the files it copies', async () => {
+    const text = (await readFile(join(repo, 'Dockerfile'), 'utf8')).replace(/\\\n\s*/g, ' ');
+    const stage = text.slice(text.indexOf('FROM '), text.indexOf('\nFROM ', text.indexOf('FROM ') + 1));
+    const dir = await mkdtemp(join(tmpdir(), 'rs-build-stage-'));
+    const dockerignore = (await readFile(join(repo, '.dockerignore'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const runs: string[] = [];
+    for (const line of stage.split('\n').map((l) => l.trim())) {
+      const [instruction, ...rest] = line.split(/\s+/);
+      if (instruction === 'COPY') {
+        const parts = rest.filter((p) => !p.startsWith('--'));
+        const to = parts.pop()!;
+        for (const from of parts) {
+          expect(ignoredByDocker(from, dockerignore), `${from} is excluded by .dockerignore`).toBe(false);
+          const target = to.endsWith('/') && parts.length > 1 ? join(dir, to, from.split('/').pop()!) : to === './' ? join(dir, from.split('/').pop()!) : join(dir, to);
+          await cp(join(repo, from), target, { recursive: true });
+        }
+      }
+      if (instruction === 'RUN') runs.push(rest.join(' '));
+    }
+    expect(runs).toContain('npm run build');
+    // `npm ci` would install what the repository's node_modules holds; link it rather than download it again.
+    const { symlink } = await import('node:fs/promises');
+    await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'));
+    await run('npm', ['run', 'build'], { cwd: dir });
+    for (const built of ['dist/main.js', 'dist/openapi.json', 'dist/docs/index.html', 'dist/views/packages.mustache']) {
+      await expect(readFile(join(dir, built))).resolves.toBeDefined();
+    }
+  }, 120_000);
+});
+
+/** .dockerignore's rules as used here: a path, a `dir/*` glob, and `!path` exceptions; the last match wins. */
+function ignoredByDocker(path: string, rules: string[]): boolean {
+  let ignored = false;
+  for (const rule of rules) {
+    const negated = rule.startsWith('!');
+    const pattern = negated ? rule.slice(1) : rule;
+    const matches = pattern.endsWith('/*') ? path.startsWith(pattern.slice(0, -1)) : path === pattern || path.startsWith(`${pattern}/`);
+    if (matches) ignored = !negated;
+  }
+  return ignored;
+}
