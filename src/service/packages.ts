@@ -33,7 +33,7 @@ export class PackageService {
   private readonly index = new Map<string, PackageRecord>();
   private readonly byId = new Map<number, PackageRecord>();
   /** Views of the index, rebuilt lazily after a change. */
-  private views: { newestFirst: PackageRecord[]; latest: PackageRecord[]; releases: ReleaseGroup[] } | null = null;
+  private views: { newestFirst: PackageRecord[]; latest: PackageRecord[]; releases: ReleaseGroup[]; byTag: Map<string, ReleaseGroup> } | null = null;
   private readonly lock = new Mutex();
   private readonly unsavedCounts = new Set<string>();
   private countTimer: NodeJS.Timeout | null = null;
@@ -89,7 +89,7 @@ export class PackageService {
 
   release(tag: string): ReleaseGroup {
     const normalized = normalizeTag(tag);
-    const found = normalized && this.releases().find((r) => r.tag === normalized);
+    const found = normalized && this.currentViews().byTag.get(normalized);
     if (!found) throw new PackageError('not-found', `no release tagged ${tag}`);
     return found;
   }
@@ -105,7 +105,8 @@ export class PackageService {
     this.assertLoaded();
     if (!this.views) {
       const all = [...this.index.values()];
-      this.views = { newestFirst: [...all].sort(newestUploadFirst), latest: latestOrder(all), releases: releasesNewestFirst(all) };
+      const releases = releasesNewestFirst(all);
+      this.views = { newestFirst: [...all].sort(newestUploadFirst), latest: latestOrder(all), releases, byTag: new Map(releases.map((r) => [r.tag, r])) };
     }
     return this.views;
   }
