@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
-import { JsonBodyCache } from '../http/json-cache.js';
+import { BodyCache } from '../http/body-cache.js';
 import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
 import type { UploadedFile } from '../http/upload.js';
@@ -19,7 +19,7 @@ export interface PackageHandlerDeps {
 }
 
 export function packageHandlers({ config, service, packagesPage }: PackageHandlerDeps) {
-  const jsonBodies = new JsonBodyCache();
+  const bodies = new BodyCache();
 
   const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
     const file = (req.files as UploadedFile[] | undefined)?.[0];
@@ -75,9 +75,9 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
     const format = req.query.format ?? (req.accepts(['text/html', 'application/json']) === 'application/json' ? 'json' : 'html');
     res.vary('Accept');
     if (format === 'json') {
-      jsonBodies.send(res, base, service, () => records.map((r) => toPackage(r, base)));
+      bodies.sendJson(res, `json ${base}`, service, () => records.map((r) => toPackage(r, base)));
     } else {
-      res.type('text/html').send(packagesPage.render(service.releases(), records.filter((r) => r.tag === null), base));
+      bodies.sendHtml(res, `html ${base}`, service, () => packagesPage.render(service.releases(), records.filter((r) => r.tag === null), base));
     }
   };
 

@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
-import { JsonBodyCache } from '../http/json-cache.js';
+import { BodyCache } from '../http/body-cache.js';
 import { assetUrl, baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
 import { latestRelease, taggedRelease, toAsset } from './representations.js';
@@ -9,11 +9,11 @@ import type { Handler } from './types.js';
 const DEFAULT_PER_PAGE = 30;
 
 export function releaseHandlers({ config, service }: { config: Config; service: PackageService }) {
-  const bodies = new JsonBodyCache();
+  const bodies = new BodyCache();
 
   const latest = (req: Request, res: Response): void => {
     const base = baseUrl(req, config.publicUrl);
-    bodies.send(res, `latest ${base}`, service, () => latestRelease(service.latest(), base, new Date()));
+    bodies.sendJson(res, `latest ${base}`, service, () => latestRelease(service.latest(), base, new Date()));
   };
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- shared by two operations with different response unions
@@ -24,7 +24,7 @@ export function releaseHandlers({ config, service }: { config: Config; service: 
     const releases = service.releases();
     const last = Math.max(1, Math.ceil(releases.length / perPage));
     res.set('Link', paginationLinks(`${base}${req.path}`, perPage, page, last));
-    bodies.send(res, `releases ${perPage} ${page} ${base}`, service, () =>
+    bodies.sendJson(res, `releases ${perPage} ${page} ${base}`, service, () =>
       releases.slice((page - 1) * perPage, page * perPage).map((group) => taggedRelease(group, base, new Date())),
     );
   };
@@ -32,7 +32,7 @@ export function releaseHandlers({ config, service }: { config: Config; service: 
   const byTag = (req: Request<{ tag: string }>, res: Response): void => {
     const base = baseUrl(req, config.publicUrl);
     const group = service.release(req.params.tag);
-    bodies.send(res, `tag ${group.tag} ${base}`, service, () => taggedRelease(group, base, new Date()));
+    bodies.sendJson(res, `tag ${group.tag} ${base}`, service, () => taggedRelease(group, base, new Date()));
   };
 
   const asset = (req: Request<{ id: number | string }>, res: Response): void => {

@@ -1,0 +1,75 @@
+import { gzipSync } from 'node:zlib';
+import type { Response } from 'express';
+import { notModified } from './conditional.js';
+
+const MAX_ENTRIES = 64;
+/** Download counts may lag this long behind in a cached body; everything else is current. */
+const COUNTS_MAX_AGE_MS = 1000;
+/** Below this, gzip saves less than its headers cost. */
+const GZIP_MIN_BYTES = 1024;
+
+interface Entry {
+  revision: number;
+  countsRevision: number;
+  builtAt: number;
+  type: string;
+  bytes: Buffer;
+  /** The same bytes gzipped, made on the first request that accepts gzip. */
+  gzipped?: Buffer;
+  etag: string;
+}
+
+export interface Revisions {
+  /** Changes whenever the package set changes. */
+  revision: number;
+  /** Changes whenever a download is counted. */
+  countsRevision: number;
+}
+
+/**
+ * Response bodies kept until the packages they describe change, so an unchanged /latest or package page is
+ * neither rebuilt nor re-serialised per request. A JSON body is first sent with res.json, which the contract's
+ * response validation checks; only a body that passed is kept, and later requests get exactly those bytes.
+ */
+export class BodyCache {
+  private readonly entries = new Map<string, Entry>();
+
+  sendJson(res: Response, key: string, now: Revisions, build: () => unknown): void {
+    if (this.serveHit(res, key, now)) return;
+    const body = build();
+    res.json(body);
+    // Validation failed if the error handler answered instead (synchronously, inside res.json).
+    this.keep(res, key, now, 'application/json; charset=utf-8', () => Buffer.from(JSON.stringify(body)));
+  }
+
+  sendHtml(res: Response, key: string, now: Revisions, render: () => string): void {
+    if (this.serveHit(res, key, now)) return;
+    const html = render();
+    res.type('text/html').send(html);
+    this.keep(res, key, now, 'text/html; charset=utf-8', () => Buffer.from(html));
+  }
+
+  private serveHit(res: Response, key: string, now: Revisions): boolean {
+    const hit = this.entries.get(key);
+    if (!hit || hit.revision !== now.revision) return false;
+    if (hit.countsRevision !== now.countsRevision && Date.now() - hit.builtAt >= COUNTS_MAX_AGE_MS) return false;
+    res.set('ETag', hit.etag).vary('Accept-Encoding');
+    if (notModified(res.req, hit.etag)) {
+      res.status(304).end();
+    } else if (hit.bytes.length >= GZIP_MIN_BYTES && res.req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+      // /latest with a thousand packages is ~450 KiB of JSON and ~10× smaller gzipped; compressed once, not per request.
+      hit.gzipped ??= gzipSync(hit.bytes);
+      res.set('Content-Encoding', 'gzip').type(hit.type).send(hit.gzipped);
+    } else {
+      res.type(hit.type).send(hit.bytes);
+    }
+    return true;
+  }
+
+  private keep(res: Response, key: string, now: Revisions, type: string, bytes: () => Buffer): void {
+    const etag = res.get('ETag');
+    if (res.statusCode !== 200 || !etag) return;
+    if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, { revision: now.revision, countsRevision: now.countsRevision, builtAt: Date.now(), type, bytes: bytes(), etag });
+  }
+}
