@@ -28,8 +28,7 @@ export function releasesNewestFirst(records: readonly PackageRecord[]): ReleaseG
  * first, every pre-release after every release (GitHub's "latest" skips pre-releases), newest upload first
  * within a tag, then untagged packages, newest upload first.
  */
-export function latestOrder(records: readonly PackageRecord[]): PackageRecord[] {
-  const groups = releasesNewestFirst(records);
+export function latestOrder(records: readonly PackageRecord[], groups = releasesNewestFirst(records)): PackageRecord[] {
   const untagged = records.filter((r) => r.tag === null).sort(newestUploadFirst);
   const stable = groups.filter((g) => !isPrerelease(g.tag));
   const pre = groups.filter((g) => isPrerelease(g.tag));

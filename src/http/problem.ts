@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { PackageError, type PackageErrorCode } from '../service/errors.js';
 import { StorageError } from '../storage/storage.js';
 
@@ -68,7 +68,7 @@ interface Problem {
 }
 
 /** The one place where an error becomes an HTTP status. */
-function toProblem(err: unknown, req: Request, maxUploadBytes: number): Problem {
+function toProblem(err: unknown, maxUploadBytes: number): Problem {
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {} };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
@@ -92,7 +92,7 @@ export function problemHandler(options: { maxUploadBytes: number }): ErrorReques
       next(err);
       return;
     }
-    const problem = toProblem(err, req, options.maxUploadBytes);
+    const problem = toProblem(err, options.maxUploadBytes);
     // pino-http logs the request line with this error.
     if (problem.status >= 500) res.err = err as Error;
     res

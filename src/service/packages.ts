@@ -104,9 +104,9 @@ export class PackageService {
   private currentViews(): NonNullable<typeof this.views> {
     this.assertLoaded();
     if (!this.views) {
-      const all = [...this.index.values()];
-      const releases = releasesNewestFirst(all);
-      this.views = { newestFirst: [...all].sort(newestUploadFirst), latest: latestOrder(all), releases, byTag: new Map(releases.map((r) => [r.tag, r])) };
+      const newestFirst = [...this.index.values()].sort(newestUploadFirst);
+      const releases = releasesNewestFirst(newestFirst);
+      this.views = { newestFirst, latest: latestOrder(newestFirst, releases), releases, byTag: new Map(releases.map((r) => [r.tag, r])) };
     }
     return this.views;
   }
