@@ -284,10 +284,23 @@ export interface paths {
         put?: never;
         /**
          * Publish a package
-         * @description Multipart upload with exactly one file in the field `file`; the package is stored under the file's own
-         *     name, which must be a plain safe file name. The body is streamed to disk and hashed on the way; nothing is
-         *     visible until it is complete, synced and renamed into place. After a successful upload the oldest
-         *     packages beyond `max_packages` are deleted (never the one just uploaded).
+         * @description Multipart upload with exactly one file in the field `file`, which must be a zip archive that spec-kit can
+         *     install. The body is streamed to storage and hashed on the way, then vetted before anything is visible:
+         *     the archive is opened (central directory read, members streamed and inflated once, never all in memory)
+         *     and checked against spec-kit's extraction rules (entry names, symlinks, ZIP64, compression methods,
+         *     entry and size limits counted in real inflated bytes, CRC). Its manifest decides its kind:
+         *
+         *     - `extension.yml`, `preset.yml` or `workflow.yml` at the archive root or in its only top-level directory:
+         *       an extension, preset or workflow. The manifest is validated as the `specify` CLI validates it, plus
+         *       what the CLI leaves unchecked (every file it names exists; the id is not one the CLI resolves
+         *       locally). It is stored as `{kind}-{id}-{version}.zip` whatever the uploaded file's name, and appears in
+         *       its catalog. `id` + `version` (PEP 440) is immutable: 409 unless `overwrite=true`.
+         *     - no manifest: a template, stored under the uploaded file's name, which must be a plain safe file name.
+         *
+         *     A package that fails vetting answers 422 with every violation in `errors` (`path`, `message`), and
+         *     nothing is stored. After a successful upload retention runs for its kind: `max_releases` and
+         *     `max_packages` for templates, `max_versions_per_package` for the others (never the package just
+         *     uploaded, nor the version a catalog serves).
          */
         post: operations["uploadPackage"];
         delete?: never;
@@ -305,11 +318,105 @@ export interface paths {
         };
         /**
          * Browse the stored packages
-         * @description An HTML page by default (grouped by release, highest version first, with the pinned `specify init` line of
-         *     each), or a JSON array of `Package` (newest upload first) with `Accept: application/json` or `?format=json`.
-         *     `format` wins over `Accept`.
+         * @description An HTML page by default (templates grouped by release, highest version first, with the pinned
+         *     `specify init` line of each; extensions, presets and workflows apart, with the lines that install them),
+         *     or a JSON array of `Package` (newest upload first) with `Accept: application/json` or `?format=json`.
+         *     `format` wins over `Accept`. `kind` keeps one kind of package.
          */
         get: operations["listPackages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/extensions.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The extension catalog
+         * @description For `SPECKIT_CATALOG_URL` or `.specify/extension-catalogs.yml`. One entry per id: its highest version
+         *     that is not a pre-release (PEP 440 order), or its highest pre-release when it has no release. Every
+         *     version stays downloadable at its own URL (see `GET /catalogs/{kind}/{id}`). The body is built once per
+         *     change and carries a strong `ETag`; `downloads` may lag up to a second behind.
+         */
+        get: operations["getExtensionCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/presets.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The preset catalog
+         * @description For `SPECKIT_PRESET_CATALOG_URL` or `.specify/preset-catalogs.yml`; built like the extension catalog.
+         */
+        get: operations["getPresetCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/workflows.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workflow catalog
+         * @description For `SPECKIT_WORKFLOW_CATALOG_URL` or `.specify/workflow-catalogs.yml`; built like the extension catalog,
+         *     except that each entry's download is in `url`, as the CLI reads it.
+         */
+        get: operations["getWorkflowCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/{kind}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which catalog. */
+                kind: "extensions" | "presets" | "workflows";
+                /**
+                 * @description The id, as in the catalog.
+                 * @example acme-hello
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Every stored version of one extension, preset or workflow
+         * @description Highest PEP 440 version first. Each version downloads from its own URL, so a team can pin one:
+         *     `specify extension add --from <download_url>`.
+         */
+        get: operations["getCatalogPackage"];
         put?: never;
         post?: never;
         delete?: never;
@@ -402,6 +509,131 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description What a package is, decided by its manifest at upload: `template` (no manifest; read through `/latest`),
+         *     `extension`, `preset` or `workflow` (served in the catalogs).
+         * @enum {string}
+         */
+        PackageKind: "template" | "extension" | "preset" | "workflow";
+        /** @description What the `specify` CLI shows of a catalog entry, taken from the package's manifest. */
+        CatalogEntryFields: {
+            /** @example acme-hello */
+            id: string;
+            /** @example Acme Hello */
+            name: string;
+            /**
+             * @description As the manifest writes it (PEP 440).
+             * @example 1.0.0
+             */
+            version: string;
+            description: string;
+            author?: string;
+            license?: string;
+            category?: string;
+            effect?: string;
+            tags?: string[];
+            requires?: {
+                /** @example >=0.1.0 */
+                speckit_version?: string;
+                tools?: {
+                    name: string;
+                    version?: string;
+                    required?: boolean;
+                }[];
+                integrations?: string[];
+            };
+            /** @description Counts of what the package provides, e.g. `{"commands": 2, "hooks": 1}`. */
+            provides?: {
+                [key: string]: number;
+            };
+            repository?: string;
+            homepage?: string;
+            documentation?: string;
+            changelog?: string;
+            /** @description Hex SHA-256 of the archive; the CLI checks it before it installs. */
+            sha256: string;
+            size: number;
+            /** @description Downloads of every version of this id. */
+            downloads: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description An extension or preset entry. */
+        PackageCatalogEntry: components["schemas"]["CatalogEntryFields"] & {
+            /**
+             * Format: uri
+             * @description Absolute URL of the archive, on the public URL.
+             */
+            download_url: string;
+        };
+        /** @description A workflow entry; the CLI reads its archive from `url`. */
+        WorkflowCatalogEntry: components["schemas"]["CatalogEntryFields"] & {
+            /**
+             * Format: uri
+             * @description Absolute URL of the archive, on the public URL.
+             */
+            url: string;
+        };
+        ExtensionCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /**
+             * Format: date-time
+             * @description When the newest entry was uploaded.
+             */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id. */
+            extensions: {
+                [key: string]: components["schemas"]["PackageCatalogEntry"];
+            };
+        };
+        PresetCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id. */
+            presets: {
+                [key: string]: components["schemas"]["PackageCatalogEntry"];
+            };
+        };
+        WorkflowCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id. */
+            workflows: {
+                [key: string]: components["schemas"]["WorkflowCatalogEntry"];
+            };
+        };
+        CatalogPackageVersions: {
+            kind: components["schemas"]["PackageKind"];
+            id: string;
+            /** @description Highest PEP 440 version first. */
+            versions: components["schemas"]["CatalogVersion"][];
+        };
+        /** @description One stored version; workflows carry `url`, extensions and presets `download_url`. */
+        CatalogVersion: {
+            version: string;
+            /** Format: uri */
+            download_url?: string;
+            /** Format: uri */
+            url?: string;
+            sha256: string;
+            size: number;
+            /** Format: date-time */
+            created_at: string;
+            downloads: number;
+        };
         /** @description A release, shaped like the GitHub REST API's release object. */
         Release: {
             /** @description Stable release id. */
@@ -484,10 +716,21 @@ export interface components {
             download_url: string;
             download_count?: number;
             /**
-             * @description The release the package belongs to, or null.
+             * @description The release a template belongs to, or null (always null for other kinds).
              * @example v0.2.0
              */
             tag?: string | null;
+            kind: components["schemas"]["PackageKind"];
+            /**
+             * @description An extension's, preset's or workflow's id, from its manifest.
+             * @example acme-hello
+             */
+            id?: string;
+            /**
+             * @description An extension's, preset's or workflow's version, from its manifest.
+             * @example 1.0.0
+             */
+            version?: string;
         };
         /** @description RFC 9457 problem details. */
         Problem: {
@@ -515,6 +758,14 @@ export interface components {
         };
     };
     responses: {
+        /** @description The client's copy (named in `If-None-Match`) is current. */
+        NotModified: {
+            headers: {
+                ETag: components["headers"]["BodyETag"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
         /** @description A page of releases, newest version first. */
         ReleaseList: {
             headers: {
@@ -650,6 +901,8 @@ export interface components {
     headers: {
         /** @description Strong validator, the quoted hex SHA-256 of the bytes. */
         ETag: string;
+        /** @description Strong validator of this exact body; send it back in `If-None-Match` for a 304. */
+        BodyETag: string;
         /** @description Size in bytes. */
         ContentLength: number;
     };
@@ -1097,8 +1350,9 @@ export interface operations {
                 /** @description Replace an existing package of the same name (answers 200) instead of refusing it (409). */
                 overwrite?: boolean;
                 /**
-                 * @description The release this package belongs to, instead of the version at the end of its name (semver, `v`
-                 *     optional, e.g. `v1.0.0-rc.1`).
+                 * @description The release a template belongs to, instead of the version at the end of its name (semver, `v`
+                 *     optional, e.g. `v1.0.0-rc.1`). Refused for extensions, presets and workflows, whose version is their
+                 *     manifest's.
                  * @example v0.2.0
                  */
                 tag?: string;
@@ -1118,7 +1372,7 @@ export interface operations {
                 "multipart/form-data": {
                     /**
                      * Format: binary
-                     * @description The package; its file name becomes the package name.
+                     * @description The package, a zip archive; a template's file name becomes its package name.
                      */
                     file: string;
                 };
@@ -1175,6 +1429,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /**
+             * @description The package cannot be installed by spec-kit, or breaks a rule of this server: not a readable zip, an
+             *     unsafe archive, or an invalid manifest. `errors` lists every violation; nothing was stored.
+             */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
@@ -1182,6 +1448,8 @@ export interface operations {
     listPackages: {
         parameters: {
             query?: {
+                /** @description Only packages of this kind. */
+                kind?: components["schemas"]["PackageKind"];
                 /** @description Force the representation. */
                 format?: "html" | "json";
             };
@@ -1203,6 +1471,128 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getExtensionCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExtensionCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getPresetCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresetCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getWorkflowCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkflowCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getCatalogPackage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description Which catalog. */
+                kind: "extensions" | "presets" | "workflows";
+                /**
+                 * @description The id, as in the catalog.
+                 * @example acme-hello
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The versions. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogPackageVersions"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };

@@ -19,6 +19,8 @@ export interface Config {
   maxPackages: number;
   /** Newest releases (tags) kept; 0 keeps every release. */
   maxReleases: number;
+  /** Versions kept of each extension, preset and workflow; 0 keeps all. */
+  maxVersionsPerPackage: number;
   /** The token named `default` (write, delete); null when none is configured. */
   authToken: string | null;
   /** YAML list of {name, scopes, sha256}, reloaded when it changes. */
@@ -139,6 +141,7 @@ const SETTINGS = {
   storage_path: { env: 'STORAGE_PATH', default: './data', parse: text },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
+  max_versions_per_package: { env: 'MAX_VERSIONS_PER_PACKAGE', default: 10, parse: wholeNumber(0) },
   auth_token: { env: 'AUTH_TOKEN', default: null, parse: token, secret: true },
   tokens_file: { env: 'TOKENS_FILE', default: null, parse: optionalText },
   read_access: { env: 'READ_ACCESS', default: 'public', parse: readAccess },
@@ -185,6 +188,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     storagePath: v.storage_path,
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
+    maxVersionsPerPackage: v.max_versions_per_package,
     authToken: readTokenFile(env.AUTH_TOKEN_FILE, v.auth_token),
     tokensFile: v.tokens_file,
     readAccess: v.read_access,

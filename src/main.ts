@@ -46,7 +46,7 @@ async function main(): Promise<void> {
     authLog.warn({ client, limit: config.authFailuresPerMinute }, 'too many failed authentications; answering 429 for the rest of the minute'),
   );
 
-  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages, maxReleases: config.maxReleases }, logger.child({ module: 'packages' }));
+  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,

@@ -60,6 +60,7 @@ host: 0.0.0.0
 storage_path: /data
 max_packages: {{ .Values.app.maxPackages }}
 max_releases: {{ .Values.app.maxReleases }}
+max_versions_per_package: {{ .Values.app.maxVersionsPerPackage }}
 max_upload_bytes: {{ .Values.app.maxUploadBytes | quote }}
 {{- with .Values.app.publicUrl }}
 public_url: {{ . | quote }}

@@ -1,3 +1,4 @@
+import { catalogHandlers } from './catalogs.js';
 import { operationHandlers, type OperationHandlerDeps } from './operations.js';
 import { packageHandlers, type PackageHandlerDeps } from './packages.js';
 import { releaseHandlers } from './releases.js';
@@ -7,5 +8,5 @@ export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps;
 
 /** Every operation of the contract, keyed by operationId. */
 export function createHandlers(deps: HandlerDeps): Handlers {
-  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...operationHandlers(deps) };
+  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...operationHandlers(deps) };
 }

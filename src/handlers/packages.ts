@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
+import { CATALOG_KINDS } from '../domain/kinds.js';
 import { BodyCache } from '../http/body-cache.js';
 import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
@@ -71,13 +72,23 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
 
   const listPackages: Handler<'listPackages'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
-    const records = service.list();
+    const kind = req.query.kind;
+    const records = kind ? service.list().filter((r) => r.kind === kind) : service.list();
     const format = req.query.format ?? (req.accepts(['text/html', 'application/json']) === 'application/json' ? 'json' : 'html');
     res.vary('Accept');
     if (format === 'json') {
-      bodies.sendJson(res, `json ${base}`, service, () => records.map((r) => toPackage(r, base)));
+      bodies.sendJson(res, `json ${kind ?? 'all'} ${base}`, service, () => records.map((r) => toPackage(r, base)));
     } else {
-      bodies.sendHtml(res, `html ${base}`, service, () => packagesPage.render(service.releases(), records.filter((r) => r.tag === null), base));
+      bodies.sendHtml(res, `html ${kind ?? 'all'} ${base}`, service, () =>
+        packagesPage.render(
+          {
+            releases: kind && kind !== 'template' ? [] : service.releases(),
+            untagged: records.filter((r) => r.kind === 'template' && r.tag === null),
+            catalogs: CATALOG_KINDS.filter((k) => !kind || k === kind).map((k) => ({ kind: k, packages: service.catalog(k) })),
+          },
+          base,
+        ),
+      );
     }
   };
 

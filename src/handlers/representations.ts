@@ -17,6 +17,8 @@ export function toPackage(record: PackageRecord, base: string): Schemas['Package
     download_url: assetUrl(base, record.name),
     download_count: record.downloadCount,
     tag: record.tag,
+    kind: record.kind,
+    ...(record.catalog ? { id: record.catalog.id, version: record.catalog.version } : {}),
   };
 }
 

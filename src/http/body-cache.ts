@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { Response } from 'express';
 import { notModified } from './conditional.js';
@@ -30,6 +31,7 @@ export interface Revisions {
  * Response bodies kept until the packages they describe change, so an unchanged /latest or package page is
  * neither rebuilt nor re-serialised per request. A JSON body is first sent with res.json, which the contract's
  * response validation checks; only a body that passed is kept, and later requests get exactly those bytes.
+ * Every body carries a strong ETag of its bytes and answers a matching If-None-Match with 304.
  */
 export class BodyCache {
   private readonly entries = new Map<string, Entry>();
@@ -37,16 +39,25 @@ export class BodyCache {
   sendJson(res: Response, key: string, now: Revisions, build: () => unknown): void {
     if (this.serveHit(res, key, now)) return;
     const body = build();
+    const bytes = Buffer.from(JSON.stringify(body));
+    const etag = strongEtag(bytes);
+    if (notModified(res.req, etag)) {
+      res.set('ETag', etag).status(304).end();
+      return;
+    }
+    // Through res.json, which the contract's response validation wraps; Express keeps an ETag already set.
+    res.set('ETag', etag);
     res.json(body);
     // Validation failed if the error handler answered instead (synchronously, inside res.json).
-    this.keep(res, key, now, 'application/json; charset=utf-8', () => Buffer.from(JSON.stringify(body)));
+    this.keep(res, key, now, 'application/json; charset=utf-8', bytes, etag);
   }
 
   sendHtml(res: Response, key: string, now: Revisions, render: () => string): void {
     if (this.serveHit(res, key, now)) return;
-    const html = render();
-    res.type('text/html').send(html);
-    this.keep(res, key, now, 'text/html; charset=utf-8', () => Buffer.from(html));
+    const bytes = Buffer.from(render());
+    const etag = strongEtag(bytes);
+    res.set('ETag', etag).type('text/html').send(bytes);
+    this.keep(res, key, now, 'text/html; charset=utf-8', bytes, etag);
   }
 
   private serveHit(res: Response, key: string, now: Revisions): boolean {
@@ -66,10 +77,14 @@ export class BodyCache {
     return true;
   }
 
-  private keep(res: Response, key: string, now: Revisions, type: string, bytes: () => Buffer): void {
-    const etag = res.get('ETag');
-    if (res.statusCode !== 200 || !etag) return;
+  private keep(res: Response, key: string, now: Revisions, type: string, bytes: Buffer, etag: string): void {
+    if (res.statusCode !== 200) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-    this.entries.set(key, { revision: now.revision, countsRevision: now.countsRevision, builtAt: Date.now(), type, bytes: bytes(), etag });
+    this.entries.set(key, { revision: now.revision, countsRevision: now.countsRevision, builtAt: Date.now(), type, bytes, etag });
   }
+}
+
+/** A strong validator of exactly these bytes: equal bytes give equal tags, on every replica. */
+function strongEtag(bytes: Buffer): string {
+  return `"${createHash('sha256').update(bytes).digest('base64url').slice(0, 32)}"`;
 }

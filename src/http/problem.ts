@@ -25,6 +25,7 @@ const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
   'invalid-tag': 400,
   empty: 400,
   'checksum-mismatch': 400,
+  'invalid-package': 422,
 };
 
 /** Kinds for the validator's errors (express-openapi-validator HttpError), by status. */
@@ -70,7 +71,7 @@ interface Problem {
 /** The one place where an error becomes an HTTP status. */
 function toProblem(err: unknown, maxUploadBytes: number): Problem {
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
-  if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {} };
+  if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {}, errors: err.errors };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
   const v = err as Partial<ValidatorError>;
   if (MALFORMED_MULTIPART.has(v.message ?? '')) {
@@ -95,6 +96,8 @@ export function problemHandler(options: { maxUploadBytes: number }): ErrorReques
     const problem = toProblem(err, options.maxUploadBytes);
     // pino-http logs the request line with this error.
     if (problem.status >= 500) res.err = err as Error;
+    // A validator set for the body that was going to be sent does not describe this one.
+    res.removeHeader('ETag');
     res
       .status(problem.status)
       .set(problem.headers)

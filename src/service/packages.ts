@@ -1,17 +1,23 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { unsafeNameReason } from '../domain/names.js';
+import { catalogFileName, catalogPackages, type CatalogPackage } from '../domain/catalog.js';
+import { CATALOG_KINDS, type CatalogKind, type PackageKind } from '../domain/kinds.js';
+import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from '../storage/storage.js';
+import { vetPackage } from '../vetting/vet.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
 
 export interface PackageServiceOptions {
-  /** Packages kept after an upload; 0 keeps all. */
+  /** Template packages kept after an upload; 0 keeps all. */
   maxPackages: number;
-  /** Releases (tags) kept after an upload, newest versions first; 0 keeps all. */
+  /** Template releases (tags) kept after an upload, newest versions first; 0 keeps all. */
   maxReleases?: number;
+  /** Versions kept of one extension, preset or workflow; 0 keeps all. The version its catalog serves is always kept. */
+  maxVersionsPerPackage?: number;
   /** How long download counts may wait in memory before they are written. */
   countFlushMs?: number;
 }
@@ -20,8 +26,19 @@ export interface PublishOptions {
   overwrite: boolean;
   /** Hex SHA-256 the client expects, if it sent one. */
   expectedSha256?: string | undefined;
-  /** The release, instead of the version at the end of the name. */
+  /** The release, instead of the version at the end of the name (templates only). */
   tag?: string | undefined;
+}
+
+interface Views {
+  newestFirst: PackageRecord[];
+  /** Templates only, as everything release-shaped is. */
+  latest: PackageRecord[];
+  releases: ReleaseGroup[];
+  byTag: Map<string, ReleaseGroup>;
+  catalogs: Map<CatalogKind, CatalogPackage[]>;
+  /** Keyed `kind/id`. */
+  catalogById: Map<string, CatalogPackage>;
 }
 
 /**
@@ -33,7 +50,7 @@ export class PackageService {
   private readonly index = new Map<string, PackageRecord>();
   private readonly byId = new Map<number, PackageRecord>();
   /** Views of the index, rebuilt lazily after a change. */
-  private views: { newestFirst: PackageRecord[]; latest: PackageRecord[]; releases: ReleaseGroup[]; byTag: Map<string, ReleaseGroup> } | null = null;
+  private views: Views | null = null;
   private readonly lock = new Mutex();
   private readonly unsavedCounts = new Set<string>();
   private countTimer: NodeJS.Timeout | null = null;
@@ -77,6 +94,17 @@ export class PackageService {
     return this.currentViews().newestFirst;
   }
 
+  /** The extensions, presets or workflows, by id (alphabetical), each with its versions. */
+  catalog(kind: CatalogKind): readonly CatalogPackage[] {
+    return this.currentViews().catalogs.get(kind) ?? [];
+  }
+
+  catalogPackage(kind: CatalogKind, id: string): CatalogPackage {
+    const found = this.currentViews().catalogById.get(`${kind}/${id}`);
+    if (!found) throw new PackageError('not-found', `no ${kind} with id ${id}`);
+    return found;
+  }
+
   /** Every package in the order the spec-kit CLI must see them (see domain/releases.ts). */
   latest(): readonly PackageRecord[] {
     return this.currentViews().latest;
@@ -101,12 +129,21 @@ export class PackageService {
     return record;
   }
 
-  private currentViews(): NonNullable<typeof this.views> {
+  private currentViews(): Views {
     this.assertLoaded();
     if (!this.views) {
       const newestFirst = [...this.index.values()].sort(newestUploadFirst);
-      const releases = releasesNewestFirst(newestFirst);
-      this.views = { newestFirst, latest: latestOrder(newestFirst, releases), releases, byTag: new Map(releases.map((r) => [r.tag, r])) };
+      const templates = newestFirst.filter((r) => r.kind === 'template');
+      const releases = releasesNewestFirst(templates);
+      const catalogs = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst)]));
+      this.views = {
+        newestFirst,
+        latest: latestOrder(templates, releases),
+        releases,
+        byTag: new Map(releases.map((r) => [r.tag, r])),
+        catalogs,
+        catalogById: new Map([...catalogs.values()].flat().map((p) => [`${p.kind}/${p.id}`, p])),
+      };
     }
     return this.views;
   }
@@ -126,7 +163,11 @@ export class PackageService {
     return this.storage.stage(source);
   }
 
-  /** Makes a staged upload the package `name`, then applies retention. The staged bytes are gone afterwards either way. */
+  /**
+   * Vets a staged upload, then makes it a package: a template under its uploaded `name`, an extension, preset or
+   * workflow under the name its kind, id and version give. Retention follows. The staged bytes are gone
+   * afterwards either way.
+   */
   async publish(name: string, staged: StagedBlob, options: PublishOptions): Promise<{ record: PackageRecord; created: boolean }> {
     try {
       this.assertSafeName(name);
@@ -135,30 +176,44 @@ export class PackageService {
       if (expected && expected !== staged.sha256) {
         throw new PackageError('checksum-mismatch', `${name} has SHA-256 ${staged.sha256}, not the ${expected} given in X-Checksum-Sha256`);
       }
-      const tag = options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
-      if (tag === null && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
+      // Outside the lock: vetting reads the whole archive, and other uploads need not wait for it.
+      const { kind, catalog } = await vetPackage(staged);
+      if (catalog && options.tag !== undefined) {
+        throw new PackageError('invalid-tag', `tag applies to templates; this ${kind}'s version (${catalog.version}) comes from its manifest`);
+      }
+      const storedName = catalog ? catalogFileName(kind as CatalogKind, catalog.id, catalog.version) : name;
+      const tag = catalog ? null : options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
+      if (tag === null && !catalog && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
       return await this.lock.run(async () => {
-        const existing = this.index.get(name);
+        // `1.0` and `1.0.0` are one PEP 440 version, stored under two names: either one is the version replaced.
+        const sameVersion = catalog
+          ? this.currentViews().catalogById.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
+          : undefined;
+        const existing = this.index.get(storedName) ?? sameVersion;
         if (existing && !options.overwrite) {
-          throw new PackageError('exists', `${name} exists; upload with overwrite=true to replace it`);
+          const what = catalog ? `${kind} ${catalog.id} ${existing.catalog?.version ?? catalog.version}` : storedName;
+          throw new PackageError('exists', `${what} is already published; upload with overwrite=true to replace it`);
         }
         const now = this.stamp();
         const record: PackageRecord = {
           id: existing?.id ?? (await this.storage.nextId()),
-          name,
+          name: storedName,
           size: staged.size,
           sha256: staged.sha256,
           createdAt: existing?.createdAt ?? now,
           updatedAt: now,
           downloadCount: existing?.downloadCount ?? 0,
           tag,
+          kind,
+          catalog,
         };
         await this.storage.publish(staged, record);
-        this.index.set(name, record);
+        if (existing && existing.name !== storedName) await this.deleteLocked(existing.name);
+        this.index.set(storedName, record);
         this.byId.set(record.id, record);
         this.changed();
-        this.log.info({ name, tag, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
-        await this.applyRetention(name);
+        this.log.info({ name: storedName, kind, tag, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
+        await this.applyRetention(record);
         return { record, created: !existing };
       });
     } finally {
@@ -210,16 +265,20 @@ export class PackageService {
     });
   }
 
+  /** Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. */
+  private async applyRetention(kept: PackageRecord): Promise<void> {
+    if (kept.kind === 'template') await this.applyTemplateRetention(kept);
+    else await this.applyVersionRetention(kept);
+  }
+
   /**
-   * Deletes whole releases beyond the newest max_releases, then the oldest uploads beyond max_packages; never the
-   * package `keep`, nor its release (an old hotfix just uploaded stays, beside the newest max_releases). Runs under
-   * the lock.
+   * Deletes whole releases beyond the newest max_releases, then the oldest templates beyond max_packages; never
+   * the package just uploaded, nor its release (an old hotfix just uploaded stays, beside the newest max_releases).
    */
-  private async applyRetention(keep: string): Promise<void> {
+  private async applyTemplateRetention(kept: PackageRecord): Promise<void> {
     const maxReleases = this.options.maxReleases ?? 0;
-    const keepTag = this.index.get(keep)?.tag ?? null;
     if (maxReleases > 0) {
-      const doomed = this.releases().slice(maxReleases).filter((r) => r.tag !== keepTag);
+      const doomed = this.releases().slice(maxReleases).filter((r) => r.tag !== kept.tag);
       for (const release of doomed) {
         for (const record of release.records) await this.deleteLocked(record.name);
         this.log.info({ tag: release.tag, packages: release.records.map((r) => r.name), maxReleases }, 'release deleted by retention');
@@ -227,11 +286,27 @@ export class PackageService {
     }
     const max = this.options.maxPackages;
     if (max === 0) return;
-    while (this.index.size > max) {
-      const oldest = this.list().findLast((r) => r.name !== keep);
+    const templates = () => this.list().filter((r) => r.kind === 'template');
+    while (templates().length > max) {
+      const oldest = templates().findLast((r) => r.name !== kept.name);
       if (!oldest) return;
       await this.deleteLocked(oldest.name);
       this.log.info({ name: oldest.name, maxPackages: max }, 'package deleted by retention');
+    }
+  }
+
+  /** Deletes the lowest versions of one id beyond max_versions_per_package; never the one its catalog serves. */
+  private async applyVersionRetention(kept: PackageRecord): Promise<void> {
+    const max = this.options.maxVersionsPerPackage ?? 0;
+    if (max === 0 || !kept.catalog) return;
+    const group = this.catalogPackage(kept.kind as CatalogKind, kept.catalog.id);
+    let excess = group.versions.length - max;
+    const lowestFirst = group.versions.filter((r) => r !== group.served && r.name !== kept.name).reverse();
+    for (const record of lowestFirst) {
+      if (excess <= 0) break;
+      await this.deleteLocked(record.name);
+      excess -= 1;
+      this.log.info({ name: record.name, kind: record.kind, id: kept.catalog.id, maxVersionsPerPackage: max }, 'version deleted by retention');
     }
   }
 

@@ -36,6 +36,11 @@ class FsStagedBlob implements StagedBlob {
     this.settled = true;
   }
 
+  read(range: ByteRange): Readable {
+    if (this.settled) throw new Error('staged blob already published or discarded');
+    return createReadStream(this.path, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(READ_CHUNK, range.end - range.start + 1)) });
+  }
+
   async discard(): Promise<void> {
     if (this.settled) return;
     this.settled = true;
@@ -193,7 +198,7 @@ export class FilesystemStorage implements Storage {
       const index = JSON.parse(text) as IndexFile;
       const records = index.records
         .filter((r) => typeof r.name === 'string' && isSafeName(r.name))
-        .map((r) => ({ ...r, tag: r.tag === undefined ? tagOfName(r.name) : r.tag }));
+        .map((r) => ({ ...r, tag: r.tag === undefined ? tagOfName(r.name) : r.tag, kind: r.kind ?? 'template', catalog: r.catalog ?? null }));
       return { lastId: Number(index.lastId) || 0, records, fromFile: true };
     } catch (err) {
       // Only a hand edit can break it (writes are atomic): re-hash everything rather than refuse to start.
@@ -233,6 +238,9 @@ export class FilesystemStorage implements Storage {
       downloadCount: stale?.downloadCount ?? 0,
       // A file placed by hand belongs to the release its name ends with.
       tag: stale ? stale.tag : tagOfName(name),
+      // Nothing vetted a file placed by hand, so it is served as a template, never as a catalog package.
+      kind: stale?.kind ?? 'template',
+      catalog: stale?.catalog ?? null,
       mtimeMs,
     });
     this.log.debug({ name, size: digest.size }, stale ? 'package re-hashed' : 'package adopted');

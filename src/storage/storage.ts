@@ -1,4 +1,6 @@
 import type { Readable } from 'node:stream';
+import type { CatalogMetadata } from '../domain/catalog.js';
+import type { PackageKind } from '../domain/kinds.js';
 
 /** What is known of one stored package; persisted beside its bytes. */
 export interface PackageRecord {
@@ -13,8 +15,12 @@ export interface PackageRecord {
   /** ISO 8601: when the current bytes were uploaded. */
   updatedAt: string;
   downloadCount: number;
-  /** The release it belongs to (`v0.2.0`), or null. */
+  /** The release it belongs to (`v0.2.0`), or null; always null for catalog packages. */
   tag: string | null;
+  /** Decided by the manifest at upload; records stored before kinds existed are templates. */
+  kind: PackageKind;
+  /** What the catalog shows of an extension, preset or workflow; null for a template. */
+  catalog: CatalogMetadata | null;
 }
 
 /** Bytes written to a private staging area: invisible until published, gone when discarded. */
@@ -22,6 +28,8 @@ export interface StagedBlob {
   readonly size: number;
   /** Lower-case hex SHA-256 of the bytes, computed while they streamed in. */
   readonly sha256: string;
+  /** Reads staged bytes back (vetting opens the archive before it is published). `end` is inclusive. */
+  read(range: ByteRange): Readable;
   /** Removes the staged bytes; a no-op once published or discarded. */
   discard(): Promise<void>;
 }

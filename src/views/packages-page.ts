@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
+import type { CatalogPackage } from '../domain/catalog.js';
+import { CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
 import { assetUrl } from '../http/urls.js';
@@ -17,10 +19,24 @@ export function humanSize(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(value < 10 ? 1 : 0)} ${UNITS[unit]}`;
 }
 
-export interface PackagesPage {
-  /** Releases highest version first, then the packages that belong to none. */
-  render(releases: readonly ReleaseGroup[], untagged: readonly PackageRecord[], base: string): string;
+export interface PageContent {
+  /** Template releases, highest version first. */
+  releases: readonly ReleaseGroup[];
+  /** Templates that belong to no release. */
+  untagged: readonly PackageRecord[];
+  catalogs: readonly { kind: CatalogKind; packages: readonly CatalogPackage[] }[];
 }
+
+export interface PackagesPage {
+  render(content: PageContent, base: string): string;
+}
+
+/** How the `specify` CLI names each catalog: its command, and the variable that points it at one catalog. */
+const CLI: Record<CatalogKind, { title: string; command: string; envVar: string }> = {
+  extension: { title: 'Extensions', command: 'extension', envVar: 'SPECKIT_CATALOG_URL' },
+  preset: { title: 'Presets', command: 'preset', envVar: 'SPECKIT_PRESET_CATALOG_URL' },
+  workflow: { title: 'Workflows', command: 'workflow', envVar: 'SPECKIT_WORKFLOW_CATALOG_URL' },
+};
 
 /** The HTML package listing; the template is read and parsed once. Mustache escapes every value. */
 export function loadPackagesPage(): PackagesPage {
@@ -37,13 +53,46 @@ export function loadPackagesPage(): PackagesPage {
       downloads: r.downloadCount,
     }));
   return {
-    render(releases, untagged, base) {
-      const count = releases.reduce((n, r) => n + r.records.length, 0) + untagged.length;
+    render({ releases, untagged, catalogs }, base) {
+      const templateCount = releases.reduce((n, r) => n + r.records.length, 0) + untagged.length;
+      const versionCount = catalogs.reduce((n, c) => n + c.packages.reduce((m, p) => m + p.versions.length, 0), 0);
+      const count = templateCount + versionCount;
       return Mustache.render(template, {
         base,
         count,
+        templateCount,
         releaseCount: releases.length,
-        empty: count === 0,
+        catalogs: catalogs.map(({ kind, packages }) => {
+          const section = CATALOG_SECTION[kind];
+          const catalogUrl = `${base}/catalogs/${section}.json`;
+          const cli = CLI[kind];
+          return {
+            ...cli,
+            section,
+            plural: section,
+            catalogUrl,
+            count: packages.length,
+            none: packages.length === 0,
+            hasPackages: packages.length > 0,
+            packages: packages.map((p) => ({
+              kind,
+              id: p.id,
+              name: p.served.catalog.name,
+              version: p.served.catalog.version,
+              description: p.served.catalog.description,
+              author: p.served.catalog.author,
+              url: assetUrl(base, p.served.name),
+              sha256: p.served.sha256,
+              downloads: p.downloads,
+              others: p.versions.length - 1,
+              versionsUrl: `${base}/catalogs/${section}/${p.id}`,
+              catalogUrl,
+              envVar: cli.envVar,
+              command: cli.command,
+            })),
+          };
+        }),
+        empty: templateCount === 0,
         releases: releases.map((r) => ({
           tag: r.tag,
           anchor: encodeURIComponent(r.tag),

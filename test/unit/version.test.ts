@@ -34,6 +34,8 @@ const rec = (name: string, tag: string | null, updatedAt: string): PackageRecord
   id: nextId++,
   name,
   size: 1,
+  kind: 'template',
+  catalog: null,
   sha256: '0'.repeat(64),
   createdAt: updatedAt,
   updatedAt,

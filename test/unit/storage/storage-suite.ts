@@ -23,6 +23,8 @@ const record = (name: string, id: number, bytes: string, extra: Partial<PackageR
   createdAt: '2026-01-01T00:00:00.000Z',
   updatedAt: '2026-01-01T00:00:00.000Z',
   downloadCount: 0,
+  kind: 'template',
+  catalog: null,
   tag: null,
   ...extra,
 });

@@ -1,0 +1,76 @@
+import type { PackageRecord } from '../storage/storage.js';
+import type { CatalogKind } from './kinds.js';
+import { comparePep440Descending, isPep440Prerelease, normalizePep440 } from './pep440.js';
+import { newestUploadFirst } from './releases.js';
+
+/** What a catalog shows of a package, read from its manifest when it was vetted; stored with its record. */
+export interface CatalogMetadata {
+  id: string;
+  /** As the manifest writes it; the catalog serves it unchanged (workflow updates compare it as a string). */
+  version: string;
+  name: string;
+  description: string;
+  author?: string;
+  license?: string;
+  category?: string;
+  effect?: string;
+  tags?: string[];
+  requires?: {
+    speckit_version?: string;
+    tools?: { name: string; version?: string; required?: boolean }[];
+    integrations?: string[];
+  };
+  /** Counts by what is provided: `{commands: 2, hooks: 1}`. */
+  provides?: Record<string, number>;
+  repository?: string;
+  homepage?: string;
+  documentation?: string;
+  changelog?: string;
+}
+
+/** A record of an extension, preset or workflow. */
+export type CatalogRecord = PackageRecord & { kind: CatalogKind; catalog: CatalogMetadata };
+
+export function isCatalogRecord(record: PackageRecord): record is CatalogRecord {
+  return record.kind !== 'template' && record.catalog !== null;
+}
+
+/** Every stored version of one id, and the one its catalog serves. */
+export interface CatalogPackage {
+  kind: CatalogKind;
+  id: string;
+  /** Highest PEP 440 version first; equal versions, newest upload first. */
+  versions: CatalogRecord[];
+  /** The highest version that is not a pre-release, or the highest of all when every one is. */
+  served: CatalogRecord;
+  /** Download counts of every version, summed. */
+  downloads: number;
+}
+
+/** The stored name of a catalog package: the uploaded file name does not matter, kind, id and version do. */
+export function catalogFileName(kind: CatalogKind, id: string, version: string): string {
+  return `${kind}-${id}-${normalizePep440(version)}.zip`;
+}
+
+/** Groups the records of one kind by id, ids in alphabetical order. */
+export function catalogPackages(kind: CatalogKind, records: readonly PackageRecord[]): CatalogPackage[] {
+  const byId = new Map<string, CatalogRecord[]>();
+  for (const record of records) {
+    if (record.kind !== kind || !isCatalogRecord(record)) continue;
+    const versions = byId.get(record.catalog.id);
+    if (versions) versions.push(record);
+    else byId.set(record.catalog.id, [record]);
+  }
+  return [...byId.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([id, versions]) => {
+      versions.sort((a, b) => comparePep440Descending(a.catalog.version, b.catalog.version) || newestUploadFirst(a, b));
+      return {
+        kind,
+        id,
+        versions,
+        served: versions.find((r) => !isPep440Prerelease(r.catalog.version)) ?? versions[0]!,
+        downloads: versions.reduce((sum, r) => sum + r.downloadCount, 0),
+      };
+    });
+}

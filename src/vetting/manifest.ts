@@ -1,0 +1,297 @@
+import { parseDocument } from 'yaml';
+import type { CatalogMetadata } from '../domain/catalog.js';
+import type { CatalogKind } from '../domain/kinds.js';
+import { isPep440Specifier, isPep440Version } from '../domain/pep440.js';
+import type { Violation } from './archive.js';
+import { BUNDLED_IDS, CORE_COMMANDS, RESERVED_WORKFLOW_IDS } from './reserved-ids.js';
+
+type Json = Record<string, unknown>;
+
+const ID = /^[a-z0-9-]+$/;
+const WORKFLOW_ID = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const COMMAND = /^speckit\.([a-z0-9-]+)\.([a-z0-9-]+)$/;
+const PRESET_COMMAND = /^[a-z0-9.-]+$/;
+const STRICT_VERSION = /^\d+\.\d+\.\d+$/;
+const RUNTIMES = new Set(['bash', 'powershell', 'python']);
+const PRESET_TYPES = new Set(['template', 'command', 'script']);
+const STRATEGIES = new Set(['replace', 'prepend', 'append', 'wrap']);
+const EFFECTS = new Set(['read-only', 'read-write']);
+const LINKS = ['repository', 'homepage', 'documentation', 'changelog'] as const;
+
+export interface ManifestFacts {
+  kind: CatalogKind;
+  /** Where the manifest sits: `extension.yml` or `acme-hello/extension.yml`. */
+  path: string;
+  text: Buffer;
+  /** Every file of the archive, by normalised name. */
+  files: ReadonlySet<string>;
+}
+
+/**
+ * The manifest rules of spec-kit's validators (section 6 of docs on catalogs), plus what the CLI leaves
+ * unchecked and a vetted catalog must not: every file a manifest names exists in the package, and the id is
+ * not one the CLI resolves locally (it would never ask us for it).
+ */
+export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata | null; violations: Violation[] } {
+  const check = new Checker(facts);
+  const doc = parseDocument(facts.text.toString('utf8'), { uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    check.fail('', `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+    return { metadata: null, violations: check.violations };
+  }
+  const root = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (!isObject(root)) {
+    check.fail('', 'must be a YAML mapping');
+    return { metadata: null, violations: check.violations };
+  }
+  if (root.schema_version !== '1.0') check.fail('/schema_version', 'must be the string "1.0"');
+  const metadata = facts.kind === 'extension' ? checkExtension(root, check) : facts.kind === 'preset' ? checkPreset(root, check) : checkWorkflow(root, check);
+  return { metadata: check.violations.length === 0 ? metadata : null, violations: check.violations };
+}
+
+function checkExtension(root: Json, check: Checker): CatalogMetadata | null {
+  for (const key of ['extension', 'requires', 'provides']) if (!(key in root)) check.fail(`/${key}`, 'is required');
+  const info = check.object(root, 'extension', '/extension');
+  const id = check.id(info, '/extension', ID, 'extension');
+  const version = check.version(info, '/extension/version');
+  const requires = checkRequires(root, check, true);
+  const provides = check.object(root, 'provides', '/provides') ?? {};
+  const effect = info?.effect;
+  if (effect !== undefined && !EFFECTS.has(effect as string)) check.fail('/extension/effect', 'must be read-only or read-write');
+
+  const names = new Set<string>();
+  const commands = check.list(provides, 'commands', '/provides/commands');
+  commands.forEach((command, i) => {
+    const at = `/provides/commands/${i}`;
+    const name = check.string(command, 'name', `${at}/name`, true);
+    const match = name === undefined ? null : COMMAND.exec(name);
+    if (name !== undefined && !match) check.fail(`${at}/name`, `"${name}" must look like speckit.${id ?? '<id>'}.<command>`);
+    else if (match && id && match[1] !== id) check.fail(`${at}/name`, `"${name}" must name this extension: speckit.${id}.${match[2]}`);
+    if (name !== undefined) check.unique(names, name, `${at}/name`);
+    check.file(command, 'file', `${at}/file`);
+    check.list(command, 'aliases', `${at}/aliases`).forEach((alias, j) => {
+      if (typeof alias !== 'string') check.fail(`${at}/aliases/${j}`, 'must be a string');
+      else check.unique(names, alias, `${at}/aliases/${j}`);
+    });
+  });
+  const templates = check.list(provides, 'templates', '/provides/templates');
+  const templateNames = new Set<string>();
+  templates.forEach((t, i) => {
+    check.name(t, `/provides/templates/${i}`, templateNames);
+    check.file(t, 'file', `/provides/templates/${i}/file`);
+    if (isObject(t) && 'strategy' in t) check.fail(`/provides/templates/${i}/strategy`, 'is not allowed in an extension (presets have strategies)');
+  });
+  const scripts = check.list(provides, 'scripts', '/provides/scripts');
+  const scriptNames = new Set<string>();
+  scripts.forEach((s, i) => {
+    check.name(s, `/provides/scripts/${i}`, scriptNames);
+    check.file(s, 'file', `/provides/scripts/${i}/file`);
+    check.list(s, 'runtimes', `/provides/scripts/${i}/runtimes`).forEach((r, j) => {
+      if (!RUNTIMES.has(r as string)) check.fail(`/provides/scripts/${i}/runtimes/${j}`, 'must be bash, powershell or python');
+    });
+  });
+  check.list(provides, 'config', '/provides/config').forEach((c, i) => {
+    if (isObject(c) && c.template !== undefined) check.file(c, 'template', `/provides/config/${i}/template`);
+  });
+  const hooks = check.object(root, 'hooks', '/hooks') ?? {};
+  for (const [event, hook] of Object.entries(hooks)) {
+    if (!isObject(hook)) {
+      check.fail(`/hooks/${event}`, 'must be a mapping');
+      continue;
+    }
+    check.string(hook, 'command', `/hooks/${event}/command`, true);
+    const priority = hook.priority;
+    if (priority !== undefined && !(Number.isInteger(priority) && (priority as number) >= 1)) check.fail(`/hooks/${event}/priority`, 'must be an integer of at least 1');
+  }
+  const events = isObject(root.events) ? Object.keys(root.events).length : Array.isArray(root.events) ? root.events.length : 0;
+  if (commands.length + templates.length + scripts.length + Object.keys(hooks).length + events === 0) {
+    check.fail('/provides', 'must provide at least one command, hook, event, template or script');
+  }
+  if (id && (CORE_COMMANDS as readonly string[]).includes(id)) check.fail('/extension/id', `"${id}" is the name of a core spec-kit command`);
+  if (!id || !version || !info) return null;
+  return metadata(info, root, id, version, requires, { commands: commands.length, hooks: Object.keys(hooks).length });
+}
+
+function checkPreset(root: Json, check: Checker): CatalogMetadata | null {
+  for (const key of ['preset', 'requires', 'provides']) if (!(key in root)) check.fail(`/${key}`, 'is required');
+  const info = check.object(root, 'preset', '/preset');
+  const id = check.id(info, '/preset', ID, 'preset');
+  const version = check.version(info, '/preset/version');
+  const requires = checkRequires(root, check, true);
+  const provides = check.object(root, 'provides', '/provides') ?? {};
+  const templates = check.list(provides, 'templates', '/provides/templates');
+  if (templates.length === 0) check.fail('/provides/templates', 'must list at least one template');
+  const seen = new Set<string>();
+  const counts = { templates: 0, commands: 0, scripts: 0 };
+  templates.forEach((t, i) => {
+    const at = `/provides/templates/${i}`;
+    const type = check.string(t, 'type', `${at}/type`, true);
+    if (type !== undefined && !PRESET_TYPES.has(type)) check.fail(`${at}/type`, 'must be template, command or script');
+    const name = check.string(t, 'name', `${at}/name`, true);
+    if (name !== undefined && !(type === 'command' ? PRESET_COMMAND : ID).test(name)) check.fail(`${at}/name`, `"${name}" is not a valid ${type ?? 'template'} name`);
+    if (name !== undefined && type !== undefined) check.unique(seen, `${type} ${name}`, `${at}/name`, `${type} "${name}" is listed twice`);
+    check.file(t, 'file', `${at}/file`);
+    const strategy = isObject(t) ? t.strategy : undefined;
+    if (strategy !== undefined && !STRATEGIES.has(strategy as string)) check.fail(`${at}/strategy`, 'must be replace, prepend, append or wrap');
+    else if (type === 'script' && strategy !== undefined && strategy !== 'replace' && strategy !== 'wrap') check.fail(`${at}/strategy`, 'a script may only replace or wrap');
+    if (type === 'template' || type === 'command' || type === 'script') counts[`${type}s`] += 1;
+  });
+  if (!id || !version || !info) return null;
+  return metadata(info, root, id, version, requires, counts);
+}
+
+function checkWorkflow(root: Json, check: Checker): CatalogMetadata | null {
+  const info = check.object(root, 'workflow', '/workflow');
+  if (!info) check.fail('/workflow', 'is required');
+  const id = check.id(info, '/workflow', WORKFLOW_ID, 'workflow');
+  const version = check.string(info, 'version', '/workflow/version', true);
+  if (version !== undefined && !STRICT_VERSION.test(version)) check.fail('/workflow/version', `"${version}" must be X.Y.Z`);
+  const steps = check.list(root, 'steps', '/steps');
+  if (steps.length === 0) check.fail('/steps', 'must list at least one step');
+  const requires = checkRequires(root, check, false);
+  if (!id || !version || !info || !STRICT_VERSION.test(version)) return null;
+  return metadata(info, root, id, version, requires, { steps: steps.length });
+}
+
+function checkRequires(root: Json, check: Checker, required: boolean): CatalogMetadata['requires'] {
+  const requires = check.object(root, 'requires', '/requires');
+  if (!requires) return undefined;
+  const speckit = check.string(requires, 'speckit_version', '/requires/speckit_version', required);
+  if (speckit !== undefined && !isPep440Specifier(speckit)) check.fail('/requires/speckit_version', `"${speckit}" is not a PEP 440 version specifier`);
+  const tools = check.list(requires, 'tools', '/requires/tools').flatMap((tool, i) => {
+    const name = check.string(tool, 'name', `/requires/tools/${i}/name`, true);
+    if (name === undefined || !isObject(tool)) return [];
+    return [{ name, ...(typeof tool.version === 'string' ? { version: tool.version } : {}), ...(typeof tool.required === 'boolean' ? { required: tool.required } : {}) }];
+  });
+  const integrations = check.list(requires, 'integrations', '/requires/integrations').filter((i): i is string => typeof i === 'string');
+  return {
+    ...(speckit !== undefined ? { speckit_version: speckit } : {}),
+    ...(tools.length ? { tools } : {}),
+    ...(integrations.length ? { integrations } : {}),
+  };
+}
+
+/** What the catalog shows: the manifest's own words, the optional ones only when they are strings. */
+function metadata(info: Json, root: Json, id: string, version: string, requires: CatalogMetadata['requires'], provides: Record<string, number>): CatalogMetadata {
+  const text = (key: string) => (typeof info[key] === 'string' && info[key] !== '' ? { [key]: info[key] as string } : {});
+  const tagSource = Array.isArray(info.tags) ? info.tags : Array.isArray(root.tags) ? root.tags : [];
+  const tags = tagSource.filter((t): t is string => typeof t === 'string');
+  return {
+    id,
+    version,
+    name: typeof info.name === 'string' ? info.name : id,
+    description: typeof info.description === 'string' ? info.description : '',
+    ...text('author'),
+    ...text('license'),
+    ...text('category'),
+    ...text('effect'),
+    ...(tags.length ? { tags } : {}),
+    ...(requires && Object.keys(requires).length ? { requires } : {}),
+    provides,
+    ...Object.assign({}, ...LINKS.map(text)),
+  };
+}
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Collects violations with the manifest's path and a JSON pointer into it. */
+class Checker {
+  readonly violations: Violation[] = [];
+  private readonly dir: string;
+
+  constructor(private readonly facts: ManifestFacts) {
+    const slash = facts.path.lastIndexOf('/');
+    this.dir = slash < 0 ? '' : facts.path.slice(0, slash + 1);
+  }
+
+  fail(pointer: string, message: string): void {
+    this.violations.push({ path: `${this.facts.path}${pointer ? `#${pointer}` : ''}`, message });
+  }
+
+  object(parent: Json | undefined, key: string, at: string): Json | undefined {
+    const value = parent?.[key];
+    if (value === undefined || value === null) return undefined;
+    if (!isObject(value)) {
+      this.fail(at, 'must be a mapping');
+      return undefined;
+    }
+    return value;
+  }
+
+  list(parent: unknown, key: string, at: string): unknown[] {
+    const value = isObject(parent) ? parent[key] : undefined;
+    if (value === undefined || value === null) return [];
+    if (!Array.isArray(value)) {
+      this.fail(at, 'must be a list');
+      return [];
+    }
+    return value;
+  }
+
+  string(parent: unknown, key: string, at: string, required: boolean): string | undefined {
+    const value = isObject(parent) ? parent[key] : undefined;
+    if (value === undefined || value === null) {
+      if (required) this.fail(at, 'is required');
+      return undefined;
+    }
+    if (typeof value !== 'string' || value.trim() === '') {
+      this.fail(at, typeof value === 'string' ? 'must not be empty' : `must be a string, not ${typeof value === 'number' ? `the number ${value} (quote it)` : typeof value}`);
+      return undefined;
+    }
+    return value;
+  }
+
+  id(info: Json | undefined, at: string, pattern: RegExp, kind: CatalogKind): string | undefined {
+    if (!info) return undefined;
+    this.string(info, 'name', `${at}/name`, true);
+    if (kind !== 'workflow') this.string(info, 'description', `${at}/description`, true);
+    const id = this.string(info, 'id', `${at}/id`, true);
+    if (id === undefined) return undefined;
+    if (!pattern.test(id)) {
+      this.fail(`${at}/id`, `"${id}" must match ${pattern.source}`);
+      return undefined;
+    }
+    const reserved = kind === 'workflow' ? RESERVED_WORKFLOW_IDS : BUNDLED_IDS[kind];
+    if (reserved.includes(id)) {
+      this.fail(`${at}/id`, `"${id}" is reserved: the spec-kit CLI resolves it locally and never asks a catalog`);
+      return undefined;
+    }
+    return id;
+  }
+
+  version(info: Json | undefined, at: string): string | undefined {
+    if (!info) return undefined;
+    const version = this.string(info, 'version', at, true);
+    if (version !== undefined && !isPep440Version(version)) {
+      this.fail(at, `"${version}" is not a PEP 440 version`);
+      return undefined;
+    }
+    return version;
+  }
+
+  name(item: unknown, at: string, seen: Set<string>): void {
+    const name = this.string(item, 'name', `${at}/name`, true);
+    if (name === undefined) return;
+    if (!ID.test(name)) this.fail(`${at}/name`, `"${name}" must match ${ID.source}`);
+    this.unique(seen, name, `${at}/name`);
+  }
+
+  unique(seen: Set<string>, value: string, at: string, message = `"${value}" is listed twice`): void {
+    if (seen.has(value)) this.fail(at, message);
+    seen.add(value);
+  }
+
+  /** A relative, portable path that names a file of the package. */
+  file(item: unknown, key: string, at: string): void {
+    const file = this.string(item, key, at, true);
+    if (file === undefined) return;
+    const normalized = file.replaceAll('\\', '/').replace(/^(\.\/)+/, '');
+    if (normalized.startsWith('/') || /^[A-Za-z]:/.test(normalized) || normalized.split('/').includes('..')) {
+      this.fail(at, `"${file}" must be a relative path inside the package`);
+    } else if (!this.facts.files.has(this.dir + normalized)) {
+      this.fail(at, `"${file}" is not in the package`);
+    }
+  }
+}
