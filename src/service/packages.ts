@@ -192,7 +192,7 @@ export class PackageService {
         const existing = this.index.get(storedName) ?? sameVersion;
         if (existing && !options.overwrite) {
           const what = catalog ? `${kind} ${catalog.id} ${existing.catalog?.version ?? catalog.version}` : storedName;
-          throw new PackageError('exists', `${what} is already published; upload with overwrite=true to replace it`);
+          throw new PackageError('exists', `${what} already exists; upload with overwrite=true to replace it`);
         }
         const now = this.stamp();
         const record: PackageRecord = {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, startServer, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
+import { templateZip, zipOfSize } from '../helpers/packages.js';
 import { streamUpload, upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -144,7 +145,7 @@ describe('private mode (read_access: token)', () => {
 
 describe('rotation without restart', () => {
   it('a swapped tokens file takes effect within 5 s, and a download started before it completes', async () => {
-    const big = Buffer.alloc(24 * 1024 * 1024, 0x33);
+    const big = zipOfSize(24 * 1024 * 1024);
     expect((await upload(server.url, 'long-download.zip', big, bearer(TOKENS.admin))).status).toBe(201);
     const download = await fetch(`${server.url}/assets/long-download.zip`, { headers: bearer(TOKENS.reader) });
     const reader = download.body!.getReader();
@@ -181,13 +182,14 @@ describe('rotation without restart', () => {
 
 describe('audit', () => {
   it('logs every write and delete with token name, operation, package, size, sha256, client and status, and no secret anywhere', async () => {
-    await upload(server.url, 'audited.zip', 'audited bytes', bearer(TOKENS.writer));
+    const audited = await templateZip('audited bytes');
+    await upload(server.url, 'audited.zip', audited, bearer(TOKENS.writer));
     await fetch(`${server.url}/assets/audited.zip`, { method: 'DELETE', headers: bearer(TOKENS.writer) });
     await fetch(`${server.url}/assets/audited.zip`, { method: 'DELETE', headers: bearer(TOKENS.admin) });
     await eventually(() => {
       const audit = server.logs().filter((l) => l.module === 'audit' && l.package === 'audited.zip');
       expect(audit).toHaveLength(3);
-      expect(audit[0]).toMatchObject({ level: 'INFO', token: 'writer', operation: 'uploadPackage', size: 13, sha256: sha256('audited bytes'), client: '127.0.0.1', status: 201 });
+      expect(audit[0]).toMatchObject({ level: 'INFO', token: 'writer', operation: 'uploadPackage', size: audited.length, sha256: sha256(audited), client: '127.0.0.1', status: 201 });
       expect(audit[1]).toMatchObject({ token: 'writer', operation: 'deleteAsset', status: 403 });
       expect(audit[2]).toMatchObject({ token: 'admin', operation: 'deleteAsset', status: 204 });
     });

@@ -2,15 +2,18 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually, storageContents } from '../helpers/storage-dir.js';
+import { rawZip } from '../helpers/packages.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
 let server: RunningServer;
 const NAME = 'spec-kit-template-claude-sh-v0.3.0.zip';
-const BYTES = Buffer.from(Array.from({ length: 5000 }, (_, i) => i % 251));
+// A 5,000-byte zip whose member is a byte pattern, so that every range has different bytes.
+const BYTES = rawZip([{ name: 'data.bin', data: Buffer.from(Array.from({ length: 5000 - 114 }, (_, i) => i % 251)) }]);
 
 beforeAll(async () => {
   server = await startServer({ env: { MAX_PACKAGES: '0' } });
+  expect(BYTES.length).toBe(5000);
   expect((await upload(server.url, NAME, BYTES)).status).toBe(201);
 });
 afterAll(async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { rawZip } from '../helpers/packages.js';
 import { storageContents } from '../helpers/storage-dir.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
@@ -13,7 +14,7 @@ afterAll(async () => {
 });
 
 /** Eight different payloads of a size that takes a moment to stream, so the uploads overlap. */
-const payloads = Array.from({ length: 8 }, (_, i) => Buffer.alloc(2 * 1024 * 1024, 0x41 + i));
+const payloads = Array.from({ length: 8 }, (_, i) => rawZip([{ name: 'payload.bin', data: Buffer.alloc(2 * 1024 * 1024, 0x41 + i) }]));
 
 describe('uploads of one name at once', () => {
   it('without overwrite: exactly one 201 and seven 409', async () => {
@@ -77,7 +78,7 @@ describe('retention (max_packages)', () => {
   it('holds under concurrent uploads', async () => {
     const limited = await startServer({ env: { MAX_PACKAGES: '3' } });
     try {
-      const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => upload(limited.url, `burst-${i}.zip`, Buffer.alloc(256 * 1024, i))));
+      const responses = await Promise.all(Array.from({ length: 10 }, (_, i) => upload(limited.url, `burst-${i}.zip`, rawZip([{ name: 'burst.bin', data: Buffer.alloc(256 * 1024, i) }]))));
       expect(responses.every((r) => r.status === 201)).toBe(true);
       const listed = (await (await fetch(`${limited.url}/packages?format=json`)).json()) as { name: string }[];
       expect(listed).toHaveLength(3);

@@ -48,9 +48,10 @@ describe('GET /latest', () => {
     expect(release.name).toBe('v0.10.0');
     expect(release.assets.map((a) => a.name)).toEqual([names[1], names[2], names[0], names[3]]);
     const asset = release.assets.find((a) => a.name === 'spec-kit-template-claude-sh-v0.2.0.zip')!;
+    const uploaded = await makeZip({ 'README.md': 'bytes of spec-kit-template-claude-sh-v0.2.0.zip' });
     expect(asset).toMatchObject({
-      size: 'bytes of spec-kit-template-claude-sh-v0.2.0.zip'.length,
-      digest: `sha256:${sha256('bytes of spec-kit-template-claude-sh-v0.2.0.zip')}`,
+      size: uploaded.length,
+      digest: `sha256:${sha256(uploaded)}`,
       browser_download_url: `${server.url}/assets/spec-kit-template-claude-sh-v0.2.0.zip`,
       content_type: 'application/zip',
       state: 'uploaded',
@@ -103,7 +104,7 @@ describe('GET /latest', () => {
     const release = await latest(server.url);
     const asset = release.assets.find((a) => a.name === 'spec kit #1?.zip')!;
     expect(asset.browser_download_url).toBe(`${server.url}/assets/spec%20kit%20%231%3F.zip`);
-    expect(await (await fetch(asset.browser_download_url)).text()).toBe('x');
+    expect(Buffer.from(await (await fetch(asset.browser_download_url)).arrayBuffer()).equals(await makeZip({ 'README.md': 'x' }))).toBe(true);
   });
 });
 

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -31,14 +32,14 @@ afterAll(async () => {
 describe('scripts/upload.sh and scripts/delete.sh', () => {
   it('upload, refuse a second upload with the server detail, overwrite, delete, then fail to delete again', async () => {
     const file = join(dir, 'spec-kit-template-claude-sh-v0.5.0.zip');
-    await writeFile(file, 'first');
+    await writeFile(file, await templateZip('first'));
     const env = { RELEASE_SERVER_URL: `${server.url}/`, RELEASE_SERVER_TOKEN: TOKEN };
 
     const first = await script('upload.sh', [file], env);
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({ name: 'spec-kit-template-claude-sh-v0.5.0.zip', sha256: sha256('first') });
+    expect(JSON.parse(first.stdout)).toMatchObject({ name: 'spec-kit-template-claude-sh-v0.5.0.zip', sha256: sha256(await templateZip('first')) });
 
-    await writeFile(file, 'second');
+    await writeFile(file, await templateZip('second'));
     const again = await script('upload.sh', [file], env);
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('HTTP 409');
@@ -46,7 +47,7 @@ describe('scripts/upload.sh and scripts/delete.sh', () => {
 
     const overwrite = await script('upload.sh', [file, '--overwrite'], env);
     expect(overwrite.code).toBe(0);
-    expect(await (await fetch(`${server.url}/assets/spec-kit-template-claude-sh-v0.5.0.zip`)).text()).toBe('second');
+    expect(Buffer.from(await (await fetch(`${server.url}/assets/spec-kit-template-claude-sh-v0.5.0.zip`)).arrayBuffer()).equals(await templateZip('second'))).toBe(true);
 
     const deleted = await script('delete.sh', ['spec-kit-template-claude-sh-v0.5.0.zip'], env);
     expect(deleted.code).toBe(0);
@@ -59,7 +60,7 @@ describe('scripts/upload.sh and scripts/delete.sh', () => {
 
   it('takes the server and token from flags, and reports a wrong token', async () => {
     const file = join(dir, 'flags.zip');
-    await writeFile(file, 'flags');
+    await writeFile(file, await templateZip('flags'));
     const wrong = await script('upload.sh', ['--url', server.url, '--token', 'not-the-token', file]);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toContain('HTTP 401');
@@ -71,7 +72,7 @@ describe('scripts/upload.sh and scripts/delete.sh', () => {
   it('deletes names that need escaping in a URL', async () => {
     const name = 'spec kit #2 – ünïcode.zip';
     const file = join(dir, name);
-    await writeFile(file, 'odd');
+    await writeFile(file, await templateZip('odd'));
     const env = { RELEASE_SERVER_URL: server.url, RELEASE_SERVER_TOKEN: TOKEN };
     expect((await script('upload.sh', [file], env)).code).toBe(0);
     expect((await script('delete.sh', [name], env)).code).toBe(0);
@@ -89,7 +90,7 @@ describe('scripts/upload.sh and scripts/delete.sh', () => {
   it('retries while the server is not reachable yet', async () => {
     const port = await freePort();
     const file = join(dir, 'late.zip');
-    await writeFile(file, 'late');
+    await writeFile(file, await templateZip('late'));
     const uploading = script('upload.sh', [file], { RELEASE_SERVER_URL: `http://127.0.0.1:${port}`, RELEASE_SERVER_TOKEN: TOKEN });
     await new Promise((r) => setTimeout(r, 1500));
     const late = await startServer({ env: { PORT: String(port) }, waitReady: false });

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually, storageContents } from '../helpers/storage-dir.js';
+import { templateZip, zipOfSize } from '../helpers/packages.js';
 import { upload, uploadRaw } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
+
+const bytesOf = async (res: Response): Promise<Buffer> => Buffer.from(await res.arrayBuffer());
 
 let server: RunningServer;
 beforeAll(async () => {
@@ -38,7 +41,7 @@ async function expectRefused(send: () => Promise<Response>, status: number): Pro
 
 describe('POST /upload', () => {
   it('stores a new package: 201 with the Package, its sha256 and a Location', async () => {
-    const bytes = 'first template bytes';
+    const bytes = await templateZip('first template bytes');
     const res = await upload(server.url, 'spec-kit-template-claude-sh-v0.1.0.zip', bytes);
     expect(res.status).toBe(201);
     const pkg = await res.json();
@@ -51,14 +54,14 @@ describe('POST /upload', () => {
     expect(pkg.created_at).toBe(pkg.updated_at);
     expect(res.headers.get('location')).toBe(pkg.download_url);
     const download = await fetch(pkg.download_url);
-    expect(await download.text()).toBe(bytes);
+    expect((await bytesOf(download)).equals(bytes)).toBe(true);
   });
 
   it('refuses an existing name with 409 and keeps the stored bytes', async () => {
     await upload(server.url, 'conflict.zip', 'original');
     const problem = await expectRefused(() => upload(server.url, 'conflict.zip', 'intruder'), 409);
     expect(problem.type).toBe('urn:release-server:problem:exists');
-    expect(await (await fetch(`${server.url}/assets/conflict.zip`)).text()).toBe('original');
+    expect((await bytesOf(await fetch(`${server.url}/assets/conflict.zip`))).equals(await templateZip('original'))).toBe(true);
   });
 
   it('replaces an existing name with overwrite=true and answers 200', async () => {
@@ -67,10 +70,10 @@ describe('POST /upload', () => {
     const res = await upload(server.url, 'replace.zip', 'version two!', { overwrite: true });
     expect(res.status).toBe(200);
     const pkg = await res.json();
-    expect(pkg.sha256).toBe(sha256('version two!'));
+    expect(pkg.sha256).toBe(sha256(await templateZip('version two!')));
     expect(pkg.created_at).toBe(first.created_at);
     expect(pkg.updated_at > first.updated_at).toBe(true);
-    expect(await (await fetch(`${server.url}/assets/replace.zip`)).text()).toBe('version two!');
+    expect((await bytesOf(await fetch(`${server.url}/assets/replace.zip`))).equals(await templateZip('version two!'))).toBe(true);
   });
 
   it('treats overwrite=false like no overwrite', async () => {
@@ -79,7 +82,7 @@ describe('POST /upload', () => {
   });
 
   it('accepts a matching X-Checksum-Sha256 (any case) and refuses a mismatch with 400, keeping nothing', async () => {
-    const bytes = 'checked bytes';
+    const bytes = await templateZip('checked bytes');
     const ok = await upload(server.url, 'checked.zip', bytes, { checksum: sha256(bytes).toUpperCase() });
     expect(ok.status).toBe(201);
     const problem = await expectRefused(() => upload(server.url, 'mismatch.zip', bytes, { checksum: sha256('other') }), 400);
@@ -120,7 +123,7 @@ describe('POST /upload refuses, storing nothing', () => {
   });
 
   it('400 for an empty file', async () => {
-    const problem = await expectRefused(() => upload(server.url, 'empty.zip', ''), 400);
+    const problem = await expectRefused(() => upload(server.url, 'empty.zip', new Uint8Array()), 400);
     expect(problem.type).toBe('urn:release-server:problem:empty');
   });
 
@@ -158,7 +161,13 @@ describe('POST /upload refuses, storing nothing', () => {
     const problem = await expectRefused(() => upload(server.url, 'big.zip', Buffer.alloc(1024 * 1024 + 1, 1)), 413);
     expect(problem.detail).toContain(String(1024 * 1024));
     // exactly the limit is fine
-    expect((await upload(server.url, 'limit.zip', Buffer.alloc(1024 * 1024, 1))).status).toBe(201);
+    expect((await upload(server.url, 'limit.zip', zipOfSize(1024 * 1024))).status).toBe(201);
+  });
+
+  it('422 for a file that is not a zip archive, with the reason in errors', async () => {
+    const problem = await expectRefused(() => upload(server.url, 'notes.zip', Buffer.from('just some text, not an archive at all')), 422);
+    expect(problem.type).toBe('urn:release-server:problem:invalid-package');
+    expect(problem.errors).toEqual([{ path: '(archive)', message: expect.stringContaining('not a readable zip archive') }]);
   });
 
   it.each([
@@ -178,8 +187,9 @@ describe('POST /upload refuses, storing nothing', () => {
 
   it('accepts a name of exactly 255 bytes and non-ASCII names', async () => {
     const long = `${'a'.repeat(251)}.zip`;
-    expect((await uploadRaw(server.url, [{ field: 'file', filename: long, body: 'x' }])).status).toBe(201);
-    const res = await uploadRaw(server.url, [{ field: 'file', filename: 'пакет-v1.0.0.zip', body: 'x' }]);
+    const body = await templateZip('x');
+    expect((await uploadRaw(server.url, [{ field: 'file', filename: long, body }])).status).toBe(201);
+    const res = await uploadRaw(server.url, [{ field: 'file', filename: 'пакет-v1.0.0.zip', body }]);
     expect(res.status).toBe(201);
     expect((await res.json()).name).toBe('пакет-v1.0.0.zip');
     expect((await fetch(`${server.url}/assets/${encodeURIComponent('пакет-v1.0.0.zip')}`)).status).toBe(200);

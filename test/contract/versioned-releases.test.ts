@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { specifyInit } from '../helpers/specify-client.js';
+import { templateZip } from '../helpers/packages.js';
 import { upload } from '../helpers/upload.js';
 import { makeZip, sha256 } from '../helpers/zip.js';
 
@@ -83,13 +84,13 @@ describe('ordering by version, not upload time', () => {
   });
 
   it('takes the tag query parameter over the name, and refuses one that is not semver', async () => {
-    const res = await fetch(`${server.url}/upload?tag=v0.3.0`, { method: 'POST', body: form('spec-kit-template-gemini-sh.zip', 'nameless'), headers: { authorization: `Bearer ${TOKEN}` } });
+    const res = await fetch(`${server.url}/upload?tag=v0.3.0`, { method: 'POST', body: form('spec-kit-template-gemini-sh.zip', await templateZip('nameless')), headers: { authorization: `Bearer ${TOKEN}` } });
     expect(res.status).toBe(201);
     expect((await res.json()).tag).toBe('v0.3.0');
     expect((await json<Release>(`${server.url}/releases/tags/v0.3.0`)).assets.map((a) => a.name)).toEqual(['spec-kit-template-gemini-sh.zip']);
-    const bad = await fetch(`${server.url}/upload?tag=banana`, { method: 'POST', body: form('x.zip', 'x'), headers: { authorization: `Bearer ${TOKEN}` } });
+    const bad = await fetch(`${server.url}/upload?tag=banana`, { method: 'POST', body: form('x.zip', await templateZip('x')), headers: { authorization: `Bearer ${TOKEN}` } });
     expect(bad.status).toBe(400);
-    const leadingZero = await fetch(`${server.url}/upload?tag=v01.0.0`, { method: 'POST', body: form('y.zip', 'y'), headers: { authorization: `Bearer ${TOKEN}` } });
+    const leadingZero = await fetch(`${server.url}/upload?tag=v01.0.0`, { method: 'POST', body: form('y.zip', await templateZip('y')), headers: { authorization: `Bearer ${TOKEN}` } });
     expect(leadingZero.status).toBe(400);
     expect((await fetch(`${server.url}/assets/y.zip`)).status).toBe(404);
   });
@@ -225,7 +226,7 @@ describe('max_releases', () => {
   });
 });
 
-function form(name: string, content: string): FormData {
+function form(name: string, content: Buffer): FormData {
   const body = new FormData();
   body.append('file', new Blob([content]), name);
   return body;

@@ -148,3 +148,10 @@ export function rawZip(entries: RawEntry[], options: { zip64Locator?: boolean } 
   parts.push(eocd);
   return Buffer.concat(parts);
 }
+
+/** A valid template zip of exactly `total` bytes: one stored member padded to fit. */
+export function zipOfSize(total: number): Buffer {
+  const name = 'padding.bin';
+  const overhead = 30 + 46 + 22 + 2 * name.length;
+  return rawZip([{ name, data: Buffer.alloc(total - overhead, 1) }]);
+}

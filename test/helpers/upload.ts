@@ -124,6 +124,7 @@ class StreamedZip {
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4);
     local.writeUInt16LE(0x0008, 6); // sizes and CRC follow the data
+    local.writeUInt16LE(this.name.length, 26);
     return Buffer.concat([local, this.name]);
   }
 

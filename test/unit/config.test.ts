@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       storagePath: './data',
       maxPackages: 10,
       maxReleases: 0,
+      maxVersionsPerPackage: 10,
       authToken: null,
       tokensFile: null,
       readAccess: 'public',
@@ -35,7 +36,7 @@ describe('loadConfig', () => {
 
   it('reads every key from the file and lets the environment override it', () => {
     const path = file(
-      'port: 9000\nhost: 127.0.0.1\nstorage_path: /srv/data\nmax_packages: 0\nauth_token: file-token-0123456789\nmax_upload_bytes: 100MiB\npublic_url: https://r.example/\ntrust_proxy: false\nlog_level: debug\n',
+      'port: 9000\nhost: 127.0.0.1\nstorage_path: /srv/data\nmax_packages: 0\nmax_versions_per_package: 3\nauth_token: file-token-0123456789\nmax_upload_bytes: 100MiB\npublic_url: https://r.example/\ntrust_proxy: false\nlog_level: debug\n',
     );
     expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({
       configFile: path,
@@ -43,15 +44,17 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       storagePath: '/srv/data',
       maxPackages: 0,
+      maxVersionsPerPackage: 3,
       authToken: 'file-token-0123456789',
       maxUploadBytes: 100 * 1024 * 1024,
       publicUrl: 'https://r.example',
       trustProxy: false,
       logLevel: 'debug',
     });
-    expect(loadConfig({ CONFIG_PATH: path, PORT: '9100', MAX_PACKAGES: '4', TRUST_PROXY: 'loopback, 10.0.0.0/8', LOG_LEVEL: 'WARN' })).toMatchObject({
+    expect(loadConfig({ CONFIG_PATH: path, PORT: '9100', MAX_PACKAGES: '4', MAX_VERSIONS_PER_PACKAGE: '0', TRUST_PROXY: 'loopback, 10.0.0.0/8', LOG_LEVEL: 'WARN' })).toMatchObject({
       port: 9100,
       maxPackages: 4,
+      maxVersionsPerPackage: 0,
       trustProxy: 'loopback, 10.0.0.0/8',
       logLevel: 'warn',
     });
@@ -64,6 +67,7 @@ describe('loadConfig', () => {
   it.each([
     [{ MAX_PACKAGES: 'abc' }, /^MAX_PACKAGES="abc" must be a whole number/],
     [{ MAX_PACKAGES: '-1' }, /^MAX_PACKAGES="-1"/],
+    [{ MAX_VERSIONS_PER_PACKAGE: 'all' }, /^MAX_VERSIONS_PER_PACKAGE="all" must be a whole number/],
     [{ MAX_UPLOAD_BYTES: '0' }, /^MAX_UPLOAD_BYTES="0" must be a positive number of bytes/],
     [{ MAX_UPLOAD_BYTES: '10 parsecs' }, /^MAX_UPLOAD_BYTES="10 parsecs"/],
     [{ PORT: '1.5' }, /^PORT="1.5"/],
