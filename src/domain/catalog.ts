@@ -43,8 +43,11 @@ export interface CatalogPackage {
   versions: CatalogRecord[];
   /** The highest version that is not a pre-release, or the highest of all when every one is. */
   served: CatalogRecord;
-  /** Download counts of every version, summed. */
-  downloads: number;
+}
+
+/** Download counts of every version, summed; read when a body is built, as counts change without a new view. */
+export function totalDownloads(pkg: CatalogPackage): number {
+  return pkg.versions.reduce((sum, r) => sum + r.downloadCount, 0);
 }
 
 /** The stored name of a catalog package: the uploaded file name does not matter, kind, id and version do. */
@@ -70,7 +73,6 @@ export function catalogPackages(kind: CatalogKind, records: readonly PackageReco
         id,
         versions,
         served: versions.find((r) => !isPep440Prerelease(r.catalog.version)) ?? versions[0]!,
-        downloads: versions.reduce((sum, r) => sum + r.downloadCount, 0),
       };
     });
 }

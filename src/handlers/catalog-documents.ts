@@ -1,4 +1,4 @@
-import type { CatalogMetadata, CatalogPackage, CatalogRecord } from '../domain/catalog.js';
+import { totalDownloads, type CatalogMetadata, type CatalogPackage, type CatalogRecord } from '../domain/catalog.js';
 import { CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
 import { assetUrl } from '../http/urls.js';
 import type { Schemas } from './types.js';
@@ -28,7 +28,7 @@ function catalogEntry(pkg: CatalogPackage, base: string): Schemas['PackageCatalo
     id: pkg.id,
     sha256: record.sha256,
     size: record.size,
-    downloads: pkg.downloads,
+    downloads: totalDownloads(pkg),
     created_at: record.createdAt,
     updated_at: record.updatedAt,
   };

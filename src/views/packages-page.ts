@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
-import type { CatalogPackage } from '../domain/catalog.js';
+import { totalDownloads, type CatalogPackage } from '../domain/catalog.js';
 import { CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
@@ -83,7 +83,7 @@ export function loadPackagesPage(): PackagesPage {
               author: p.served.catalog.author,
               url: assetUrl(base, p.served.name),
               sha256: p.served.sha256,
-              downloads: p.downloads,
+              downloads: totalDownloads(p),
               others: p.versions.length - 1,
               versionsUrl: `${base}/catalogs/${section}/${p.id}`,
               catalogUrl,

@@ -228,7 +228,7 @@ describe('max_releases', () => {
 
 function form(name: string, content: Buffer): FormData {
   const body = new FormData();
-  body.append('file', new Blob([content]), name);
+  body.append('file', new Blob([content as BlobPart]), name);
   return body;
 }
 
