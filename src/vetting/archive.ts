@@ -134,9 +134,8 @@ async function readTail(source: RandomSource, limits: ArchiveLimits): Promise<{ 
 /** The entry's own checks; null when it is unusable (its name cannot be trusted). */
 function checkEntry(raw: yauzl.Entry, violations: Violation[]): ArchiveEntry | null {
   const rawName = yauzl.getFileNameLowLevel(raw.generalPurposeBitFlag, raw.fileNameRaw, [], true);
-  const shown = JSON.stringify(rawName).slice(1, -1);
   const fail = (message: string) => {
-    violations.push({ path: shown, message });
+    violations.push({ path: rawName, message });
     return null;
   };
   const unsafe = unsafeEntryNameReason(rawName);

@@ -55,6 +55,28 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(await again.open()).toEqual([rec]);
     });
 
+    it('reads staged bytes back by range before they are published (vetting opens the archive there)', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const staged = await storage.stage(Readable.from([Buffer.from('0123456789')]));
+      expect(await text(staged.read({ start: 0, end: 9 }))).toBe('0123456789');
+      expect(await text(staged.read({ start: 7, end: 9 }))).toBe('789');
+      expect(await text(staged.read({ start: 3, end: 3 }))).toBe('3');
+      expect(await harness.visible(storage)).toEqual([]);
+      await staged.discard();
+      expect(await harness.staged(storage)).toEqual([]);
+    });
+
+    it('keeps a record\'s kind and catalog metadata across a reopen', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const staged = await storage.stage(Readable.from([Buffer.from('ext')]));
+      const catalog = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd', tags: ['x'], provides: { commands: 1 } };
+      const rec = record('extension-acme-1.0.0.zip', await storage.nextId(), 'ext', { kind: 'extension', catalog });
+      await storage.publish(staged, rec);
+      expect(await (await harness.reopen(storage)).open()).toEqual([rec]);
+    });
+
     it('replaces a package on publish', async () => {
       const storage = await harness.fresh();
       await storage.open();
