@@ -7,6 +7,9 @@
 //   3. /latest with 1,000 packages: req/s and p99, ours (response validation on) / nginx serving the same bytes
 //   4. scale: small-package download req/s with 10,000 vs 10 packages stored; start-up to ready with 10,000
 //   5. memory: the server's peak RSS across a 100 MiB upload and 8 parallel 100 MiB downloads
+//   6. /catalogs/extensions.json with 1,000 extensions published: req/s, ours / nginx serving the same bytes
+//   7. upload of a 40 MiB extension (manifest vetting included) / a template zip of the same size
+// Every package is a zip (the server refuses anything else): the 100 MiB one holds one stored member of random bytes.
 // It prints a table and writes BENCHMARKS.md. RUNS (default 5) and SECONDS (wrk duration, default 5) tune it.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -16,6 +19,7 @@ import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import yazl from 'yazl';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -45,7 +49,9 @@ async function main() {
   const results = {};
   // The same bytes on the same disk for both servers.
   const big = join(work, 'big.zip');
-  await run('bash', ['-c', `head -c ${BIG} /dev/urandom > ${big}`]);
+  await run('bash', ['-c', `head -c ${BIG} /dev/urandom > ${work}/random.bin`]);
+  await writeZip(big, [['payload.bin', join(work, 'random.bin')]]);
+  const bigSize = (await readFile(big)).length;
   const bigSha = await sha256File(big);
 
   const ours = join(work, 'ours-big');
@@ -67,8 +73,8 @@ async function main() {
 
   // 2. Upload
   results.upload = await alternate(
-    async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], 200),
-    async () => curlUpload(['-T', big, `${nginx.url}/dav/big.zip`], 201, 204),
+    async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], bigSize, 200),
+    async () => curlUpload(['-T', big, `${nginx.url}/dav/big.zip`], bigSize, 201, 204),
   );
   await stop(server);
 
@@ -132,12 +138,105 @@ async function main() {
   // 5. Memory: a fresh server, one 100 MiB upload, then 8 parallel 100 MiB downloads
   server = await startOurs(ours);
   const before = await rss(server.pid);
-  await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], 200);
+  await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], bigSize, 200);
   await Promise.all(Array.from({ length: 8 }, () => curlSpeed(`${server.url}/assets/big.zip`)));
   results.memory = { idle: before.now, peak: (await rss(server.pid)).peak };
   await stop(server);
+
+  // 6. /catalogs/extensions.json with 1,000 extensions, published through /upload (so each was vetted)
+  server = await startOurs(join(work, 'ours-catalog'));
+  await publishExtensions(server.url, 1000);
+  const catalog = Buffer.from(await (await fetch(`${server.url}/catalogs/extensions.json`)).arrayBuffer());
+  await writeFile(join(nginxRoot, 'extensions.json'), catalog);
+  results.catalogBytes = catalog.length;
+  results.catalog = await alternate(
+    async () => wrk(`${server.url}/catalogs/extensions.json`),
+    async () => wrk(`${nginx.url}/catalogs/extensions.json`),
+  );
+  await stop(server);
+
+  // 7. A 40 MiB extension against a 40 MiB template: the same four 10 MB stored members of random bytes
+  const members = [];
+  for (let i = 0; i < 4; i++) {
+    const path = join(work, `member-${i}.bin`);
+    await run('bash', ['-c', `head -c ${10 * 1000 * 1000} /dev/urandom > ${path}`]);
+    members.push([`data/part-${i}.bin`, path]);
+  }
+  const extensionZip = join(work, 'extension-40.zip');
+  const templateZip = join(work, 'template-40.zip');
+  await writeZip(extensionZip, members, { 'extension.yml': extensionManifest('bench-large', '1.0.0'), 'commands/greet.md': '# Greet\n' });
+  await writeZip(templateZip, members, { 'README.md': 'a template of the same size\n', 'commands/greet.md': '# Greet\n' });
+  const extensionSize = (await readFile(extensionZip)).length;
+  const templateSize = (await readFile(templateZip)).length;
+  results.vettingSizes = { extension: extensionSize, template: templateSize };
+  server = await startOurs(join(work, 'ours-vetting'));
+  results.vetting = await alternate(
+    async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${extensionZip}`, `${server.url}/upload?overwrite=true`], extensionSize, 200, 201),
+    async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${templateZip}`, `${server.url}/upload?overwrite=true`], templateSize, 200, 201),
+  );
+  results.vettingNginx = [];
+  for (let i = 0; i < RUNS; i++) results.vettingNginx.push(await curlUpload(['-T', extensionZip, `${nginx.url}/dav/extension-40.zip`], extensionSize, 201, 204));
+  await stop(server);
   await stop(nginx);
   return results;
+}
+
+/** A zip of files on disk (stored: random bytes do not compress) plus small text files. */
+async function writeZip(path, files, texts = {}) {
+  const zip = new yazl.ZipFile();
+  for (const [name, text] of Object.entries(texts)) zip.addBuffer(Buffer.from(text), name, { mtime: new Date(0) });
+  for (const [name, source] of files) zip.addFile(source, name, { compress: false, mtime: new Date(0) });
+  zip.end();
+  const { createWriteStream } = await import('node:fs');
+  const { pipeline } = await import('node:stream/promises');
+  await pipeline(zip.outputStream, createWriteStream(path));
+}
+
+function extensionManifest(id, version) {
+  return `schema_version: "1.0"
+extension:
+  id: ${id}
+  name: Bench ${id}
+  version: "${version}"
+  description: An extension published by the benchmark
+  author: Bench
+  license: MIT
+requires:
+  speckit_version: ">=0.1.0"
+provides:
+  commands:
+    - name: speckit.${id}.greet
+      file: commands/greet.md
+tags: [bench]
+`;
+}
+
+/** Publishes `count` small extensions, 8 uploads at a time. */
+async function publishExtensions(url, count) {
+  const zips = await Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const zip = new yazl.ZipFile();
+      zip.addBuffer(Buffer.from(extensionManifest(`bench-ext-${i}`, `1.${i % 10}.0`)), 'extension.yml', { mtime: new Date(0) });
+      zip.addBuffer(Buffer.from(`# Greet ${i}\n`), 'commands/greet.md', { mtime: new Date(0) });
+      zip.end();
+      return new Promise((resolve) => {
+        const chunks = [];
+        zip.outputStream.on('data', (c) => chunks.push(c));
+        zip.outputStream.on('end', () => resolve(Buffer.concat(chunks)));
+      });
+    }),
+  );
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < zips.length) {
+        const form = new FormData();
+        form.append('file', new Blob([zips[next++]]), 'extension.zip');
+        const res = await fetch(`${url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } });
+        if (res.status !== 201) throw new Error(`publishing an extension answered ${res.status}: ${await res.text()}`);
+      }
+    }),
+  );
 }
 
 /** A then B, RUNS times, so drift on a shared machine hits both alike. */
@@ -194,6 +293,7 @@ http {
     listen 127.0.0.1:${port};
     root ${root};
     location = /latest { default_type application/json; alias ${root}/latest.json; }
+    location = /catalogs/extensions.json { default_type application/json; alias ${root}/extensions.json; }
     location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
   }
 }
@@ -220,11 +320,12 @@ async function curlSpeed(url) {
   return Number(stdout);
 }
 
-async function curlUpload(args, ...okStatuses) {
+/** Bytes per second of one upload of `bytes`, by curl's time_total. */
+async function curlUpload(args, bytes, ...okStatuses) {
   const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', ...args]);
   const [status, seconds] = stdout.split(' ');
   if (!okStatuses.includes(Number(status))) throw new Error(`upload answered ${status}`);
-  return BIG / Number(seconds);
+  return bytes / Number(seconds);
 }
 
 /** wrk, 2 threads, 16 connections: requests per second and p99 latency in ms. */
@@ -317,6 +418,16 @@ function render(r) {
   const peak = r.memory.peak / MiB;
   add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB (idle ${(r.memory.idle / MiB).toFixed(0)} MiB)`, '', `${peak.toFixed(0)} MiB`, '≤ 120 MiB', peak <= 120);
 
+  const catalogOurs = r.catalog.ours.map((x) => x.rps);
+  const catalogTheirs = r.catalog.theirs.map((x) => x.rps);
+  const ct = median(catalogOurs) / median(catalogTheirs);
+  add(`/catalogs/extensions.json, 1,000 extensions (${(r.catalogBytes / 1024).toFixed(0)} KiB)`, spread(catalogOurs, reqs), `nginx static ${spread(catalogTheirs, reqs)}`, `${ct.toFixed(2)}×`, '≥ 0.5×', ct >= 0.5);
+  add('/catalogs/extensions.json p99', spread(r.catalog.ours.map((x) => x.p99), ms), `nginx ${spread(r.catalog.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  const vt = ratio(r.vetting.ours, r.vetting.theirs);
+  add('upload 40 MiB extension (vetted) vs template', spread(r.vetting.ours, mbs), `template ${spread(r.vetting.theirs, mbs)}`, `${vt.toFixed(2)}×`, '≥ 0.8×', vt >= 0.8);
+  const vn = median(r.vetting.ours) / median(r.vettingNginx);
+  add('upload 40 MiB extension vs nginx PUT', '', `nginx WebDAV PUT ${spread(r.vettingNginx, mbs)}`, `${vn.toFixed(2)}×`, '', null);
+
   const head = ['figure', 'ours: median (min–max)', 'reference', 'result', 'goal', 'met'];
   const body = rows.map((x) => [x.name, x.ours, x.reference, x.value, x.goal, x.met === null ? '' : x.met ? 'yes' : 'NO']);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -347,6 +458,12 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
 - scale: the same wrk on \`/assets/small.zip\` (1 KiB) with 10,000 and with 10 packages stored
 - start-up: spawn to the first 200 from \`/readyz\`, records already written by an earlier start (no re-hashing)
 - memory: VmHWM of the server process (/proc) after one 100 MiB upload and 8 parallel 100 MiB downloads
+- catalog: 1,000 extensions published through \`POST /upload\` (each vetted), then the same wrk on \`/catalogs/extensions.json\`;
+  nginx serves the bytes ours answered, as a static file
+- vetting: \`curl -F file=@… '/upload?overwrite=true'\` of a ${(r.vettingSizes.extension / MiB).toFixed(1)} MiB extension (extension.yml, one command, four
+  10 MB stored members of random bytes) alternating with a ${(r.vettingSizes.template / MiB).toFixed(1)} MiB template holding the same members.
+  Templates are vetted too (the archive rules, every member inflated and CRC-checked); the extension adds its
+  manifest checks and the stricter catalog limits. nginx PUT of the extension's bytes is shown for scale.
 `;
   return { table, markdown };
 }

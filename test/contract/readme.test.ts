@@ -4,7 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { catalogZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { catalogAdd } from '../helpers/speckit-catalog-client.js';
 import { specifyInit } from '../helpers/specify-client.js';
 import { upload } from '../helpers/upload.js';
 import { makeZip } from '../helpers/zip.js';
@@ -66,4 +69,32 @@ it("runs the README's private-server commands as written", async () => {
   } finally {
     await priv.stop();
   }
+});
+
+it("runs the README's catalog commands as written, and installs with its specify lines", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## spec-kit catalogs'), readme.indexOf('## Versions and retention'));
+  const [publish, install] = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const dir = await mkdtemp(join(tmpdir(), 'rs-catalog-'));
+  await writeFile(join(dir, 'acme-hello.zip'), await catalogZip('extension', { id: 'acme-hello' }));
+  const script = ['set -euo pipefail', 'curl() { command curl --fail-with-body "$@"; }', publish!.replace(/^export RS=.*$/m, `export RS=${server.url} TOKEN=${TOKEN}`)].join('\n');
+  const { stdout } = await promisify(execFile)('bash', ['-c', script], { cwd: dir });
+  expect(stdout).toContain('"name":"extension-acme-hello-1.0.0.zip"');
+  expect(stdout).toContain('"catalog_url":');
+  expect(stdout).toContain('"versions":[{"version":"1.0.0"');
+
+  await upload(server.url, 'p.zip', await catalogZip('preset', { id: 'acme-preset' }));
+  await upload(server.url, 'w.zip', await catalogZip('workflow', { id: 'acme-flow' }));
+  const lines = install!.trim().split('\n');
+  expect(lines).toHaveLength(3);
+  for (const line of lines) {
+    const [, , path, kind, id] = /^(SPECKIT_\w+)=\$RS(\S+) specify (extension|preset|workflow) add (\S+)$/.exec(line)!;
+    const project = await mkdtemp(join(tmpdir(), 'rs-project-'));
+    const installed = await catalogAdd(`${server.url}${path}`, kind as 'extension', id!, project);
+    expect(installed.entry.id).toBe(id);
+  }
+  const yaml = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+  const config = parse(yaml) as { catalogs: { url: string; install_allowed: boolean; priority: number }[] };
+  expect(new URL(config.catalogs[0]!.url).pathname).toBe('/catalogs/extensions.json');
+  expect(config.catalogs[0]).toMatchObject({ install_allowed: true, priority: 1 });
 });
