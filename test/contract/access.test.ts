@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runToExit, startServer, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
-import { templateZip, zipOfSize } from '../helpers/packages.js';
+import { catalogZip, templateZip, zipOfSize } from '../helpers/packages.js';
+import { catalogAdd } from '../helpers/speckit-catalog-client.js';
 import { streamUpload, upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -48,6 +49,7 @@ beforeAll(async () => {
   tokens = await mountedTokens(TOKENS_YAML);
   server = await startServer({ env: { AUTH_TOKEN: '', TOKENS_FILE: tokens.path, READ_ACCESS: 'token', MAX_PACKAGES: '0', AUTH_FAILURES_PER_MINUTE: '1000' } });
   expect((await upload(server.url, 'spec-kit-template-claude-sh-v1.0.0.zip', 'one', { authorization: bearer(TOKENS.admin).authorization })).status).toBe(201);
+  expect((await upload(server.url, 'ext.zip', await catalogZip('extension', { id: 'private-ext' }), { authorization: bearer(TOKENS.admin).authorization })).status).toBe(201);
 });
 afterAll(async () => {
   await server.stop();
@@ -116,6 +118,11 @@ describe('private mode (read_access: token)', () => {
     ['HEAD', '/assets/spec-kit-template-claude-sh-v1.0.0.zip'],
     ['GET', '/packages?format=json'],
     ['GET', '/packages'],
+    ['GET', '/catalogs/extensions.json'],
+    ['GET', '/catalogs/presets.json'],
+    ['GET', '/catalogs/workflows.json'],
+    ['GET', '/catalogs/extensions/private-ext'],
+    ['GET', '/assets/extension-private-ext-1.0.0.zip'],
     ['GET', '/openapi.yaml'],
     ['GET', '/docs'],
   ] as const;
@@ -127,6 +134,16 @@ describe('private mode (read_access: token)', () => {
       const res = await fetch(`${server.url}${path}`, { method, headers: bearer(token) });
       expect(res.status, `${method} ${path} with a token`).toBe(200);
     }
+  });
+
+  it('installs from a private catalog with the token a specify auth.json sends (Bearer or Basic :token), and not without', async () => {
+    const project = await mkdtemp(join(tmpdir(), 'rs-private-project-'));
+    const catalog = `${server.url}/catalogs/extensions.json`;
+    await expect(catalogAdd(catalog, 'extension', 'private-ext', project)).rejects.toThrow('HTTP 401');
+    expect((await catalogAdd(catalog, 'extension', 'private-ext', project, bearer(TOKENS.reader))).entry.id).toBe('private-ext');
+    const azurePat = { authorization: `Basic ${Buffer.from(`:${TOKENS.reader}`).toString('base64')}` };
+    const other = await mkdtemp(join(tmpdir(), 'rs-private-project-'));
+    expect((await catalogAdd(catalog, 'extension', 'private-ext', other, azurePat)).entry.id).toBe('private-ext');
   });
 
   it('challenges browsers with Basic on HTML pages, API clients with Bearer', async () => {
