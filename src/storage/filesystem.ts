@@ -24,6 +24,7 @@ interface IndexFile {
 }
 
 const READ_CHUNK = 1024 * 1024;
+const VET_CHUNK = 64 * 1024;
 const HASH_CONCURRENCY = 8;
 
 class FsStagedBlob implements StagedBlob {
@@ -38,7 +39,8 @@ class FsStagedBlob implements StagedBlob {
 
   read(range: ByteRange): Readable {
     if (this.settled) throw new Error('staged blob already published or discarded');
-    return createReadStream(this.path, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(READ_CHUNK, range.end - range.start + 1)) });
+    // Small reads: vetting streams the whole archive once more, and 1 MiB buffers would pile up between collections.
+    return createReadStream(this.path, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(VET_CHUNK, range.end - range.start + 1)) });
   }
 
   async discard(): Promise<void> {
