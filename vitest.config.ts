@@ -10,6 +10,10 @@ export default defineConfig({
         // Each file starts its own server processes from dist/; they talk HTTP to them over loopback.
         test: { name: 'contract', include: ['test/contract/**/*.test.ts'], testTimeout: 60_000, hookTimeout: 60_000 },
       },
+      {
+        // Against a real S3 server (Ceph RGW from Debian) that scripts/s3-test-server.sh starts for the run.
+        test: { name: 's3', include: ['test/s3/**/*.test.ts'], globalSetup: ['test/helpers/s3-server.ts'], testTimeout: 60_000, hookTimeout: 60_000 },
+      },
     ],
   },
 });

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { pino } from 'pino';
+import { describe, expect, inject, it } from 'vitest';
+import { S3Storage, type S3Settings } from '../../src/storage/s3.js';
+import type { Storage } from '../../src/storage/storage.js';
+import { describeStorage } from '../unit/storage/storage-suite.js';
+
+const s3 = inject('s3');
+Object.assign(process.env, { AWS_ACCESS_KEY_ID: s3.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: s3.AWS_SECRET_ACCESS_KEY });
+const silent = pino({ level: 'silent' });
+const settingsOf = new WeakMap<Storage, S3Settings>();
+
+function at(settings: S3Settings): S3Storage {
+  const storage = new S3Storage(settings, silent);
+  settingsOf.set(storage, settings);
+  return storage;
+}
+
+/** The records the bucket's index object holds, read straight from the bucket. */
+async function indexed(storage: Storage): Promise<{ name: string; blob: string }[]> {
+  const { bucket, prefix } = settingsOf.get(storage)!;
+  try {
+    const res = await (storage as S3Storage).client.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}index.json` }));
+    return JSON.parse(await res.Body!.transformToString()).records;
+  } catch {
+    return [];
+  }
+}
+
+describeStorage('s3', {
+  fresh: async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'release-server/', forcePathStyle: true };
+    const storage = at(settings);
+    await storage.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    return storage;
+  },
+  reopen: async (storage) => at(settingsOf.get(storage)!),
+  visible: async (storage) => (await indexed(storage)).map((r) => r.name).sort(),
+  // Blobs no record names, and multipart uploads not finished: what an interrupted upload would leave.
+  staged: async (storage) => {
+    const { bucket, prefix } = settingsOf.get(storage)!;
+    const client = (storage as S3Storage).client;
+    const named = new Set((await indexed(storage)).map((r) => r.blob));
+    const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+    return [...(objects.Contents ?? []).map((o) => o.Key!).filter((k) => !named.has(k)), ...(uploads.Uploads ?? []).map((u) => `upload ${u.Key}`)];
+  },
+});
+
+describe('s3 storage specifics', () => {
+  it('loses no update when two instances over one bucket write at once: the index is replaced only if unchanged', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'shared/', forcePathStyle: true };
+    const a = at(settings);
+    await a.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    const b = at(settings);
+    await Promise.all([a.open(), b.open()]);
+    const names = Array.from({ length: 6 }, (_, i) => `pkg-${i}.zip`);
+    await Promise.all(
+      names.map(async (name, i) => {
+        const storage = i % 2 === 0 ? a : b;
+        const staged = await storage.stage(Readable.from([Buffer.from(name)]));
+        await storage.publish(staged, { id: 100 + i, name, size: staged.size, sha256: staged.sha256, createdAt: '', updatedAt: '', downloadCount: 0, tag: null, kind: 'template', catalog: null });
+      }),
+    );
+    expect((await indexed(a)).map((r) => r.name).sort()).toEqual(names);
+    const fresh = await at(settings).open();
+    expect(fresh.map((r) => r.name).sort()).toEqual(names);
+  });
+
+  it('sweeps blobs no record names and unfinished multipart uploads once they are old enough', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: '', forcePathStyle: true };
+    const storage = at(settings);
+    await storage.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    await storage.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'blobs/left-by-a-crash', Body: 'partial' }));
+    await storage.client.send(new CreateMultipartUploadCommand({ Bucket: settings.bucket, Key: 'blobs/unfinished' }));
+    const kept = await storage.stage(Readable.from(['kept']));
+    await storage.open();
+    await storage.publish(kept, { id: 1, name: 'kept.zip', size: 4, sha256: kept.sha256, createdAt: '', updatedAt: '', downloadCount: 0, tag: null, kind: 'template', catalog: null });
+    // Young leftovers may be another replica's upload in flight: kept.
+    await at(settings).open();
+    expect(await staged(storage, settings)).toHaveLength(3);
+    const sweeper = new S3Storage(settings, silent, { leftoverAgeMs: 0 });
+    expect((await sweeper.open()).map((r) => r.name)).toEqual(['kept.zip']);
+    expect(await staged(storage, settings)).toEqual([(await indexed(storage))[0]!.blob]);
+    expect(await text(await sweeper.read('kept.zip'))).toBe('kept');
+  });
+});
+
+async function text(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+async function staged(storage: S3Storage, { bucket, prefix }: S3Settings): Promise<string[]> {
+  const objects = await storage.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+  const uploads = await storage.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+  return [...(objects.Contents ?? []).map((o) => o.Key!), ...(uploads.Uploads ?? []).map((u) => u.Key!)];
+}
