@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
 import type { ReadAccess } from './http/auth.js';
+import type { S3Settings } from './storage/s3.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/release-server/config.yaml';
 
@@ -9,12 +10,18 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 /** What Express's `trust proxy` setting takes: on/off, a hop count, or the addresses to trust. */
 export type TrustProxy = boolean | number | string;
 
+export type StorageBackend = 'filesystem' | 's3';
+
 export interface Config {
   /** The YAML file read, or null when there was none. */
   configFile: string | null;
   port: number;
   host: string;
+  storageBackend: StorageBackend;
+  /** For the filesystem backend. */
   storagePath: string;
+  /** For the s3 backend (credentials come from the AWS SDK's standard sources); null for filesystem. */
+  s3: S3Settings | null;
   /** 0 keeps every package. */
   maxPackages: number;
   /** Newest releases (tags) kept; 0 keeps every release. */
@@ -128,6 +135,30 @@ const trustProxy: Parser<TrustProxy> = (raw) => {
   }
 };
 
+const endpointUrl: Parser<string | null> = (raw) => {
+  const value = text(raw);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error('must be an http or https URL, e.g. https://s3.eu-west-1.amazonaws.com');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('must be an http or https URL');
+  return value.replace(/\/+$/, '');
+};
+
+const storageBackend: Parser<StorageBackend> = (raw) => {
+  const value = String(raw).trim().toLowerCase();
+  if (value !== 'filesystem' && value !== 's3') throw new Error('must be filesystem or s3');
+  return value;
+};
+
+/** `release-server` and `/release-server/` both mean every key under `release-server/`. */
+const keyPrefix: Parser<string> = (raw) => {
+  const value = String(raw).trim().replace(/^\/+/, '').replace(/\/*$/, '');
+  return value === '' ? '' : `${value}/`;
+};
+
 const logLevel: Parser<LogLevel> = (raw) => {
   const value = String(raw).trim().toLowerCase() as LogLevel;
   if (!LOG_LEVELS.includes(value)) throw new Error(`must be one of ${LOG_LEVELS.join(', ')}`);
@@ -138,7 +169,13 @@ const logLevel: Parser<LogLevel> = (raw) => {
 const SETTINGS = {
   port: { env: 'PORT', default: 8000, parse: wholeNumber(0, 65535) },
   host: { env: 'HOST', default: '0.0.0.0', parse: text },
+  storage_backend: { env: 'STORAGE_BACKEND', default: 'filesystem', parse: storageBackend },
   storage_path: { env: 'STORAGE_PATH', default: './data', parse: text },
+  s3_endpoint: { env: 'S3_ENDPOINT', default: null, parse: endpointUrl },
+  s3_region: { env: 'S3_REGION', default: 'us-east-1', parse: text },
+  s3_bucket: { env: 'S3_BUCKET', default: null, parse: optionalText },
+  s3_prefix: { env: 'S3_PREFIX', default: '', parse: keyPrefix },
+  s3_force_path_style: { env: 'S3_FORCE_PATH_STYLE', default: false, parse: boolean },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
   max_versions_per_package: { env: 'MAX_VERSIONS_PER_PACKAGE', default: 10, parse: wholeNumber(0) },
@@ -181,11 +218,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   const v = values as Values;
+  if (v.storage_backend === 's3' && v.s3_bucket === null) throw new ConfigError('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
   return Object.freeze({
     configFile: file ? path : null,
     port: v.port,
     host: v.host,
+    storageBackend: v.storage_backend,
     storagePath: v.storage_path,
+    s3:
+      v.storage_backend === 's3'
+        ? { endpoint: v.s3_endpoint, region: v.s3_region, bucket: v.s3_bucket!, prefix: v.s3_prefix, forcePathStyle: v.s3_force_path_style }
+        : null,
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
     maxVersionsPerPackage: v.max_versions_per_package,

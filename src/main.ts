@@ -9,6 +9,7 @@ import { createLogger } from './logger.js';
 import { CONTRACT_JSON_PATH, CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
 import { PackageService } from './service/packages.js';
 import { FilesystemStorage } from './storage/filesystem.js';
+import { S3Storage } from './storage/s3.js';
 import { loadPackagesPage } from './views/packages-page.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -46,7 +47,10 @@ async function main(): Promise<void> {
     authLog.warn({ client, limit: config.authFailuresPerMinute }, 'too many failed authentications; answering 429 for the rest of the minute'),
   );
 
-  const service = new PackageService(new FilesystemStorage(config.storagePath, logger.child({ module: 'storage' })), { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
+  const storageLog = logger.child({ module: 'storage' });
+  const storage = config.s3 ? new S3Storage(config.s3, storageLog) : new FilesystemStorage(config.storagePath, storageLog);
+  const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;
+  const service = new PackageService(storage, { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,
@@ -66,14 +70,14 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     const { address, port } = server.address() as AddressInfo;
-    log.info({ address, port, storagePath: config.storagePath, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, 'listening');
+    log.info({ address, port, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, 'listening');
   });
 
   // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
   try {
     await service.open();
   } catch (err) {
-    log.fatal({ err }, `cannot open storage at ${config.storagePath}`);
+    log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
     process.exit(1);
   }
 

@@ -118,6 +118,7 @@ export class S3Storage implements Storage {
   }
 
   async open(): Promise<PackageRecord[]> {
+    await this.check();
     await this.load();
     await this.sweep();
     return [...this.records.values()].map(withoutBlob);
@@ -193,7 +194,9 @@ export class S3Storage implements Storage {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.settings.bucket }));
     } catch (err) {
-      throw new StorageError('unavailable', `bucket ${this.settings.bucket} is not reachable: ${describe(err)}`, { cause: err });
+      const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+      const why = status === 404 ? 'it does not exist' : status === 403 ? 'access is denied (check the credentials)' : describe(err);
+      throw new StorageError('unavailable', `bucket ${this.settings.bucket}${this.settings.endpoint ? ` at ${this.settings.endpoint}` : ''} cannot be used: ${why}`, { cause: err });
     }
   }
 
@@ -293,8 +296,9 @@ function withoutBlob({ blob: _, ...record }: StoredRecord): PackageRecord {
   return record;
 }
 
+/** The object is missing (not the bucket: a missing bucket is a store that is not there). */
 function isNotFound(err: unknown): boolean {
-  return err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404);
+  return err instanceof S3ServiceException && err.name !== 'NoSuchBucket' && (err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404);
 }
 
 function isPreconditionFailed(err: unknown): boolean {

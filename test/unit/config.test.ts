@@ -18,7 +18,9 @@ describe('loadConfig', () => {
       configFile: null,
       port: 8000,
       host: '0.0.0.0',
+      storageBackend: 'filesystem',
       storagePath: './data',
+      s3: null,
       maxPackages: 10,
       maxReleases: 0,
       maxVersionsPerPackage: 10,
@@ -58,6 +60,17 @@ describe('loadConfig', () => {
       trustProxy: 'loopback, 10.0.0.0/8',
       logLevel: 'warn',
     });
+  });
+
+  it('takes the s3 backend with its settings, normalising the key prefix, and needs a bucket', () => {
+    expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'packages', S3_PREFIX: '/release-server', S3_ENDPOINT: 'http://127.0.0.1:7480/', S3_FORCE_PATH_STYLE: 'true' })).toMatchObject({
+      storageBackend: 's3',
+      s3: { bucket: 'packages', prefix: 'release-server/', endpoint: 'http://127.0.0.1:7480', region: 'us-east-1', forcePathStyle: true },
+    });
+    expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b' }).s3).toEqual({ bucket: 'b', prefix: '', endpoint: null, region: 'us-east-1', forcePathStyle: false });
+    expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 's3' })).toThrow('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
+    expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 'ftp' })).toThrow(/^STORAGE_BACKEND="ftp" must be filesystem or s3/);
+    expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/^S3_ENDPOINT="not a url" must be an http or https URL/);
   });
 
   it('treats an empty environment variable as unset', () => {

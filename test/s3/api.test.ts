@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
+import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { catalogAdd } from '../helpers/speckit-catalog-client.js';
+import { specifyInit } from '../helpers/specify-client.js';
+import { streamUpload, upload } from '../helpers/upload.js';
+import { sha256 } from '../helpers/zip.js';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const s3 = inject('s3');
+const client = new S3Client({
+  endpoint: s3.S3_ENDPOINT,
+  region: s3.S3_REGION,
+  forcePathStyle: true,
+  credentials: { accessKeyId: s3.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.AWS_SECRET_ACCESS_KEY! },
+  requestChecksumCalculation: 'WHEN_REQUIRED',
+  responseChecksumValidation: 'WHEN_REQUIRED',
+});
+
+/** The environment that puts a server on a bucket of its own (made here) on the test S3 server. */
+async function s3Env(extra: Record<string, string> = {}): Promise<Record<string, string>> {
+  const bucket = `rs-api-${randomUUID().slice(0, 8)}`;
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+  return { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'release-server/', MAX_PACKAGES: '0', ...extra };
+}
+
+let server: RunningServer;
+let env: Record<string, string>;
+beforeAll(async () => {
+  env = await s3Env();
+  server = await startServer({ env });
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+const bytesOf = async (res: Response): Promise<Buffer> => Buffer.from(await res.arrayBuffer());
+
+describe('the API on the s3 backend', () => {
+  it('publishes, serves /latest to the specify client, and downloads byte-identical with Range, ETag, HEAD and 304', async () => {
+    const zip = await templateZip('s3 template');
+    const res = await upload(server.url, 'spec-kit-template-claude-sh-v1.0.0.zip', zip);
+    expect(res.status).toBe(201);
+    const pkg = await res.json();
+    expect(pkg).toMatchObject({ sha256: sha256(zip), size: zip.length, kind: 'template' });
+    const got = await specifyInit(`${server.url}/latest`, 'claude', 'sh');
+    expect(got.zip.equals(zip)).toBe(true);
+    const url = `${server.url}/assets/spec-kit-template-claude-sh-v1.0.0.zip`;
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.headers.get('content-length')).toBe(String(zip.length));
+    const etag = head.headers.get('etag')!;
+    expect(etag).toBe(`"${sha256(zip)}"`);
+    expect((await fetch(url, { headers: { 'if-none-match': etag } })).status).toBe(304);
+    const part = await fetch(url, { headers: { range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect((await bytesOf(part)).equals(zip.subarray(10, 20))).toBe(true);
+    expect((await fetch(url, { headers: { range: `bytes=${zip.length}-` } })).status).toBe(416);
+  });
+
+  it('answers an 8-way race for one name with one 201 and seven 409', async () => {
+    const payloads = Array.from({ length: 8 }, (_, i) => rawZip([{ name: 'payload.bin', data: Buffer.alloc(512 * 1024, 0x41 + i) }]));
+    const responses = await Promise.all(payloads.map((p) => upload(server.url, 'race.zip', p)));
+    expect(responses.map((r) => r.status).sort()).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    const stored = await bytesOf(await fetch(`${server.url}/assets/race.zip`));
+    expect(payloads.some((p) => p.equals(stored))).toBe(true);
+  });
+
+  it('streams a 40 MiB upload in parts and refuses a hostile archive without storing it', async () => {
+    const result = await streamUpload(server.url, 'big.zip', 40 * 1024 * 1024, { fill: 0x33 });
+    expect(result).toMatchObject({ status: 201 });
+    const size = JSON.parse((result as { body: string }).body).size;
+    let received = 0;
+    for await (const chunk of (await fetch(`${server.url}/assets/big.zip`)).body!) received += (chunk as Uint8Array).length;
+    expect(received).toBe(size);
+    const refused = await upload(server.url, 'evil.zip', rawZip([{ name: '../evil.txt', data: 'x' }]));
+    expect(refused.status).toBe(422);
+    expect((await fetch(`${server.url}/assets/evil.zip`)).status).toBe(404);
+  });
+
+  it('serves catalogs unchanged: the test client installs an extension', async () => {
+    expect((await upload(server.url, 'e.zip', await catalogZip('extension', { id: 's3-ext', version: '2.0.0' }))).status).toBe(201);
+    const project = await mkdtemp(join(tmpdir(), 'rs-s3-project-'));
+    const installed = await catalogAdd(`${server.url}/catalogs/extensions.json`, 'extension', 's3-ext', project);
+    expect(installed.manifest.extension!.version).toBe('2.0.0');
+  });
+
+  it('deletes, and keeps everything across a restart on the same bucket', async () => {
+    await upload(server.url, 'doomed.zip', 'doomed');
+    expect((await fetch(`${server.url}/assets/doomed.zip`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
+    // The new process listens on another port: compare all but the URLs.
+    const listed = async () => ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Record<string, unknown>[]).map(({ download_url: _, ...p }) => p);
+    const before = await listed();
+    expect(before.length).toBeGreaterThan(3);
+    await server.stop();
+    server = await startServer({ env });
+    expect(await listed()).toEqual(before);
+    expect((await fetch(`${server.url}/assets/doomed.zip`)).status).toBe(404);
+  });
+
+  it('refuses to start on a bucket that does not exist, naming it', async () => {
+    const { code, stdout } = await runToExit({ ...s3, CONFIG_PATH: '/nonexistent', AUTH_TOKEN: TOKEN, STORAGE_BACKEND: 's3', S3_BUCKET: 'no-such-bucket-here' });
+    expect(code).toBe(1);
+    expect(stdout).toContain('bucket no-such-bucket-here at');
+    expect(stdout).toContain('it does not exist');
+  });
+});
