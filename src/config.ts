@@ -22,6 +22,8 @@ export interface Config {
   storagePath: string;
   /** For the s3 backend (credentials come from the AWS SDK's standard sources); null for filesystem. */
   s3: S3Settings | null;
+  /** How often a replica on s3 looks for other replicas' writes. */
+  indexRefreshSeconds: number;
   /** 0 keeps every package. */
   maxPackages: number;
   /** Newest releases (tags) kept; 0 keeps every release. */
@@ -176,6 +178,7 @@ const SETTINGS = {
   s3_bucket: { env: 'S3_BUCKET', default: null, parse: optionalText },
   s3_prefix: { env: 'S3_PREFIX', default: '', parse: keyPrefix },
   s3_force_path_style: { env: 'S3_FORCE_PATH_STYLE', default: false, parse: boolean },
+  index_refresh_seconds: { env: 'INDEX_REFRESH_SECONDS', default: 2, parse: wholeNumber(1, 3600) },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
   max_versions_per_package: { env: 'MAX_VERSIONS_PER_PACKAGE', default: 10, parse: wholeNumber(0) },
@@ -229,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       v.storage_backend === 's3'
         ? { endpoint: v.s3_endpoint, region: v.s3_region, bucket: v.s3_bucket!, prefix: v.s3_prefix, forcePathStyle: v.s3_force_path_style }
         : null,
+    indexRefreshSeconds: v.index_refresh_seconds,
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
     maxVersionsPerPackage: v.max_versions_per_package,

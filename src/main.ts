@@ -80,6 +80,8 @@ async function main(): Promise<void> {
     log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
     process.exit(1);
   }
+  // Other replicas may write to the same bucket; a directory has one writer, this process.
+  if (config.s3) service.startRefresh(config.indexRefreshSeconds * 1000);
 
   const shutdown = (signal: string): void => {
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');

@@ -52,7 +52,11 @@ export class PackageService {
   /** Views of the index, rebuilt lazily after a change. */
   private views: Views | null = null;
   private readonly lock = new Mutex();
-  private readonly unsavedCounts = new Set<string>();
+  /** Downloads counted here and not yet added to the stored counts, by package name. */
+  private unsavedCounts = new Map<string, number>();
+  private refreshTimer: NodeJS.Timeout | null = null;
+  /** When the index last matched the store (ms since the epoch): its age is how stale this replica may be. */
+  lastRefreshAt = 0;
   private countTimer: NodeJS.Timeout | null = null;
   private lastStamp = 0;
   private loaded = false;
@@ -196,25 +200,35 @@ export class PackageService {
         }
         const now = this.stamp();
         const record: PackageRecord = {
-          id: existing?.id ?? (await this.storage.nextId()),
+          id: existing?.id ?? 0,
           name: storedName,
           size: staged.size,
           sha256: staged.sha256,
           createdAt: existing?.createdAt ?? now,
           updatedAt: now,
-          downloadCount: existing?.downloadCount ?? 0,
+          downloadCount: 0,
           tag,
           kind,
           catalog,
         };
-        await this.storage.publish(staged, record);
+        let stored: PackageRecord;
+        try {
+          // ifAbsent: another replica may have published the name since this one last looked.
+          stored = await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite });
+        } catch (err) {
+          if (err instanceof StorageError && err.code === 'conflict') {
+            throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
+          }
+          throw err;
+        }
+        stored.downloadCount += this.unsavedCounts.get(storedName) ?? 0;
         if (existing && existing.name !== storedName) await this.deleteLocked(existing.name);
-        this.index.set(storedName, record);
-        this.byId.set(record.id, record);
+        this.index.set(storedName, stored);
+        this.byId.set(stored.id, stored);
         this.changed();
-        this.log.info({ name: storedName, kind, tag, size: record.size, sha256: record.sha256, replaced: Boolean(existing) }, 'package stored');
-        await this.applyRetention(record);
-        return { record, created: !existing };
+        this.log.info({ name: storedName, kind, tag, size: stored.size, sha256: stored.sha256, replaced: Boolean(existing) }, 'package stored');
+        await this.applyRetention(stored);
+        return { record: stored, created: !existing };
       });
     } finally {
       await staged.discard();
@@ -238,31 +252,73 @@ export class PackageService {
     }
   }
 
-  /** Counts a download; counts reach storage in batches, not one write per download. */
+  /**
+   * Counts a download; counts reach storage in batches, as increments, so that replicas counting the same package
+   * add up rather than overwrite each other.
+   */
   recordDownload(record: PackageRecord): void {
     record.downloadCount += 1;
     this.countsRevision += 1;
-    this.unsavedCounts.add(record.name);
+    this.unsavedCounts.set(record.name, (this.unsavedCounts.get(record.name) ?? 0) + 1);
     this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
   }
 
-  /** Writes what is still only in memory. */
+  /**
+   * Polls storage every `intervalMs` for other processes' writes, and takes them in: one small conditional request
+   * per poll while nothing changes.
+   */
+  startRefresh(intervalMs: number): void {
+    this.lastRefreshAt = Date.now();
+    const tick = async () => {
+      try {
+        await this.refresh();
+      } catch (err) {
+        this.log.warn({ err }, 'could not refresh the package index; serving the last one');
+      }
+      this.refreshTimer = setTimeout(() => void tick(), intervalMs).unref();
+    };
+    this.refreshTimer = setTimeout(() => void tick(), intervalMs).unref();
+  }
+
+  /** Takes in what other processes wrote, if anything. */
+  async refresh(): Promise<void> {
+    const records = await this.storage.refresh();
+    this.lastRefreshAt = Date.now();
+    if (!records) return;
+    await this.lock.run(async () => {
+      this.index.clear();
+      this.byId.clear();
+      for (const record of records) {
+        // Downloads counted here and not yet stored stay in what this replica shows.
+        record.downloadCount += this.unsavedCounts.get(record.name) ?? 0;
+        this.index.set(record.name, record);
+        this.byId.set(record.id, record);
+        this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+      }
+      this.changed();
+    });
+  }
+
+  /** Writes what is still only in memory, and stops polling. */
   async close(): Promise<void> {
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     await this.saveCounts();
   }
 
   private async saveCounts(): Promise<void> {
     if (this.countTimer) clearTimeout(this.countTimer);
     this.countTimer = null;
-    // Under the lock, so a count never lands on top of a record that a publish has just replaced.
-    await this.lock.run(async () => {
-      const names = [...this.unsavedCounts];
-      this.unsavedCounts.clear();
-      for (const name of names) {
-        const record = this.index.get(name);
-        if (record) await this.storage.saveRecord(record).catch((err) => this.log.error({ err, name }, 'could not save download count'));
-      }
-    });
+    if (this.unsavedCounts.size === 0) return;
+    const counts = this.unsavedCounts;
+    this.unsavedCounts = new Map();
+    try {
+      await this.storage.addDownloads(counts);
+    } catch (err) {
+      // Kept for the next batch rather than lost.
+      for (const [name, n] of counts) this.unsavedCounts.set(name, (this.unsavedCounts.get(name) ?? 0) + n);
+      this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
+      this.log.error({ err }, 'could not save download counts; will retry');
+    }
   }
 
   /** Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. */

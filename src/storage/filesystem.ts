@@ -126,10 +126,17 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  async publish(staged: StagedBlob, record: PackageRecord): Promise<void> {
+  async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
+    // One process owns a directory, so this map is the store: nobody else can have written the name meanwhile.
+    if (options.ifAbsent && this.records.has(input.name)) {
+      await staged.discard();
+      throw new StorageError('conflict', `${input.name} exists`);
+    }
     staged.claim();
-    const previous = this.records.get(record.name);
+    const previous = this.records.get(input.name);
+    // Counts belong to the store (addDownloads): a replaced package keeps its count.
+    const record = { ...input, id: input.id === 0 ? ++this.lastId : input.id, downloadCount: previous?.downloadCount ?? 0 };
     this.records.set(record.name, { ...record, mtimeMs: staged.mtimeMs });
     try {
       await this.writeIndex();
@@ -141,13 +148,22 @@ export class FilesystemStorage implements Storage {
       throw err;
     }
     await syncDir(this.root);
+    return record;
   }
 
-  async saveRecord(record: PackageRecord): Promise<void> {
-    const current = this.records.get(record.name);
-    if (!current) return; // removed meanwhile
-    this.records.set(record.name, { ...record, mtimeMs: current.mtimeMs });
-    await this.writeIndex();
+  async addDownloads(counts: ReadonlyMap<string, number>): Promise<void> {
+    let changed = false;
+    for (const [name, delta] of counts) {
+      const current = this.records.get(name);
+      if (!current) continue; // removed meanwhile
+      this.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
+      changed = true;
+    }
+    if (changed) await this.writeIndex();
+  }
+
+  async refresh(): Promise<PackageRecord[] | null> {
+    return null;
   }
 
   async read(name: string, range?: ByteRange): Promise<Readable> {
@@ -169,11 +185,6 @@ export class FilesystemStorage implements Storage {
     await syncDir(this.root);
     this.records.delete(name);
     await this.writeIndex();
-  }
-
-  async nextId(): Promise<number> {
-    // Persisted with the index, which every publish writes before its package becomes visible.
-    return ++this.lastId;
   }
 
   async check(): Promise<void> {

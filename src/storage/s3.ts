@@ -93,6 +93,8 @@ export class S3Storage implements Storage {
   private records = new Map<string, StoredRecord>();
   private lastId = 0;
   private etag: string | null = null;
+  /** Set when the index was read from the bucket with another process's changes, until refresh() hands them on. */
+  private changedUnseen = false;
   /**
    * How this store wants the ETag in a PutObject If-Match. HTTP says quoted, and AWS takes that; Ceph RGW compares
    * it unquoted and answers 412 to the quoted form. Learned on the first 412 that was not a lost race.
@@ -120,6 +122,7 @@ export class S3Storage implements Storage {
   async open(): Promise<PackageRecord[]> {
     await this.check();
     await this.load();
+    this.changedUnseen = false;
     await this.sweep();
     return [...this.records.values()].map(withoutBlob);
   }
@@ -146,27 +149,49 @@ export class S3Storage implements Storage {
     return new S3StagedBlob(this, key, digest.size, digest.hex());
   }
 
-  async publish(staged: StagedBlob, record: PackageRecord): Promise<void> {
+  async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
     staged.claim();
     let replaced: StoredRecord | undefined;
+    let stored!: PackageRecord;
     try {
-      await this.commit((records) => {
-        replaced = records.get(record.name);
-        records.set(record.name, { ...record, blob: staged.key });
+      // Decided inside the commit, against the index as it is in the bucket: a name another replica has just
+      // published is a conflict here too, and ids come from the one counter every replica shares.
+      await this.commit((state) => {
+        replaced = state.records.get(input.name);
+        if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+        // Counts belong to the store (addDownloads): a replaced package keeps its count.
+        stored = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0 };
+        state.records.set(input.name, { ...stored, blob: staged.key });
       });
     } catch (err) {
       await this.deleteKey(staged.key).catch(() => undefined);
       throw err;
     }
     if (replaced && replaced.blob !== staged.key) await this.deleteKey(replaced.blob).catch((err) => this.log.warn({ err }, 'could not delete a replaced blob'));
+    return stored;
   }
 
-  async saveRecord(record: PackageRecord): Promise<void> {
-    await this.commit((records) => {
-      const current = records.get(record.name);
-      if (current) records.set(record.name, { ...record, blob: current.blob });
+  async addDownloads(counts: ReadonlyMap<string, number>): Promise<void> {
+    await this.commit((state) => {
+      for (const [name, delta] of counts) {
+        const current = state.records.get(name);
+        if (current) state.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
+      }
     });
+  }
+
+  async refresh(): Promise<PackageRecord[] | null> {
+    await this.commits;
+    try {
+      await this.load({ ifChanged: true });
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw new StorageError('unavailable', `cannot refresh the index: ${describe(err)}`, { cause: err });
+    }
+    if (!this.changedUnseen) return null;
+    this.changedUnseen = false;
+    return [...this.records.values()].map(withoutBlob);
   }
 
   async read(name: string, range?: ByteRange): Promise<Readable> {
@@ -177,17 +202,12 @@ export class S3Storage implements Storage {
 
   async remove(name: string): Promise<void> {
     let removed: StoredRecord | undefined;
-    await this.commit((records) => {
-      removed = records.get(name);
-      records.delete(name);
+    await this.commit((state) => {
+      removed = state.records.get(name);
+      if (!removed) throw new StorageError('not-found', `no package named ${name}`);
+      state.records.delete(name);
     });
-    if (!removed) throw new StorageError('not-found', `no package named ${name}`);
-    await this.deleteKey(removed.blob).catch((err) => this.log.warn({ err }, 'could not delete a removed blob'));
-  }
-
-  async nextId(): Promise<number> {
-    // Written with the next index, which every publish writes before its package is visible.
-    return ++this.lastId;
+    await this.deleteKey(removed!.blob).catch((err) => this.log.warn({ err }, 'could not delete a removed blob'));
   }
 
   async check(): Promise<void> {
@@ -216,31 +236,40 @@ export class S3Storage implements Storage {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.settings.bucket, Key: key }));
   }
 
-  /** Reads the index object; an absent one is an empty store. */
-  private async load(): Promise<void> {
+  /**
+   * Reads the index object; an absent one is an empty store. With `ifChanged`, a conditional GET that costs one
+   * small request and transfers nothing when the index is the one already held.
+   */
+  private async load(options: { ifChanged?: boolean } = {}): Promise<void> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey }));
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey, ...(options.ifChanged && this.etag ? { IfNoneMatch: this.etag } : {}) }),
+      );
       const index = JSON.parse(await res.Body!.transformToString()) as IndexObject;
       this.records = new Map(index.records.map((r) => [r.name, r]));
       this.lastId = Math.max(this.lastId, index.lastId, ...index.records.map((r) => r.id));
       this.etag = res.ETag ?? null;
+      this.changedUnseen = true;
     } catch (err) {
+      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 304) return;
       if (!isNotFound(err)) throw new StorageError('unavailable', `cannot read ${this.indexKey} from bucket ${this.settings.bucket}: ${describe(err)}`, { cause: err });
+      if (this.etag !== null || this.records.size > 0) this.changedUnseen = true;
       this.records = new Map();
       this.etag = null;
     }
   }
 
   /**
-   * Applies `change` to the records and writes the index conditionally. When another writer got there first
-   * (412), reloads and applies the change again. One commit at a time in this process.
+   * Applies `change` to a copy of the index and writes it conditionally. When another writer got there first
+   * (412), reloads and applies the change again; `change` may throw to give up (a conflict it found). One commit
+   * at a time in this process.
    */
-  private commit(change: (records: Map<string, StoredRecord>) => void): Promise<void> {
+  private commit(change: (state: { records: Map<string, StoredRecord>; lastId: number }) => void): Promise<void> {
     const run = this.commits.then(async () => {
       for (let attempt = 1; ; attempt += 1) {
-        const records = new Map(this.records);
-        change(records);
-        const body: IndexObject = { version: 1, lastId: this.lastId, records: [...records.values()] };
+        const state = { records: new Map(this.records), lastId: this.lastId };
+        change(state);
+        const body: IndexObject = { version: 1, lastId: state.lastId, records: [...state.records.values()] };
         try {
           const res = await this.client.send(
             new PutObjectCommand({
@@ -251,7 +280,8 @@ export class S3Storage implements Storage {
               ...(this.etag ? { IfMatch: this.bareIfMatch ? this.etag.replaceAll('"', '') : this.etag } : { IfNoneMatch: '*' }),
             }),
           );
-          this.records = records;
+          this.records = state.records;
+          this.lastId = state.lastId;
           this.etag = res.ETag ?? null;
           return;
         } catch (err) {

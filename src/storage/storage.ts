@@ -50,21 +50,29 @@ export interface Storage {
   open(): Promise<PackageRecord[]>;
   /** Streams `source` into the staging area and makes it durable. Rejects, leaving nothing, when `source` fails. */
   stage(source: Readable): Promise<StagedBlob>;
-  /** Moves staged bytes to `record.name` with their record, replacing what was there. */
-  publish(staged: StagedBlob, record: PackageRecord): Promise<void>;
-  /** Rewrites a record whose bytes did not change (download counts). */
-  saveRecord(record: PackageRecord): Promise<void>;
+  /**
+   * Moves staged bytes to `record.name` with their record, replacing what was there, and resolves with the record
+   * as stored. A record with id 0 is new and gets the next id, which no package ever had, across restarts and
+   * processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the store, even if
+   * another process wrote it a moment ago.
+   */
+  publish(staged: StagedBlob, record: PackageRecord, options?: { ifAbsent?: boolean }): Promise<PackageRecord>;
+  /** Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. */
+  addDownloads(counts: ReadonlyMap<string, number>): Promise<void>;
   /** Opens the bytes of a package (the whole of them without a range); rejects with StorageError('not-found') when they are gone. */
   read(name: string, range?: ByteRange): Promise<Readable>;
   /** Removes a package and its record; rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
-  /** The next package id. No id a published package ever had is handed out again, across restarts too. */
-  nextId(): Promise<number>;
+  /**
+   * Every record, when the store changed since the last call (another process wrote to it), else null. Cheap when
+   * nothing changed: one conditional request at most.
+   */
+  refresh(): Promise<PackageRecord[] | null>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;
 }
 
-export type StorageErrorCode = 'not-found' | 'unavailable';
+export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict';
 
 export class StorageError extends Error {
   constructor(readonly code: StorageErrorCode, message: string, options?: ErrorOptions) {

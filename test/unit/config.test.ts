@@ -21,6 +21,7 @@ describe('loadConfig', () => {
       storageBackend: 'filesystem',
       storagePath: './data',
       s3: null,
+      indexRefreshSeconds: 2,
       maxPackages: 10,
       maxReleases: 0,
       maxVersionsPerPackage: 10,

@@ -45,8 +45,8 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(staged.size).toBe(11);
       expect(staged.sha256).toBe(sha256('hello world'));
       expect(await harness.visible(storage)).toEqual([]);
-      const rec = record('a.zip', await storage.nextId(), 'hello world');
-      await storage.publish(staged, rec);
+      const rec = await storage.publish(staged, record('a.zip', 0, 'hello world'));
+      expect(rec.id).toBeGreaterThan(0);
       expect(await harness.visible(storage)).toEqual(['a.zip']);
       expect(await harness.staged(storage)).toEqual([]);
       expect(await text(await storage.read('a.zip'))).toBe('hello world');
@@ -72,8 +72,7 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       await storage.open();
       const staged = await storage.stage(Readable.from([Buffer.from('ext')]));
       const catalog = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd', tags: ['x'], provides: { commands: 1 } };
-      const rec = record('extension-acme-1.0.0.zip', await storage.nextId(), 'ext', { kind: 'extension', catalog });
-      await storage.publish(staged, rec);
+      const rec = await storage.publish(staged, record('extension-acme-1.0.0.zip', 0, 'ext', { kind: 'extension', catalog }));
       expect(await (await harness.reopen(storage)).open()).toEqual([rec]);
     });
 
@@ -127,27 +126,47 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(await (await harness.reopen(storage)).open()).toEqual([]);
     });
 
-    it('saves a changed record without touching the bytes', async () => {
+    it('adds download counts without touching the bytes, keeps them when a package is replaced, and drops counts of packages that are gone', async () => {
       const storage = await harness.fresh();
       await storage.open();
-      const rec = record('count.zip', 1, 'x');
-      await storage.publish(await storage.stage(Readable.from(['x'])), rec);
-      await storage.saveRecord({ ...rec, downloadCount: 7 });
+      const rec = await storage.publish(await storage.stage(Readable.from(['x'])), record('count.zip', 0, 'x'));
+      await storage.addDownloads(new Map([['count.zip', 3]]));
+      await storage.addDownloads(new Map([['count.zip', 4], ['gone.zip', 9]]));
       const [reloaded] = await (await harness.reopen(storage)).open();
       expect(reloaded).toEqual({ ...rec, downloadCount: 7 });
+      expect(await text(await storage.read('count.zip'))).toBe('x');
+      const replaced = await storage.publish(await storage.stage(Readable.from(['y'])), { ...rec, sha256: sha256('y') });
+      expect(replaced.downloadCount).toBe(7);
     });
 
-    it('hands out distinct ids, and never again one a published package had, even after its removal and a reopen', async () => {
+    it('refuses to publish over an existing name when asked to publish only if absent', async () => {
       const storage = await harness.fresh();
       await storage.open();
-      const ids = await Promise.all([storage.nextId(), storage.nextId(), storage.nextId()]);
+      await storage.publish(await storage.stage(Readable.from(['one'])), record('taken.zip', 0, 'one'), { ifAbsent: true });
+      const second = await storage.stage(Readable.from(['two']));
+      await expect(storage.publish(second, record('taken.zip', 0, 'two'), { ifAbsent: true })).rejects.toMatchObject({ code: 'conflict' });
+      expect(await text(await storage.read('taken.zip'))).toBe('one');
+      expect(await harness.staged(storage)).toEqual([]);
+    });
+
+    it('hands out distinct ids to new records, and never again one a published package had, even after its removal and a reopen', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const ids = [];
+      for (const name of ['a.zip', 'b.zip', 'c.zip']) ids.push((await storage.publish(await storage.stage(Readable.from([name])), record(name, 0, name))).id);
       expect(new Set(ids).size).toBe(3);
-      const used = Math.max(...ids);
-      await storage.publish(await storage.stage(Readable.from(['x'])), record('used.zip', used, 'x'));
-      await storage.remove('used.zip');
+      await storage.remove('c.zip');
       const again = await harness.reopen(storage);
       await again.open();
-      expect(await again.nextId()).toBeGreaterThan(used);
+      const next = await again.publish(await again.stage(Readable.from(['d'])), record('d.zip', 0, 'd'));
+      expect(next.id).toBeGreaterThan(Math.max(...ids));
+    });
+
+    it('has nothing new to refresh when only this instance wrote', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      await storage.publish(await storage.stage(Readable.from(['x'])), record('mine.zip', 0, 'x'));
+      expect(await storage.refresh()).toBeNull();
     });
   });
 }
