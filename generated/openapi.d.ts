@@ -255,6 +255,8 @@ export interface paths {
          * Download a package
          * @description The stored bytes, streamed. Supports a single `Range` (206, or 416 when unsatisfiable) and conditional
          *     requests (`If-None-Match` with the strong `ETag` derived from the SHA-256, `If-Modified-Since`) answered with 304.
+         *     With `download_redirect` on the s3 backend, answers 302 to a presigned URL of the object store instead,
+         *     valid `download_redirect_expiry_seconds`, as GitHub redirects release assets.
          */
         get: operations["downloadAsset"];
         put?: never;
@@ -1200,6 +1202,15 @@ export interface operations {
                     "application/zip": string;
                     "application/octet-stream": string;
                 };
+            };
+            /** @description With `download_redirect`, where the bytes download from (a presigned URL of the object store). */
+            302: {
+                headers: {
+                    /** @description The presigned URL. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Not modified since the copy the client holds. */
             304: {

@@ -24,6 +24,8 @@ export interface Config {
   s3: S3Settings | null;
   /** How often a replica on s3 looks for other replicas' writes. */
   indexRefreshSeconds: number;
+  /** With s3: answer downloads with a redirect to a presigned URL valid this long; null serves the bytes. */
+  downloadRedirectSeconds: number | null;
   /** 0 keeps every package. */
   maxPackages: number;
   /** Newest releases (tags) kept; 0 keeps every release. */
@@ -179,6 +181,8 @@ const SETTINGS = {
   s3_prefix: { env: 'S3_PREFIX', default: '', parse: keyPrefix },
   s3_force_path_style: { env: 'S3_FORCE_PATH_STYLE', default: false, parse: boolean },
   index_refresh_seconds: { env: 'INDEX_REFRESH_SECONDS', default: 2, parse: wholeNumber(1, 3600) },
+  download_redirect: { env: 'DOWNLOAD_REDIRECT', default: false, parse: boolean },
+  download_redirect_expiry_seconds: { env: 'DOWNLOAD_REDIRECT_EXPIRY_SECONDS', default: 900, parse: wholeNumber(1, 7 * 24 * 3600) },
   max_packages: { env: 'MAX_PACKAGES', default: 10, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 0, parse: wholeNumber(0) },
   max_versions_per_package: { env: 'MAX_VERSIONS_PER_PACKAGE', default: 10, parse: wholeNumber(0) },
@@ -222,6 +226,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const v = values as Values;
   if (v.storage_backend === 's3' && v.s3_bucket === null) throw new ConfigError('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
+  if (v.download_redirect && v.storage_backend !== 's3') throw new ConfigError('DOWNLOAD_REDIRECT=true needs STORAGE_BACKEND=s3: only an object store can serve a presigned URL');
   return Object.freeze({
     configFile: file ? path : null,
     port: v.port,
@@ -233,6 +238,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         ? { endpoint: v.s3_endpoint, region: v.s3_region, bucket: v.s3_bucket!, prefix: v.s3_prefix, forcePathStyle: v.s3_force_path_style }
         : null,
     indexRefreshSeconds: v.index_refresh_seconds,
+    downloadRedirectSeconds: v.download_redirect ? v.download_redirect_expiry_seconds : null,
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
     maxVersionsPerPackage: v.max_versions_per_package,

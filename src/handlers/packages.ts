@@ -49,6 +49,15 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       res.status(304).end();
       return;
     }
+    if (config.downloadRedirectSeconds !== null && req.method === 'GET') {
+      const url = await service.presignedUrl(record.name, config.downloadRedirectSeconds);
+      if (url) {
+        // As GitHub does for release assets: the bytes come from the store, and every redirect counts as a download.
+        service.recordDownload(record);
+        res.set('Cache-Control', 'no-store').redirect(302, url);
+        return;
+      }
+    }
     const range = requestedRange(req, record.size, etag);
     res.attachment(record.name).type(contentTypeOf(record.name));
     if (range) {

@@ -252,6 +252,11 @@ export class PackageService {
     }
   }
 
+  /** Where the bytes can be fetched from the store directly, or null when this storage cannot say. */
+  async presignedUrl(name: string, expiresInSeconds: number): Promise<string | null> {
+    return this.storage.presignedUrl ? this.storage.presignedUrl(name, expiresInSeconds) : null;
+  }
+
   /**
    * Counts a download; counts reach storage in batches, as increments, so that replicas counting the same package
    * add up rather than overwrite each other.

@@ -13,6 +13,7 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
 import { Digest } from './digest.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
@@ -230,6 +231,22 @@ export class S3Storage implements Storage {
     } catch (err) {
       throw isNotFound(err) ? new StorageError('not-found', `no object ${key}`) : err;
     }
+  }
+
+  /**
+   * A presigned GET of a package's bytes, valid `expiresInSeconds`, that saves as `filename`: the client downloads
+   * from the store, not through this server (as GitHub redirects release assets).
+   */
+  async presignedUrl(name: string, expiresInSeconds: number): Promise<string> {
+    const record = this.records.get(name);
+    if (!record) throw new StorageError('not-found', `no package named ${name}`);
+    const command = new GetObjectCommand({
+      Bucket: this.settings.bucket,
+      Key: record.blob,
+      ResponseContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
+      ResponseContentType: name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream',
+    });
+    return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
   }
 
   async deleteKey(key: string): Promise<void> {

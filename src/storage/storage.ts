@@ -70,6 +70,8 @@ export interface Storage {
   refresh(): Promise<PackageRecord[] | null>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;
+  /** A URL that serves the package's bytes straight from the store for a while, where the store can make one. */
+  presignedUrl?(name: string, expiresInSeconds: number): Promise<string>;
 }
 
 export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict';

@@ -134,3 +134,35 @@ describe('retention and crashes with two replicas', () => {
     }
   });
 });
+
+describe('download_redirect', () => {
+  it('answers 302 to a presigned URL of the store; following it gives the same bytes, and it counts', async () => {
+    const { a, b } = await replicas({ DOWNLOAD_REDIRECT: 'true', DOWNLOAD_REDIRECT_EXPIRY_SECONDS: '60' });
+    try {
+      const zip = rawZip([{ name: 'data.bin', data: Buffer.from(Array.from({ length: 300_000 }, (_, i) => i % 253)) }]);
+      expect((await upload(a.url, 'spec-kit-template-claude-sh-v2.0.0.zip', zip)).status).toBe(201);
+      const res = await fetch(`${a.url}/assets/spec-kit-template-claude-sh-v2.0.0.zip`, { redirect: 'manual' });
+      expect(res.status).toBe(302);
+      const location = new URL(res.headers.get('location')!);
+      expect(location.origin).toBe(new URL(s3.S3_ENDPOINT!).origin);
+      expect(location.searchParams.get('X-Amz-Expires')).toBe('60');
+      const direct = await fetch(location);
+      expect(direct.status).toBe(200);
+      expect(direct.headers.get('content-disposition')).toContain('spec-kit-template-claude-sh-v2.0.0.zip');
+      expect(Buffer.from(await direct.arrayBuffer()).equals(zip)).toBe(true);
+      // What the spec-kit CLI does: follow the redirect from /latest's browser_download_url.
+      await eventually(async () => expect(await names(b)).toContain('spec-kit-template-claude-sh-v2.0.0.zip'), 5000);
+      const release = await (await fetch(`${b.url}/latest`)).json();
+      const followed = await fetch(release.assets[0].browser_download_url);
+      expect(Buffer.from(await followed.arrayBuffer()).equals(zip)).toBe(true);
+      // HEAD and conditional requests are still answered here.
+      expect((await fetch(`${a.url}/assets/spec-kit-template-claude-sh-v2.0.0.zip`, { method: 'HEAD' })).status).toBe(200);
+      const etag = `"${release.assets[0].digest.slice('sha256:'.length)}"`;
+      expect((await fetch(`${a.url}/assets/spec-kit-template-claude-sh-v2.0.0.zip`, { headers: { 'if-none-match': etag }, redirect: 'manual' })).status).toBe(304);
+      const count = async (server: RunningServer) => ((await (await fetch(`${server.url}/packages?format=json`)).json()) as { download_count: number }[])[0]!.download_count;
+      await eventually(async () => expect(await count(a)).toBe(2), 8000);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+});

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
       storagePath: './data',
       s3: null,
       indexRefreshSeconds: 2,
+      downloadRedirectSeconds: null,
       maxPackages: 10,
       maxReleases: 0,
       maxVersionsPerPackage: 10,
@@ -71,6 +72,9 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b' }).s3).toEqual({ bucket: 'b', prefix: '', endpoint: null, region: 'us-east-1', forcePathStyle: false });
     expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 's3' })).toThrow('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
     expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 'ftp' })).toThrow(/^STORAGE_BACKEND="ftp" must be filesystem or s3/);
+    expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', DOWNLOAD_REDIRECT: 'true' }).downloadRedirectSeconds).toBe(900);
+    expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', DOWNLOAD_REDIRECT: 'true', DOWNLOAD_REDIRECT_EXPIRY_SECONDS: '60' }).downloadRedirectSeconds).toBe(60);
+    expect(() => loadConfig({ ...noFile, DOWNLOAD_REDIRECT: 'true' })).toThrow('DOWNLOAD_REDIRECT=true needs STORAGE_BACKEND=s3');
     expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/^S3_ENDPOINT="not a url" must be an http or https URL/);
   });
 
