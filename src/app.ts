@@ -11,6 +11,7 @@ import { authRouter } from './http/auth.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
+import type { Metrics } from './metrics.js';
 import type { PackageService } from './service/packages.js';
 import type { PackagesPage } from './views/packages-page.js';
 
@@ -19,6 +20,7 @@ export interface AppDeps {
   tokens: TokenRegistry;
   limiter: FailureLimiter;
   service: PackageService;
+  metrics: Metrics;
   logger: Logger;
   /** The contract's bytes, and the document they hold. */
   contract: Buffer;
@@ -29,7 +31,7 @@ export interface AppDeps {
 
 /**
  * The only place the middleware order is written down:
- * request log → authorization (scopes from the contract) → contract (route, multipart upload, request checks,
+ * metrics → request log → authorization (scopes from the contract) → contract (route, multipart upload, request checks,
  * response checks) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
@@ -37,6 +39,7 @@ export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.trustProxy);
+  app.use(deps.metrics.middleware());
   app.use(pinoHttp(httpLoggerOptions(deps.logger)));
   app.use(
     authRouter(deps.contractDocument, {

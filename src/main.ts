@@ -10,6 +10,8 @@ import { CONTRACT_JSON_PATH, CONTRACT_PATH, DOCS_PAGE_PATH } from './paths.js';
 import { PackageService } from './service/packages.js';
 import { FilesystemStorage } from './storage/filesystem.js';
 import { S3Storage } from './storage/s3.js';
+import { Metrics } from './metrics.js';
+import type { Storage } from './storage/storage.js';
 import { loadPackagesPage } from './views/packages-page.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -48,7 +50,11 @@ async function main(): Promise<void> {
   );
 
   const storageLog = logger.child({ module: 'storage' });
-  const storage = config.s3 ? new S3Storage(config.s3, storageLog) : new FilesystemStorage(config.storagePath, storageLog);
+  const metrics: Metrics = new Metrics({
+    indexSize: () => service.size(),
+    refreshLagSeconds: () => (config.s3 && service.lastRefreshAt > 0 ? (Date.now() - service.lastRefreshAt) / 1000 : 0),
+  });
+  const storage: Storage = metrics.instrument<Storage>(config.s3 ? new S3Storage(config.s3, storageLog) : new FilesystemStorage(config.storagePath, storageLog), config.storageBackend);
   const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;
   const service = new PackageService(storage, { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
   const contract = readFileSync(CONTRACT_PATH);
@@ -57,6 +63,7 @@ async function main(): Promise<void> {
     tokens,
     limiter,
     service,
+    metrics,
     logger,
     contract,
     contractDocument: JSON.parse(readFileSync(CONTRACT_JSON_PATH, 'utf8')),

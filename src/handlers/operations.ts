@@ -1,4 +1,5 @@
 import { HttpProblem } from '../http/problem.js';
+import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
 import type { Handler } from './types.js';
 
@@ -21,13 +22,14 @@ const DOCS_CSP = [
 
 export interface OperationHandlerDeps {
   service: PackageService;
+  metrics: Metrics;
   /** The contract's bytes, served as they are. */
   contract: Buffer;
   /** The Redoc page built at build time, or null when it was not built. */
   docsPage: Buffer | null;
 }
 
-export function operationHandlers({ service, contract, docsPage }: OperationHandlerDeps) {
+export function operationHandlers({ service, metrics, contract, docsPage }: OperationHandlerDeps) {
   const getHealth: Handler<'getHealth'> = (_req, res) => {
     res.type('text/plain').send('OK');
   };
@@ -50,5 +52,9 @@ export function operationHandlers({ service, contract, docsPage }: OperationHand
     res.set('Content-Security-Policy', DOCS_CSP).type('text/html').send(docsPage);
   };
 
-  return { getHealth, getReadiness, getOpenApiDocument, getApiDocs };
+  const getMetrics: Handler<'getMetrics'> = async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  };
+
+  return { getHealth, getReadiness, getOpenApiDocument, getApiDocs, getMetrics };
 }

@@ -6,6 +6,7 @@ import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
 import type { UploadedFile } from '../http/upload.js';
 import { assetUrl, baseUrl } from '../http/urls.js';
+import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
 import type { ByteRange } from '../storage/storage.js';
 import type { Config } from '../config.js';
@@ -16,10 +17,11 @@ import type { Handler } from './types.js';
 export interface PackageHandlerDeps {
   config: Config;
   service: PackageService;
+  metrics: Metrics;
   packagesPage: PackagesPage;
 }
 
-export function packageHandlers({ config, service, packagesPage }: PackageHandlerDeps) {
+export function packageHandlers({ config, service, metrics, packagesPage }: PackageHandlerDeps) {
   const bodies = new BodyCache();
 
   const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
@@ -31,6 +33,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       expectedSha256: req.get('x-checksum-sha256'),
     });
     const base = baseUrl(req, config.publicUrl);
+    metrics.uploaded(record.kind);
     res.locals.audit = { package: record.name, size: record.size, sha256: record.sha256 };
     res.status(created ? 201 : 200).location(assetUrl(base, record.name)).json(toPackage(record, base));
   };
@@ -54,6 +57,7 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
       if (url) {
         // As GitHub does for release assets: the bytes come from the store, and every redirect counts as a download.
         service.recordDownload(record);
+        metrics.downloaded(record.kind);
         res.set('Cache-Control', 'no-store').redirect(302, url);
         return;
       }
@@ -70,7 +74,10 @@ export function packageHandlers({ config, service, packagesPage }: PackageHandle
     }
     // Always a range, so storage sizes its buffers to what is read.
     const bytes = await service.read(record.name, range ?? { start: 0, end: record.size - 1 });
-    if (!range || range.start === 0) service.recordDownload(record);
+    if (!range || range.start === 0) {
+      service.recordDownload(record);
+      metrics.downloaded(record.kind);
+    }
     await streamTo(bytes, res);
   };
 

@@ -93,6 +93,11 @@ export class PackageService {
     await this.storage.check();
   }
 
+  /** Packages in the index; 0 while it loads. */
+  size(): number {
+    return this.index.size;
+  }
+
   /** Every package, newest upload first. */
   list(): readonly PackageRecord[] {
     return this.currentViews().newestFirst;

@@ -125,6 +125,7 @@ describe('private mode (read_access: token)', () => {
     ['GET', '/assets/extension-private-ext-1.0.0.zip'],
     ['GET', '/openapi.yaml'],
     ['GET', '/docs'],
+    ['GET', '/metrics'],
   ] as const;
 
   it.each(reads)('%s %s needs a token, and any scope may read', async (method, path) => {

@@ -6,6 +6,7 @@ import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/se
 import { catalogAdd } from '../helpers/speckit-catalog-client.js';
 import { specifyInit } from '../helpers/specify-client.js';
 import { streamUpload, upload } from '../helpers/upload.js';
+import { eventually } from '../helpers/storage-dir.js';
 import { sha256 } from '../helpers/zip.js';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -99,6 +100,19 @@ describe('the API on the s3 backend', () => {
     server = await startServer({ env });
     expect(await listed()).toEqual(before);
     expect((await fetch(`${server.url}/assets/doomed.zip`)).status).toBe(404);
+  });
+
+  it('exports storage metrics for the s3 backend and a refresh lag within the interval', async () => {
+    expect((await upload(server.url, 'metered.zip', 'metered')).status).toBe(201);
+    await eventually(async () => {
+      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const value = (series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1) ?? 0);
+      expect(value('release_server_storage_operation_duration_seconds_count{operation="publish",backend="s3"}')).toBe(1);
+      // The default interval is 2 s: polled at least once, and never further behind than a poll or two.
+      expect(value('release_server_storage_operation_duration_seconds_count{operation="refresh",backend="s3"}')).toBeGreaterThan(0);
+      expect(value('release_server_index_refresh_lag_seconds')).toBeLessThan(5);
+      expect(text).not.toContain(s3.AWS_SECRET_ACCESS_KEY!);
+    }, 8000);
   });
 
   it('refuses to start on a bucket that does not exist, naming it', async () => {

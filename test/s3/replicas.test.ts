@@ -106,7 +106,7 @@ describe('retention and crashes with two replicas', () => {
         expect(await indexNames(bucket)).toEqual(expected);
         expect(await names(a)).toEqual(expected);
         expect(await names(b)).toEqual(expected);
-      }, 5000);
+      }, 15000);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }

@@ -1,0 +1,99 @@
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { PackageKind } from './domain/kinds.js';
+import { StorageError, type Storage } from './storage/storage.js';
+
+/**
+ * Every metric the server exports, in one registry. Labels are bounded by construction: an operationId of the
+ * contract (or `none`), a status code, a package kind, a storage operation, a backend. Never a package name, a
+ * path, a token or anything else a client chose.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly requests = new Counter({ name: 'release_server_http_requests_total', help: 'HTTP requests by operation and status', labelNames: ['operation', 'status'], registers: [this.registry] });
+  private readonly duration = new Histogram({
+    name: 'release_server_http_request_duration_seconds',
+    help: 'Time to the last byte of the response, by operation',
+    labelNames: ['operation'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  private readonly bytesIn = new Counter({ name: 'release_server_http_request_bytes_total', help: 'Request body bytes (by Content-Length), by operation', labelNames: ['operation'], registers: [this.registry] });
+  private readonly bytesOut = new Counter({ name: 'release_server_http_response_bytes_total', help: 'Response body bytes (by Content-Length), by operation', labelNames: ['operation'], registers: [this.registry] });
+  private readonly uploads = new Counter({ name: 'release_server_uploads_total', help: 'Packages stored, by kind', labelNames: ['kind'], registers: [this.registry] });
+  private readonly downloads = new Counter({ name: 'release_server_downloads_total', help: 'Package downloads counted, by kind', labelNames: ['kind'], registers: [this.registry] });
+  private readonly storageDuration = new Histogram({
+    name: 'release_server_storage_operation_duration_seconds',
+    help: 'Storage operations, by operation and backend',
+    labelNames: ['operation', 'backend'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+    registers: [this.registry],
+  });
+  private readonly storageErrors = new Counter({ name: 'release_server_storage_errors_total', help: 'Failed storage operations, by operation and backend', labelNames: ['operation', 'backend'], registers: [this.registry] });
+
+  constructor(source: { indexSize(): number; refreshLagSeconds(): number }) {
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({ name: 'release_server_index_packages', help: 'Packages in this replica\'s index', registers: [this.registry], collect() { this.set(source.indexSize()); } });
+    new Gauge({
+      name: 'release_server_index_refresh_lag_seconds',
+      help: 'Seconds since this replica last matched its index with the store (0 when it is the only writer)',
+      registers: [this.registry],
+      collect() {
+        this.set(source.refreshLagSeconds());
+      },
+    });
+  }
+
+  /** Counts each request when its response is done, under the operationId the contract's validator matched. */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const end = this.duration.startTimer();
+      res.once('finish', () => {
+        const operation = (req as { openapi?: { schema?: { operationId?: string } } }).openapi?.schema?.operationId ?? 'none';
+        end({ operation });
+        this.requests.inc({ operation, status: String(res.statusCode) });
+        const sizeIn = Number(req.headers['content-length']);
+        if (sizeIn > 0) this.bytesIn.inc({ operation }, sizeIn);
+        const sizeOut = Number(res.getHeader('content-length'));
+        if (sizeOut > 0) this.bytesOut.inc({ operation }, sizeOut);
+      });
+      next();
+    };
+  }
+
+  uploaded(kind: PackageKind): void {
+    this.uploads.inc({ kind });
+  }
+
+  downloaded(kind: PackageKind): void {
+    this.downloads.inc({ kind });
+  }
+
+  /** The same storage, with each operation timed and its failures counted. */
+  instrument<S extends Storage>(storage: S, backend: string): S {
+    const metrics = this;
+    return new Proxy(storage, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function' || typeof property !== 'string' || property === 'constructor') return value;
+        return function (this: unknown, ...args: unknown[]) {
+          const end = metrics.storageDuration.startTimer({ operation: property, backend });
+          // A package that is not there, or a name another replica took, is an answer, not a failure of the store.
+          const fail = (err: unknown) => {
+            if (!(err instanceof StorageError && (err.code === 'not-found' || err.code === 'conflict'))) metrics.storageErrors.inc({ operation: property, backend });
+          };
+          try {
+            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+            if (result instanceof Promise) return result.then((r) => (end(), r), (err) => (end(), fail(err), Promise.reject(err)));
+            end();
+            return result;
+          } catch (err) {
+            end();
+            fail(err);
+            throw err;
+          }
+        };
+      },
+    });
+  }
+}
