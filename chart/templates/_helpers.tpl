@@ -57,7 +57,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "release-server.config" -}}
 port: {{ .Values.app.port }}
 host: 0.0.0.0
+{{- if eq .Values.storage.backend "s3" }}
+storage_backend: s3
+s3_bucket: {{ .Values.storage.s3.bucket | quote }}
+s3_prefix: {{ .Values.storage.s3.prefix | quote }}
+{{- with .Values.storage.s3.endpoint }}
+s3_endpoint: {{ . | quote }}
+{{- end }}
+s3_region: {{ .Values.storage.s3.region | quote }}
+s3_force_path_style: {{ .Values.storage.s3.forcePathStyle }}
+index_refresh_seconds: {{ .Values.storage.s3.indexRefreshSeconds }}
+download_redirect: {{ .Values.storage.s3.downloadRedirect }}
+download_redirect_expiry_seconds: {{ .Values.storage.s3.downloadRedirectExpirySeconds }}
+{{- else }}
 storage_path: /data
+{{- end }}
 max_packages: {{ .Values.app.maxPackages }}
 max_releases: {{ .Values.app.maxReleases }}
 max_versions_per_package: {{ .Values.app.maxVersionsPerPackage }}

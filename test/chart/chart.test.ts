@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as gatewayV1 from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1';
 import * as appsV1 from 'kubernetes-models/apps/v1';
+import * as autoscalingV2 from 'kubernetes-models/autoscaling/v2';
+import * as policyV1 from 'kubernetes-models/policy/v1';
 import * as networkingV1 from 'kubernetes-models/networking.k8s.io/v1';
 import * as coreV1 from 'kubernetes-models/v1';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -33,6 +35,16 @@ const MODELS: Record<string, { new (data: never): { validate(): void } }> = {
   'apps/v1/Deployment': appsV1.Deployment,
   'networking.k8s.io/v1/Ingress': networkingV1.Ingress,
   'gateway.networking.k8s.io/v1/HTTPRoute': gatewayV1.HTTPRoute,
+  'policy/v1/PodDisruptionBudget': policyV1.PodDisruptionBudget,
+  'autoscaling/v2/HorizontalPodAutoscaler': autoscalingV2.HorizontalPodAutoscaler,
+  'monitoring.coreos.com/v1/ServiceMonitor': class {
+    // No published model for the Prometheus Operator's CRD here: the fields it requires, checked by hand.
+    constructor(private readonly object: { spec?: { selector?: { matchLabels?: object }; endpoints?: { port?: string; path?: string }[] } }) {}
+    validate(): void {
+      const spec = this.object.spec;
+      if (!spec?.selector?.matchLabels || !spec.endpoints?.length || spec.endpoints.some((e) => !e.port || !e.path)) throw new Error('ServiceMonitor needs spec.selector.matchLabels and endpoints with port and path');
+    }
+  },
 };
 
 async function template(...sets: string[]): Promise<K8sObject[]> {
@@ -193,6 +205,55 @@ describe('the README', () => {
     expect(run).toContain('--read-only --tmpfs /tmp');
     const version = JSON.parse(await readFile(join(repo, 'package.json'), 'utf8')).version;
     expect(run).toContain(`ghcr.io/release-server/release-server:${version}`);
+  });
+});
+
+describe('storage backends and replicas', () => {
+  const s3 = ['storage.backend=s3', 'storage.s3.bucket=packages', 'storage.s3.prefix=release-server/', 'storage.s3.endpoint=http://rgw.storage:7480', 'storage.s3.forcePathStyle=true'];
+
+  it('with s3: replicas, RollingUpdate, a PodDisruptionBudget, no volume or PVC, credentials from a Secret, and a config the server accepts', async () => {
+    const objects = await template(...s3, 'replicaCount=3', 'storage.s3.existingSecret=s3-creds', 'storage.s3.downloadRedirect=true');
+    expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'ServiceAccount']);
+    const deployment = deploymentOf(objects);
+    expect(deployment.spec.replicas).toBe(3);
+    expect(deployment.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+    const pod = deployment.spec.template.spec;
+    expect(pod.volumes.map((v: { name: string }) => v.name)).not.toContain('data');
+    const env = Object.fromEntries(pod.containers[0].env.map((e: { name: string; valueFrom?: unknown }) => [e.name, e.valueFrom]));
+    expect(env.AWS_SECRET_ACCESS_KEY).toEqual({ secretKeyRef: { name: 's3-creds', key: 'AWS_SECRET_ACCESS_KEY' } });
+    const pdb = find(objects, 'PodDisruptionBudget')[0] as unknown as { spec: { minAvailable: number; selector: { matchLabels: object } } };
+    expect(pdb.spec.minAvailable).toBe(1);
+    expect(pdb.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    const configYaml = (find(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+    await writeFile(path, configYaml);
+    expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({
+      storageBackend: 's3',
+      s3: { bucket: 'packages', prefix: 'release-server/', endpoint: 'http://rgw.storage:7480', region: 'us-east-1', forcePathStyle: true },
+      indexRefreshSeconds: 2,
+      downloadRedirectSeconds: 900,
+    });
+  });
+
+  it('with s3: an optional HorizontalPodAutoscaler (which then owns the replica count) and ServiceMonitor', async () => {
+    const objects = await template(...s3, 'autoscaling.enabled=true', 'autoscaling.maxReplicas=6', 'serviceMonitor.enabled=true', 'serviceMonitor.labels.release=prom');
+    const hpa = find(objects, 'HorizontalPodAutoscaler')[0] as unknown as { spec: { maxReplicas: number; scaleTargetRef: { name: string } } };
+    expect(hpa.spec).toMatchObject({ maxReplicas: 6, scaleTargetRef: { name: 'rs-release-server' } });
+    expect(deploymentOf(objects).spec.replicas).toBeUndefined();
+    const monitor = find(objects, 'ServiceMonitor')[0] as unknown as { metadata: { labels: Record<string, string> }; spec: { endpoints: { path: string }[] } };
+    expect(monitor.spec.endpoints[0]!.path).toBe('/metrics');
+    expect(monitor.metadata.labels.release).toBe('prom');
+    const { stdout } = await run(helm, ['lint', '--strict', chart, ...[...s3, 'replicaCount=2', 'serviceMonitor.enabled=true'].flatMap((x) => ['--set', x])]);
+    expect(stdout).toContain('0 chart(s) failed');
+  });
+
+  it('refuses several replicas or autoscaling on the filesystem backend, and s3 without a bucket', async () => {
+    await expect(template('replicaCount=2')).rejects.toThrow(/replicaCount/);
+    await expect(template('autoscaling.enabled=true')).rejects.toThrow(/autoscaling/);
+    await expect(template('storage.backend=s3')).rejects.toThrow(/bucket/);
+    const single = await template();
+    expect(deploymentOf(single).spec.replicas).toBe(1);
+    expect(find(single, 'PodDisruptionBudget')).toEqual([]);
   });
 });
 
