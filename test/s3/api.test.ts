@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { readFile } from 'node:fs/promises';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/server.js';
@@ -113,6 +114,35 @@ describe('the API on the s3 backend', () => {
       expect(value('release_server_index_refresh_lag_seconds')).toBeLessThan(5);
       expect(text).not.toContain(s3.AWS_SECRET_ACCESS_KEY!);
     }, 8000);
+  });
+
+  it('a client that goes away mid-upload leaves no multipart upload and no blob behind', async () => {
+    const result = await streamUpload(server.url, 'abandoned.zip', 40 * 1024 * 1024, { abortAfter: 20 * 1024 * 1024 });
+    expect(result).toBe('aborted');
+    await eventually(async () => {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+      const index = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: 'release-server/index.json' }))).Body!.transformToString());
+      const named = new Set((index.records as { blob: string }[]).map((r) => r.blob));
+      const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
+    }, 10_000);
+    expect((await fetch(`${server.url}/assets/abandoned.zip`)).status).toBe(404);
+  });
+
+  it('holds no more than its part buffers of an upload in memory', async () => {
+    const pid = server.process.pid!;
+    const memory = async () => {
+      const status = await readFile(`/proc/${pid}/status`, 'utf8');
+      const kib = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)![1]) * 1024;
+      return { peak: kib('VmHWM'), now: kib('VmRSS') };
+    };
+    expect((await upload(server.url, 'warm-up.zip', 'warm up')).status).toBe(201);
+    const baseline = (await memory()).now;
+    const result = await streamUpload(server.url, 'hundred.zip', 100 * 1024 * 1024, { fill: 0x44 });
+    expect(result).toMatchObject({ status: 201 });
+    // Two 8 MiB parts in flight, plus the multipart parser and vetting's reads: far below the 100 MiB sent.
+    expect((await memory()).peak - baseline).toBeLessThan(60 * 1024 * 1024);
   });
 
   it('refuses to start on a bucket that does not exist, naming it', async () => {
