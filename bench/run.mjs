@@ -9,6 +9,9 @@
 //   5. memory: the server's peak RSS across a 100 MiB upload and 8 parallel 100 MiB downloads
 //   6. /catalogs/extensions.json with 1,000 extensions published: req/s, ours / nginx serving the same bytes
 //   7. upload of a 40 MiB extension (manifest vetting included) / a template zip of the same size
+//   8. s3 backend on a throwaway Ceph RGW (scripts/s3-test-server.sh): 100 MiB download and upload through the server
+//      / the AWS SDK on the same RGW directly; /latest with 1,000 packages on s3 / on filesystem; idle S3 requests
+//      per second of one replica
 // Every package is a zip (the server refuses anything else): the 100 MiB one holds one stored member of random bytes.
 // It prints a table and writes BENCHMARKS.md. RUNS (default 5) and SECONDS (wrk duration, default 5) tune it.
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -178,7 +181,79 @@ async function main() {
   for (let i = 0; i < RUNS; i++) results.vettingNginx.push(await curlUpload(['-T', extensionZip, `${nginx.url}/dav/extension-40.zip`], extensionSize, 201, 204));
   await stop(server);
   await stop(nginx);
+  results.s3 = await s3Section(big, bigSize, bigSha, thousand);
   return results;
+}
+
+/** Section 8: the s3 backend against the SDK on the same RGW, and against the filesystem backend. */
+async function s3Section(big, bigSize, bigSha, thousandDir) {
+  const { S3Client, CreateBucketCommand, GetObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const { Upload } = await import('@aws-sdk/lib-storage');
+  const rgwDir = join(work, 'rgw');
+  const script = join(repo, 'scripts/s3-test-server.sh');
+  const { stdout } = await run('bash', [script, 'start', rgwDir], { timeout: 300_000 });
+  const env = Object.fromEntries(stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  try {
+    const client = new S3Client({
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION,
+      forcePathStyle: true,
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    const s3Env = (bucket) => ({ ...env, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/' });
+    await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    const server = await startOurs(join(work, 'unused-s3'), s3Env('bench'));
+    await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload`], bigSize, 201);
+    const index = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: 'bench', Key: 'rs/index.json' }))).Body.transformToString());
+    const blob = index.records.find((r) => r.name === 'big.zip').blob;
+    const sdkDownload = async () => {
+      const t0 = performance.now();
+      const res = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: blob }));
+      let n = 0;
+      for await (const chunk of res.Body) n += chunk.length;
+      if (n !== bigSize) throw new Error(`SDK read ${n} bytes`);
+      return n / ((performance.now() - t0) / 1000);
+    };
+    const download = await alternate(async () => curlSpeed(`${server.url}/assets/big.zip`), sdkDownload);
+    const sdkUpload = async () => {
+      const t0 = performance.now();
+      // The server's own settings: 8 MiB parts, two in flight.
+      await new Upload({ client, params: { Bucket: 'bench', Key: 'direct/big.zip', Body: createReadStream(big) }, partSize: 8 * MiB, queueSize: 2 }).done();
+      return bigSize / ((performance.now() - t0) / 1000);
+    };
+    const upload = await alternate(
+      async () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], bigSize, 200),
+      sdkUpload,
+    );
+    await stop(server);
+
+    // /latest with 1,000 packages: an index of the same records the filesystem run adopted, all on one blob.
+    const fsServer = await startOurs(thousandDir);
+    const listed = await (await fetch(`${fsServer.url}/packages?format=json`)).json();
+    await client.send(new CreateBucketCommand({ Bucket: 'bench-latest' }));
+    await client.send(new PutObjectCommand({ Bucket: 'bench-latest', Key: 'rs/blobs/shared', Body: 'package' }));
+    const records = listed.map((p, i) => ({ id: i + 1, name: p.name, size: p.size, sha256: p.sha256, createdAt: p.created_at, updatedAt: p.updated_at, downloadCount: 0, tag: p.tag ?? null, kind: 'template', catalog: null, blob: 'rs/blobs/shared' }));
+    await client.send(new PutObjectCommand({ Bucket: 'bench-latest', Key: 'rs/index.json', Body: JSON.stringify({ version: 1, lastId: records.length, records }) }));
+    const s3Server = await startOurs(join(work, 'unused-s3-latest'), s3Env('bench-latest'));
+    const latest = await alternate(async () => wrk(`${s3Server.url}/latest`), async () => wrk(`${fsServer.url}/latest`));
+
+    // Idle: what one replica asks of the store per second when nothing happens (storage operations from /metrics).
+    const operations = async () => {
+      const text = await (await fetch(`${s3Server.url}/metrics`)).text();
+      return [...text.matchAll(/^release_server_storage_operation_duration_seconds_count\{[^}]*backend="s3"[^}]*\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const before = await operations();
+    const idleSeconds = 30;
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const idle = ((await operations()) - before) / idleSeconds;
+    await stop(s3Server);
+    await stop(fsServer);
+    return { download, upload, latest, idle, idleSeconds };
+  } finally {
+    await run('bash', [script, 'stop', rgwDir]).catch(() => undefined);
+  }
 }
 
 /** A zip of files on disk (stored: random bytes do not compress) plus small text files. */
@@ -428,6 +503,14 @@ function render(r) {
   const vn = median(r.vetting.ours) / median(r.vettingNginx);
   add('upload 40 MiB extension vs nginx PUT', '', `nginx WebDAV PUT ${spread(r.vettingNginx, mbs)}`, `${vn.toFixed(2)}×`, '', null);
 
+  const s3dl = ratio(r.s3.download.ours, r.s3.download.theirs);
+  add('s3: download 100 MiB', spread(r.s3.download.ours, mbs), `SDK GetObject on the same RGW ${spread(r.s3.download.theirs, mbs)}`, `${s3dl.toFixed(2)}×`, '≥ 0.8×', s3dl >= 0.8);
+  const s3ul = ratio(r.s3.upload.ours, r.s3.upload.theirs);
+  add('s3: upload 100 MiB', spread(r.s3.upload.ours, mbs), `SDK lib-storage Upload ${spread(r.s3.upload.theirs, mbs)}`, `${s3ul.toFixed(2)}×`, '≥ 0.8×', s3ul >= 0.8);
+  const s3lt = median(r.s3.latest.ours.map((x) => x.rps)) / median(r.s3.latest.theirs.map((x) => x.rps));
+  add('s3: /latest, 1,000 packages', spread(r.s3.latest.ours.map((x) => x.rps), reqs), `filesystem backend ${spread(r.s3.latest.theirs.map((x) => x.rps), reqs)}`, `${s3lt.toFixed(2)}×`, '≈ 1× (from memory)', s3lt >= 0.9);
+  add('s3: idle requests per second, one replica', `${r.s3.idle.toFixed(2)} /s over ${r.s3.idleSeconds} s`, '', `${r.s3.idle.toFixed(2)} /s`, '≤ a couple', r.s3.idle <= 2);
+
   const head = ['figure', 'ours: median (min–max)', 'reference', 'result', 'goal', 'met'];
   const body = rows.map((x) => [x.name, x.ours, x.reference, x.value, x.goal, x.met === null ? '' : x.met ? 'yes' : 'NO']);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -464,6 +547,12 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
   10 MB stored members of random bytes) alternating with a ${(r.vettingSizes.template / MiB).toFixed(1)} MiB template holding the same members.
   Templates are vetted too (the archive rules, every member inflated and CRC-checked); the extension adds its
   manifest checks and the stricter catalog limits. nginx PUT of the extension's bytes is shown for scale.
+- s3: a throwaway Ceph RGW (\`scripts/s3-test-server.sh\`) on the same machine; ours with \`STORAGE_BACKEND=s3\`.
+  Download: curl of \`/assets/big.zip\` alternating with the SDK's GetObject of the same object, streamed and counted.
+  Upload: curl \`-F file=@big.zip '/upload?overwrite=true'\` (vetting included) alternating with lib-storage's Upload of
+  the same file with the server's settings (8 MiB parts, two in flight). \`/latest\`: the same wrk on an s3 server
+  whose index holds the records of the 1,000 packages of section 3, alternating with the filesystem server over them.
+  Idle: storage operations (each one S3 request) counted by \`/metrics\` over ${r.s3.idleSeconds} s with no traffic.
 `;
   return { table, markdown };
 }
