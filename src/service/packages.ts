@@ -232,7 +232,9 @@ export class PackageService {
         this.byId.set(stored.id, stored);
         this.changed();
         this.log.info({ name: storedName, kind, tag, size: stored.size, sha256: stored.sha256, replaced: Boolean(existing) }, 'package stored');
-        await this.applyRetention(stored);
+        // Retention decides on the store's state: another replica's uploads since the last poll count too.
+        await this.refreshLocked();
+        await this.applyRetention(this.index.get(storedName) ?? stored);
         return { record: stored, created: !existing };
       });
     } finally {
@@ -292,21 +294,23 @@ export class PackageService {
 
   /** Takes in what other processes wrote, if anything. */
   async refresh(): Promise<void> {
+    await this.lock.run(() => this.refreshLocked());
+  }
+
+  private async refreshLocked(): Promise<void> {
     const records = await this.storage.refresh();
     this.lastRefreshAt = Date.now();
     if (!records) return;
-    await this.lock.run(async () => {
-      this.index.clear();
-      this.byId.clear();
-      for (const record of records) {
-        // Downloads counted here and not yet stored stay in what this replica shows.
-        record.downloadCount += this.unsavedCounts.get(record.name) ?? 0;
-        this.index.set(record.name, record);
-        this.byId.set(record.id, record);
-        this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
-      }
-      this.changed();
-    });
+    this.index.clear();
+    this.byId.clear();
+    for (const record of records) {
+      // Downloads counted here and not yet stored stay in what this replica shows.
+      record.downloadCount += this.unsavedCounts.get(record.name) ?? 0;
+      this.index.set(record.name, record);
+      this.byId.set(record.id, record);
+      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+    }
+    this.changed();
   }
 
   /** Writes what is still only in memory, and stops polling. */

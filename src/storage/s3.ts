@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
@@ -48,35 +52,35 @@ const QUEUE_SIZE = 2;
 /** Blobs and multipart uploads no index names, older than this, are what a crash left: swept at open. */
 const LEFTOVER_AGE_MS = 60 * 60 * 1000;
 const COMMIT_ATTEMPTS = 20;
+const STAGING_DIR_PREFIX = 'release-server-s3-staging-';
 
 class S3StagedBlob implements StagedBlob {
   private settled = false;
   constructor(
     private readonly storage: S3Storage,
     readonly key: string,
+    /** The same bytes on local disk, for vetting: read there instead of back over the network. */
+    private readonly localCopy: string,
     readonly size: number,
     readonly sha256: string,
   ) {}
 
   read(range: ByteRange): Readable {
     if (this.settled) throw new Error('staged blob already published or discarded');
-    const { storage, key } = this;
-    return Readable.from(
-      (async function* () {
-        yield* await storage.readKey(key, range);
-      })(),
-      { objectMode: false },
-    );
+    return createReadStream(this.localCopy, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(64 * 1024, range.end - range.start + 1)) });
   }
 
+  /** Hands the object over to the index; the local copy is no longer needed. */
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');
     this.settled = true;
+    void rm(this.localCopy, { force: true });
   }
 
   async discard(): Promise<void> {
     if (this.settled) return;
     this.settled = true;
+    await rm(this.localCopy, { force: true });
     await this.storage.deleteKey(this.key);
   }
 }
@@ -94,6 +98,7 @@ export class S3Storage implements Storage {
   private records = new Map<string, StoredRecord>();
   private lastId = 0;
   private etag: string | null = null;
+  private stagingDir: Promise<string> | null = null;
   /** Set when the index was read from the bucket with another process's changes, until refresh() hands them on. */
   private changedUnseen = false;
   /**
@@ -130,24 +135,58 @@ export class S3Storage implements Storage {
 
   async stage(source: Readable): Promise<StagedBlob> {
     const key = `${this.settings.prefix}blobs/${randomUUID()}`;
+    const localCopy = join(await this.localStaging(), randomUUID());
     const digest = new Digest();
-    const body = digest.passThrough();
+    const file = createWriteStream(localCopy, { flags: 'wx' });
+    // One pass over the upload: hashed, written to the local copy (vetting reads it there, not back from the
+    // store), and passed on to the multipart upload; the file's backpressure holds the stream like the upload's.
+    const tee = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        digest.update(chunk);
+        if (file.write(chunk)) done(null, chunk);
+        else file.once('drain', () => done(null, chunk));
+      },
+      flush(done) {
+        file.end(() => done());
+      },
+    });
+    file.once('error', (err) => tee.destroy(err));
     const upload = new Upload({
       client: this.client,
-      params: { Bucket: this.settings.bucket, Key: key, Body: body, ContentType: 'application/octet-stream' },
+      params: { Bucket: this.settings.bucket, Key: key, Body: tee, ContentType: 'application/octet-stream' },
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
       // A failed upload aborts its multipart upload: no parts are left behind.
       leavePartsOnError: false,
     });
     try {
-      await Promise.all([pipeline(source, body), upload.done()]);
+      await Promise.all([pipeline(source, tee), upload.done()]);
     } catch (err) {
+      file.destroy();
       await upload.abort().catch(() => undefined);
       await this.deleteKey(key).catch(() => undefined);
+      await rm(localCopy, { force: true });
       throw err;
     }
-    return new S3StagedBlob(this, key, digest.size, digest.hex());
+    return new S3StagedBlob(this, key, localCopy, digest.size, digest.hex());
+  }
+
+  /**
+   * This process's directory for local copies of uploads in flight. Directories that processes which crashed
+   * left in the temporary directory are removed once they are an hour old.
+   */
+  private localStaging(): Promise<string> {
+    this.stagingDir ??= (async () => {
+      const base = tmpdir();
+      const cutoff = Date.now() - LEFTOVER_AGE_MS;
+      for (const entry of await readdir(base).catch(() => [] as string[])) {
+        if (!entry.startsWith(STAGING_DIR_PREFIX)) continue;
+        const info = await stat(join(base, entry)).catch(() => null);
+        if (info && info.mtimeMs < cutoff) await rm(join(base, entry), { recursive: true, force: true });
+      }
+      return mkdtemp(join(base, STAGING_DIR_PREFIX));
+    })();
+    return this.stagingDir;
   }
 
   async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
