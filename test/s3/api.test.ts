@@ -130,7 +130,7 @@ describe('the API on the s3 backend', () => {
     expect((await fetch(`${server.url}/assets/abandoned.zip`)).status).toBe(404);
   });
 
-  it('holds no more than its part buffers of an upload in memory', async () => {
+  it('streams a 100 MiB upload without holding it in memory', async () => {
     const pid = server.process.pid!;
     const memory = async () => {
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -141,8 +141,11 @@ describe('the API on the s3 backend', () => {
     const baseline = (await memory()).now;
     const result = await streamUpload(server.url, 'hundred.zip', 100 * 1024 * 1024, { fill: 0x44 });
     expect(result).toMatchObject({ status: 201 });
-    // Two 8 MiB parts in flight, plus the multipart parser and vetting's reads: far below the 100 MiB sent.
-    expect((await memory()).peak - baseline).toBeLessThan(60 * 1024 * 1024);
+    // Two 8 MiB parts in flight (lib-storage copies each part once more), the multipart parser and vetting's reads,
+    // and buffers not yet collected: 45-69 MiB measured here and in CI. Holding the 100 MiB upload would add that much
+    // on top of all of it.
+    const peak = (await memory()).peak - baseline;
+    expect(peak).toBeLessThan(80 * 1024 * 1024);
   });
 
   it('refuses to start on a bucket that does not exist, naming it', async () => {
