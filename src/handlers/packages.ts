@@ -89,17 +89,18 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
   const listPackages: Handler<'listPackages'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
     const kind = req.query.kind;
-    const records = kind ? service.list().filter((r) => r.kind === kind) : service.list();
+    // Inside the builders: a cached body must not cost a scan of every package per request.
+    const records = () => (kind ? service.list().filter((r) => r.kind === kind) : service.list());
     const format = req.query.format ?? (req.accepts(['text/html', 'application/json']) === 'application/json' ? 'json' : 'html');
     res.vary('Accept');
     if (format === 'json') {
-      bodies.sendJson(res, `json ${kind ?? 'all'} ${base}`, service, () => records.map((r) => toPackage(r, base)));
+      bodies.sendJson(res, `json ${kind ?? 'all'} ${base}`, service, () => records().map((r) => toPackage(r, base)));
     } else {
       bodies.sendHtml(res, `html ${kind ?? 'all'} ${base}`, service, () =>
         packagesPage.render(
           {
             releases: kind && kind !== 'template' ? [] : service.releases(),
-            untagged: records.filter((r) => r.kind === 'template' && r.tag === null),
+            untagged: records().filter((r) => r.kind === 'template' && r.tag === null),
             catalogs: CATALOG_KINDS.filter((k) => !kind || k === kind).map((k) => ({ kind: k, packages: service.catalog(k) })),
           },
           base,
