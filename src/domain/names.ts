@@ -17,3 +17,8 @@ export function unsafeNameReason(name: string): string | null {
 export function isSafeName(name: string): boolean {
   return unsafeNameReason(name) === null;
 }
+
+/** The media type a package is served with, by its name: what browsers, the CLIs and presigned URLs all get. */
+export function contentTypeOf(name: string): string {
+  return name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream';
+}

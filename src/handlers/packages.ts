@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import { CATALOG_KINDS } from '../domain/kinds.js';
+import { contentTypeOf } from '../domain/names.js';
 import { BodyCache } from '../http/body-cache.js';
 import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
@@ -11,7 +12,7 @@ import type { PackageService } from '../service/packages.js';
 import type { ByteRange } from '../storage/storage.js';
 import type { Config } from '../config.js';
 import type { PackagesPage } from '../views/packages-page.js';
-import { contentTypeOf, toPackage } from './representations.js';
+import { toPackage } from './representations.js';
 import type { Handler } from './types.js';
 
 export interface PackageHandlerDeps {

@@ -1,3 +1,4 @@
+import { contentTypeOf } from '../domain/names.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
 import { assetUrl } from '../http/urls.js';
@@ -73,8 +74,4 @@ export function releaseId(tag: string): number {
   let hash = 0x811c9dc5;
   for (const byte of Buffer.from(tag)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
   return (hash & 0x7fffffff) || 2;
-}
-
-export function contentTypeOf(name: string): string {
-  return name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream';
 }

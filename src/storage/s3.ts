@@ -19,6 +19,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
+import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
 
@@ -283,7 +284,7 @@ export class S3Storage implements Storage {
       Bucket: this.settings.bucket,
       Key: record.blob,
       ResponseContentDisposition: `attachment; filename*=UTF-8''${encodeURIComponent(name)}`,
-      ResponseContentType: name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream',
+      ResponseContentType: contentTypeOf(name),
     });
     return getSignedUrl(this.client, command, { expiresIn: expiresInSeconds });
   }
