@@ -72,28 +72,36 @@ export class Metrics {
   /** The same storage, with each operation timed and its failures counted. */
   instrument<S extends Storage>(storage: S, backend: string): S {
     const metrics = this;
+    // One wrapper per method, made on first use: a download must not allocate a closure to be timed.
+    const wrappers = new Map<string, unknown>();
     return new Proxy(storage, {
       get(target, property, receiver) {
         const value = Reflect.get(target, property, receiver);
         if (typeof value !== 'function' || typeof property !== 'string' || property === 'constructor') return value;
-        return function (this: unknown, ...args: unknown[]) {
-          const end = metrics.storageDuration.startTimer({ operation: property, backend });
-          // A package that is not there, or a name another replica took, is an answer, not a failure of the store.
-          const fail = (err: unknown) => {
-            if (!(err instanceof StorageError && (err.code === 'not-found' || err.code === 'conflict'))) metrics.storageErrors.inc({ operation: property, backend });
-          };
-          try {
-            const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-            if (result instanceof Promise) return result.then((r) => (end(), r), (err) => (end(), fail(err), Promise.reject(err)));
-            end();
-            return result;
-          } catch (err) {
-            end();
-            fail(err);
-            throw err;
-          }
-        };
+        if (!wrappers.has(property)) wrappers.set(property, metrics.timed(target, property, value as (...a: unknown[]) => unknown, backend));
+        return wrappers.get(property);
       },
     });
+  }
+
+  /** `method`, timed and its failures counted. */
+  private timed(target: object, operation: string, method: (...args: unknown[]) => unknown, backend: string): (...args: unknown[]) => unknown {
+    // A package that is not there, or a name another replica took, is an answer, not a failure of the store.
+    const fail = (err: unknown) => {
+      if (!(err instanceof StorageError && (err.code === 'not-found' || err.code === 'conflict'))) this.storageErrors.inc({ operation, backend });
+    };
+    return (...args) => {
+      const end = this.storageDuration.startTimer({ operation, backend });
+      try {
+        const result = method.apply(target, args);
+        if (result instanceof Promise) return result.then((r) => (end(), r), (err) => (end(), fail(err), Promise.reject(err)));
+        end();
+        return result;
+      } catch (err) {
+        end();
+        fail(err);
+        throw err;
+      }
+    };
   }
 }
