@@ -356,11 +356,13 @@ export class PackageService {
     }
     const max = this.options.maxPackages;
     if (max === 0) return;
-    const templates = () => this.list().filter((r) => r.kind === 'template');
-    while (templates().length > max) {
-      const oldest = templates().findLast((r) => r.name !== kept.name);
-      if (!oldest) return;
+    // Oldest first, once: each deletion would otherwise rebuild the views and filter them again.
+    const doomed = this.list().filter((r) => r.kind === 'template' && r.name !== kept.name).reverse();
+    let excess = this.list().filter((r) => r.kind === 'template').length - max;
+    for (const oldest of doomed) {
+      if (excess <= 0) return;
       await this.deleteLocked(oldest.name);
+      excess -= 1;
       this.log.info({ name: oldest.name, maxPackages: max }, 'package deleted by retention');
     }
   }
