@@ -3,6 +3,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { TestProject } from 'vitest/node';
 
 const script = new URL('../../scripts/s3-test-server.sh', import.meta.url).pathname;
@@ -26,4 +27,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   return async () => {
     await promisify(execFile)('bash', [script, 'stop', dir], { timeout: 60_000 });
   };
+}
+
+/** An SDK client on the test S3 server (`inject('s3')`), for tests that look into buckets themselves. */
+export function testS3Client(s3: Record<string, string>): S3Client {
+  return new S3Client({
+    endpoint: s3.S3_ENDPOINT,
+    region: s3.S3_REGION,
+    forcePathStyle: true,
+    credentials: { accessKeyId: s3.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.AWS_SECRET_ACCESS_KEY! },
+    // RGW refuses the SDK's default aws-chunked bodies (see src/storage/s3.ts).
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
 }

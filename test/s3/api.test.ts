@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { testS3Client } from '../helpers/s3-server.js';
 import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { catalogAdd } from '../helpers/speckit-catalog-client.js';
@@ -14,14 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const s3 = inject('s3');
-const client = new S3Client({
-  endpoint: s3.S3_ENDPOINT,
-  region: s3.S3_REGION,
-  forcePathStyle: true,
-  credentials: { accessKeyId: s3.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.AWS_SECRET_ACCESS_KEY! },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const client = testS3Client(s3);
 
 /** The environment that puts a server on a bucket of its own (made here) on the test S3 server. */
 async function s3Env(extra: Record<string, string> = {}): Promise<Record<string, string>> {

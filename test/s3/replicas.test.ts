@@ -1,20 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { CreateBucketCommand, GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { testS3Client } from '../helpers/s3-server.js';
 import { rawZip, templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
 import { streamUpload, upload } from '../helpers/upload.js';
 
 const s3 = inject('s3');
-const client = new S3Client({
-  endpoint: s3.S3_ENDPOINT,
-  region: s3.S3_REGION,
-  forcePathStyle: true,
-  credentials: { accessKeyId: s3.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.AWS_SECRET_ACCESS_KEY! },
-  requestChecksumCalculation: 'WHEN_REQUIRED',
-  responseChecksumValidation: 'WHEN_REQUIRED',
-});
+const client = testS3Client(s3);
 
 /** Two server processes over one fresh bucket, as two replicas behind one Service. */
 async function replicas(extra: Record<string, string> = {}): Promise<{ a: RunningServer; b: RunningServer; bucket: string; env: Record<string, string> }> {
