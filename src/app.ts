@@ -8,6 +8,9 @@ import type { OperationId } from './handlers/types.js';
 import type { FailureLimiter } from './auth/failure-limiter.js';
 import type { TokenRegistry } from './auth/tokens.js';
 import { authRouter } from './http/auth.js';
+import { admitBody } from './http/request-body.js';
+import { securityHeaders } from './http/security-headers.js';
+import { ownOrigin } from './http/urls.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
@@ -31,8 +34,9 @@ export interface AppDeps {
 
 /**
  * The only place the middleware order is written down:
- * metrics → request log → authorization (scopes from the contract) → contract (route, multipart upload, request checks,
- * response checks) → handler → anything thrown becomes problem+json.
+ * metrics → request log → nosniff → authorization (no cross-site writes;
+ * scopes from the contract) → the body admitted (size, `100 Continue`) → contract (route, multipart upload, request
+ * checks, response checks) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
   const handlers = createHandlers(deps);
@@ -41,14 +45,17 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.config.trustProxy);
   app.use(deps.metrics.middleware());
   app.use(pinoHttp(httpLoggerOptions(deps.logger)));
+  app.use(securityHeaders);
   app.use(
     authRouter(deps.contractDocument, {
       tokens: deps.tokens,
       readAccess: deps.config.readAccess,
       limiter: deps.limiter,
       audit: deps.logger.child({ module: 'audit' }),
+      ownOrigin: (req) => ownOrigin(req, deps.config.publicUrl),
     }),
   );
+  app.use(admitBody(deps.config.maxUploadBytes));
   app.use(
     OpenApiValidator.middleware({
       // A copy: the validator bundles the document it is given in place.

@@ -12,6 +12,12 @@ export type TrustProxy = boolean | number | string;
 
 export type StorageBackend = 'filesystem' | 's3';
 
+/**
+ * Forwarded headers are taken from the loopback, link-local and private (cluster) addresses only: an ingress or a
+ * sidecar, never a client on the internet that writes its own X-Forwarded-For.
+ */
+export const DEFAULT_TRUST_PROXY = 'loopback, linklocal, uniquelocal';
+
 export interface Config {
   /** The YAML file read, or null when there was none. */
   configFile: string | null;
@@ -44,6 +50,14 @@ export interface Config {
   /** Absolute base URL clients reach the server at, without a trailing slash. */
   publicUrl: string | null;
   trustProxy: TrustProxy;
+  /** Open connections at once, in all; past it new ones are closed at once. */
+  maxConnections: number;
+  /** Open connections at once from one client address (behind a proxy: the proxy's). */
+  maxConnectionsPerAddress: number;
+  /** A client must have sent its request line and headers within this. */
+  headersTimeoutSeconds: number;
+  /** A connection on which nothing moved this long is closed. */
+  idleTimeoutSeconds: number;
   logLevel: LogLevel;
   /** Check every JSON response against the contract (see README for its measured cost). */
   validateResponses: boolean;
@@ -192,7 +206,11 @@ const SETTINGS = {
   auth_failures_per_minute: { env: 'AUTH_FAILURES_PER_MINUTE', default: 10, parse: wholeNumber(0, 1_000_000) },
   max_upload_bytes: { env: 'MAX_UPLOAD_BYTES', default: 512 * 1024 ** 2, parse: byteSize },
   public_url: { env: 'PUBLIC_URL', default: null, parse: publicUrl },
-  trust_proxy: { env: 'TRUST_PROXY', default: true, parse: trustProxy },
+  trust_proxy: { env: 'TRUST_PROXY', default: DEFAULT_TRUST_PROXY, parse: trustProxy },
+  max_connections: { env: 'MAX_CONNECTIONS', default: 4096, parse: wholeNumber(1, 1_000_000) },
+  max_connections_per_address: { env: 'MAX_CONNECTIONS_PER_ADDRESS', default: 256, parse: wholeNumber(1, 1_000_000) },
+  headers_timeout_seconds: { env: 'HEADERS_TIMEOUT_SECONDS', default: 30, parse: wholeNumber(1, 3600) },
+  idle_timeout_seconds: { env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: wholeNumber(1, 86_400) },
   log_level: { env: 'LOG_LEVEL', default: 'info', parse: logLevel },
   validate_responses: { env: 'VALIDATE_RESPONSES', default: true, parse: boolean },
 } satisfies Record<string, Setting<unknown>>;
@@ -249,6 +267,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxUploadBytes: v.max_upload_bytes,
     publicUrl: v.public_url,
     trustProxy: v.trust_proxy,
+    maxConnections: v.max_connections,
+    maxConnectionsPerAddress: v.max_connections_per_address,
+    headersTimeoutSeconds: v.headers_timeout_seconds,
+    idleTimeoutSeconds: v.idle_timeout_seconds,
     logLevel: v.log_level,
     validateResponses: v.validate_responses,
   });

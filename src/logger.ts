@@ -29,10 +29,12 @@ export function httpLoggerOptions(logger: Logger): HttpLoggerOptions {
     logger: logger.child({ module: 'http' }),
     customAttributeKeys: { responseTime: 'duration' },
     // 503 is the readiness probe's "not yet" (or storage gone, which the probe reports): a warning, not a failure of ours.
-    customLogLevel: (_req, res, err) => ((err || res.statusCode >= 500) && res.statusCode !== 503 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-    customSuccessMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
+    // A request its client abandoned is neither a success nor our failure: a warning, said as such.
+    customLogLevel: (_req, res, err) =>
+      !res.writableFinished ? 'warn' : (err || res.statusCode >= 500) && res.statusCode !== 503 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
+    customSuccessMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.writableFinished ? res.statusCode : 'aborted by the client'}`,
     customErrorMessage: (req, res) => `${req.method} ${pathOf(req)} ${res.statusCode}`,
-    customSuccessObject: (_req, res, value: object) => ({ ...value, bytes: bytesSent(res) }),
+    customSuccessObject: (_req, res, value: object) => ({ ...value, bytes: bytesSent(res), ...(res.writableFinished ? {} : { aborted: true }) }),
     customErrorObject: (_req, res, _err, value: object) => ({ ...value, bytes: bytesSent(res) }),
     serializers: {
       req: (req: { id: unknown; method: string; url: string; remoteAddress?: string }) => ({

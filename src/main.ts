@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
 import { FailureLimiter } from './auth/failure-limiter.js';
@@ -74,14 +75,29 @@ async function main(): Promise<void> {
     packagesPage: loadPackagesPage(),
   });
 
-  const server = app.listen(config.port, config.host, (err?: Error) => {
-    if (err) {
-      log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
-      process.exit(1);
-    }
+  const server = createServer(
+    {
+      headersTimeout: config.headersTimeoutSeconds * 1000,
+      // No deadline on a whole request: a slow upload that keeps moving is never cut (the idle timeout still is).
+      requestTimeout: 0,
+      // How often Node enforces headersTimeout: a tenth of it keeps the deadline close to its word.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, (config.headersTimeoutSeconds * 1000) / 10)),
+    },
+    app,
+  );
+  server.once('error', (err) => {
+    log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
+    process.exit(1);
+  });
+  server.listen(config.port, config.host, () => {
     const { address, port } = server.address() as AddressInfo;
     log.info({ address, port, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, 'listening');
   });
+
+  limitConnections(server, config);
+  // Node answers `Expect: 100-continue` itself unless someone listens: the app sends 100 only after authorization
+  // and the size check (src/http/request-body.ts), so a refused upload is never invited to send its body.
+  server.on('checkContinue', (req, res) => server.emit('request', req, res));
 
   // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
   try {
@@ -110,6 +126,31 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+}
+
+/**
+ * Connection limits, so that idle or half-sent connections cannot take the server from everyone else: a cap in all
+ * and per client address (past either, a new connection is closed at once), a deadline for the request head, and
+ * an idle timeout. No deadline covers a whole request: a slow upload or download that keeps moving is never cut.
+ */
+function limitConnections(server: Server, config: Config): void {
+  server.maxConnections = config.maxConnections;
+  server.timeout = config.idleTimeoutSeconds * 1000;
+  const perAddress = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const open = (perAddress.get(address) ?? 0) + 1;
+    if (open > config.maxConnectionsPerAddress) {
+      socket.destroy();
+      return;
+    }
+    perAddress.set(address, open);
+    socket.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    });
+  });
 }
 
 function readOptional(path: string): Buffer | null {

@@ -1,3 +1,4 @@
+import { ClientAbortError } from './http/upload.js';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PackageKind } from './domain/kinds.js';
@@ -44,14 +45,18 @@ export class Metrics {
     });
   }
 
-  /** Counts each request when its response is done, under the operationId the contract's validator matched. */
+  /**
+   * Counts each request when its response is done (status `aborted` when the client left first), under the
+   * operationId the contract's validator matched, or the one authorization saw (a 401 or 429 never reaches the
+   * validator).
+   */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const end = this.duration.startTimer();
-      res.once('finish', () => {
-        const operation = (req as { openapi?: { schema?: { operationId?: string } } }).openapi?.schema?.operationId ?? 'none';
+      res.once('close', () => {
+        const operation = (req as { openapi?: { schema?: { operationId?: string } } }).openapi?.schema?.operationId ?? res.locals.operationId ?? 'none';
         end({ operation });
-        this.requests.inc({ operation, status: String(res.statusCode) });
+        this.requests.inc({ operation, status: res.writableFinished ? String(res.statusCode) : 'aborted' });
         const sizeIn = Number(req.headers['content-length']);
         if (sizeIn > 0) this.bytesIn.inc({ operation }, sizeIn);
         const sizeOut = Number(res.getHeader('content-length'));
@@ -88,6 +93,8 @@ export class Metrics {
   private timed(target: object, operation: string, method: (...args: unknown[]) => unknown, backend: string): (...args: unknown[]) => unknown {
     // A package that is not there, or a name another replica took, is an answer, not a failure of the store.
     const fail = (err: unknown) => {
+      // Nor is an upload its client abandoned.
+      if (err instanceof ClientAbortError) return;
       if (!(err instanceof StorageError && (err.code === 'not-found' || err.code === 'conflict'))) this.storageErrors.inc({ operation, backend });
     };
     return (...args) => {

@@ -76,10 +76,21 @@ max_packages: {{ .Values.app.maxPackages }}
 max_releases: {{ .Values.app.maxReleases }}
 max_versions_per_package: {{ .Values.app.maxVersionsPerPackage }}
 max_upload_bytes: {{ .Values.app.maxUploadBytes | quote }}
-{{- with .Values.app.publicUrl }}
+{{- /* Download URLs are built from public_url: when it is not given, the host the Ingress or HTTPRoute routes is the
+one clients use, so forwarded headers never decide it. */}}
+{{- $publicUrl := .Values.app.publicUrl }}
+{{- if and (not $publicUrl) .Values.ingress.enabled .Values.ingress.hosts }}
+{{- $host := (first .Values.ingress.hosts).host }}
+{{- $tls := false }}
+{{- range .Values.ingress.tls }}{{- if has $host (default (list) .hosts) }}{{- $tls = true }}{{- end }}{{- end }}
+{{- $publicUrl = printf "%s://%s" (ternary "https" "http" $tls) $host }}
+{{- else if and (not $publicUrl) .Values.httpRoute.enabled .Values.httpRoute.hostnames }}
+{{- $publicUrl = printf "https://%s" (first .Values.httpRoute.hostnames) }}
+{{- end }}
+{{- with $publicUrl }}
 public_url: {{ . | quote }}
 {{- end }}
-trust_proxy: {{ .Values.app.trustProxy }}
+trust_proxy: {{ .Values.app.trustProxy | quote }}
 read_access: {{ .Values.app.readAccess }}
 auth_failures_per_minute: {{ .Values.app.authFailuresPerMinute }}
 {{- if or .Values.app.tokens .Values.app.tokensExistingSecret }}

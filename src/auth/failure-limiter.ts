@@ -8,8 +8,8 @@ interface Window {
 }
 
 /**
- * Failed authentications per client address, in one-minute windows. Past the limit, the address waits out its
- * window. The addresses held are bounded: the least recently failing are forgotten first.
+ * Failed authentications per client address, in one-minute windows. After `perMinute` failures, the next attempt
+ * (with any credential) waits out the window. The addresses held are bounded: the least recently failing are forgotten first.
  */
 export class FailureLimiter {
   private readonly windows = new Map<string, Window>();
@@ -30,7 +30,7 @@ export class FailureLimiter {
       this.windows.delete(address);
       return 0;
     }
-    return window.failures > this.perMinute ? Math.ceil(left / 1000) : 0;
+    return window.failures >= this.perMinute ? Math.ceil(left / 1000) : 0;
   }
 
   fail(address: string): void {
@@ -41,7 +41,7 @@ export class FailureLimiter {
     window.failures += 1;
     this.windows.delete(address); // re-inserted last: Map order is the eviction order
     this.windows.set(address, window);
-    if (window.failures > this.perMinute && !window.warned) {
+    if (window.failures >= this.perMinute && !window.warned) {
       window.warned = true;
       this.onBlocked(address);
     }

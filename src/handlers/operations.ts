@@ -1,4 +1,5 @@
 import { HttpProblem } from '../http/problem.js';
+import { setPageHeaders } from '../http/security-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
 import type { Handler } from './types.js';
@@ -49,7 +50,8 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
 
   const getApiDocs: Handler<'getApiDocs'> = (_req, res) => {
     if (!docsPage) throw new HttpProblem(404, 'not-found', 'the API docs were not built; run `npm run build`');
-    res.set('Content-Security-Policy', DOCS_CSP).type('text/html').send(docsPage);
+    setPageHeaders(res, DOCS_CSP);
+    res.type('text/html').send(docsPage);
   };
 
   const getMetrics: Handler<'getMetrics'> = async (_req, res) => {

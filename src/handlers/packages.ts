@@ -5,6 +5,7 @@ import { contentTypeOf } from '../domain/names.js';
 import { BodyCache } from '../http/body-cache.js';
 import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
+import { setPageHeaders } from '../http/security-headers.js';
 import type { UploadedFile } from '../http/upload.js';
 import { assetUrl, baseUrl } from '../http/urls.js';
 import type { Metrics } from '../metrics.js';
@@ -97,6 +98,7 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
     if (format === 'json') {
       bodies.sendJson(res, `json ${kind ?? 'all'} ${base}`, service, () => records().map((r) => toPackage(r, base)));
     } else {
+      setPageHeaders(res);
       bodies.sendHtml(res, `html ${kind ?? 'all'} ${base}`, service, () =>
         packagesPage.render(
           {
@@ -121,6 +123,9 @@ function requestedRange(req: Request<{ filename: string }>, size: number, etag: 
   // If-Range: a client whose copy is outdated gets the whole new file, not a piece of it.
   const ifRange = req.headers['if-range'];
   if (ifRange && ifRange !== etag && ifRange !== req.res?.get('Last-Modified')) return undefined;
+  // A suffix longer than the file means all of it (RFC 9110 14.1.3), where range-parser says unsatisfiable.
+  const suffix = /^bytes=-(\d+)$/.exec(req.headers.range.trim());
+  if (suffix && size > 0 && Number(suffix[1]) >= size) return { start: 0, end: size - 1 };
   const ranges = req.range(size, { combine: true });
   if (ranges === -1) {
     throw new HttpProblem(416, 'range-not-satisfiable', `the range lies outside the package's ${size} bytes`, {

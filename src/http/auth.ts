@@ -2,6 +2,8 @@ import { Router, type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from 'pino';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Scope, Token, TokenRegistry } from '../auth/tokens.js';
+import { clientAddress } from './client-address.js';
+import { crossSiteReason } from './cross-site.js';
 import { HttpProblem } from './problem.js';
 
 export type ReadAccess = 'public' | 'token';
@@ -21,12 +23,16 @@ export interface AuthOptions {
   readAccess: ReadAccess;
   limiter: FailureLimiter;
   audit: Logger;
+  /** The origin a page of this server has (scheme://host[:port]), as a browser writes it in `Origin`. */
+  ownOrigin: (req: Request) => string;
 }
 
 declare module 'express-serve-static-core' {
   interface Locals {
     /** Set by the authenticated handler of a write, for the audit line. */
     audit?: { package?: string; size?: number; sha256?: string };
+    /** The operation a request was aimed at, known before the contract's validator runs (it may never run). */
+    operationId?: string;
   }
 }
 
@@ -50,23 +56,39 @@ export function authRouter(contract: Contract, options: AuthOptions): Router {
   return router;
 }
 
-function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter, audit }: AuthOptions) {
+function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter, audit, ownOrigin }: AuthOptions) {
   const html = Boolean(operation.responses?.['200']?.content?.['text/html']);
   return (req: Request, res: Response, next: NextFunction): void => {
-    const client = req.ip ?? 'unknown';
+    // Metrics count a refused request under the operation it was aimed at.
+    res.locals.operationId = operation.operationId;
+    // In public mode a read ignores any Authorization header (the spec-kit CLI sends GitHub tokens), and is never
+    // limited: nobody can get a public read refused by failing on someone else's behalf.
+    if (scope === 'read' && readAccess === 'public') return next();
+    if (scope !== 'read') {
+      const crossSite = crossSiteReason(req, ownOrigin(req));
+      if (crossSite) throw new HttpProblem(403, 'cross-site-request', crossSite);
+    }
+    const client = clientAddress(req);
     const wait = limiter.retryAfter(client);
     if (wait > 0) {
       throw new HttpProblem(429, 'too-many-requests', `too many failed authentications from ${client}; retry in ${wait} s`, { 'Retry-After': String(wait) });
     }
-    // In public mode a read ignores any Authorization header: the spec-kit CLI sends GitHub tokens.
-    if (scope === 'read' && readAccess === 'public') return next();
 
     const challenge = wantsHtml(req, html) ? 'Basic realm="release-server"' : 'Bearer realm="release-server"';
-    const presented = credentialOf(req.headers.authorization);
-    if (presented === null) {
+    const credential = credentialOf(req.headers.authorization);
+    if (credential === null) {
       limiter.fail(client);
-      throw new HttpProblem(401, 'unauthorized', 'a token is required (Authorization: Bearer <token>, or Basic with the token as password)', { 'WWW-Authenticate': challenge });
+      const how = scope === 'read' ? 'Authorization: Bearer <token>, or Basic with the token as password' : 'Authorization: Bearer <token>';
+      throw new HttpProblem(401, 'unauthorized', `a token is required (${how})`, { 'WWW-Authenticate': challenge });
     }
+    // A browser replays cached Basic credentials on any request a page elsewhere makes it send; a write must carry
+    // a header only a program sets on purpose.
+    if (scope !== 'read' && credential.scheme === 'basic') {
+      throw new HttpProblem(401, 'unauthorized', `${operation.operationId} needs Authorization: Bearer <token>; HTTP Basic (which browsers send on their own) is accepted for reads only`, {
+        'WWW-Authenticate': 'Bearer realm="release-server"',
+      });
+    }
+    const presented = credential.token;
     const token = tokens.find(presented);
     if (!token) {
       limiter.fail(client);
@@ -83,13 +105,13 @@ function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter
 }
 
 /** Bearer <token>, or Basic with the token as the password (any user name); null for anything else. */
-function credentialOf(header: string | undefined): string | null {
+function credentialOf(header: string | undefined): { scheme: 'bearer' | 'basic'; token: string } | null {
   const match = /^(bearer|basic)[ \t]+(\S+)[ \t]*$/i.exec(header ?? '');
   if (!match) return null;
-  if (match[1]!.toLowerCase() === 'bearer') return match[2]!;
+  if (match[1]!.toLowerCase() === 'bearer') return { scheme: 'bearer', token: match[2]! };
   const decoded = Buffer.from(match[2]!, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : null;
+  return colon >= 0 && colon < decoded.length - 1 ? { scheme: 'basic', token: decoded.slice(colon + 1) } : null;
 }
 
 /** A browser asking for a page gets the Basic challenge, so it shows its log-in prompt. */
@@ -100,19 +122,22 @@ function wantsHtml(req: Request, producesHtml: boolean): boolean {
 function auditOnFinish(req: Request, res: Response, audit: Logger, operation: string, token: Token): void {
   // Read now: later routers replace req.params.
   const target = (req.params as { filename?: string }).filename;
-  res.once('finish', () => {
+  const client = clientAddress(req);
+  // 'close', not 'finish': a write the client abandoned is audited too, as aborted.
+  res.once('close', () => {
     const uploaded = (req.files as { originalname?: string }[] | undefined)?.[0]?.originalname;
-    audit.info(
+    const aborted = !res.writableFinished;
+    audit[aborted ? 'warn' : 'info'](
       {
         token: token.name,
         operation,
         package: res.locals.audit?.package ?? uploaded ?? target ?? null,
         size: res.locals.audit?.size ?? null,
         sha256: res.locals.audit?.sha256 ?? null,
-        client: req.ip,
-        status: res.statusCode,
+        client,
+        status: aborted ? 'aborted' : res.statusCode,
       },
-      `${operation} ${res.statusCode}`,
+      `${operation} ${aborted ? 'aborted by the client' : res.statusCode}`,
     );
   });
 }

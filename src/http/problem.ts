@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { PackageError, type PackageErrorCode } from '../service/errors.js';
 import { StorageError } from '../storage/storage.js';
+import { closeUnreadBody } from './request-body.js';
 
 const TYPE_PREFIX = 'urn:release-server:problem:';
 
@@ -94,6 +95,7 @@ export function problemHandler(options: { maxUploadBytes: number }): ErrorReques
       return;
     }
     const problem = toProblem(err, options.maxUploadBytes);
+    closeUnreadBody(req, res);
     // pino-http logs the request line with this error.
     if (problem.status >= 500) res.err = err as Error;
     // A validator set for the body that was going to be sent does not describe this one.

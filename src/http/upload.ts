@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import type { Request } from 'express';
 import { error as validatorErrors } from 'express-openapi-validator';
 import type multer from 'multer';
@@ -20,11 +21,17 @@ export function uploadOptions(service: PackageService, maxUploadBytes: number): 
     _handleFile(req, file, done) {
       let staged: StagedBlob | null = null;
       let closed = false;
+      // The bytes go through a stream of ours, so that a client that leaves fails the staging with an error that
+      // says so: it is the client's doing, not a failure of the store (metrics count only the latter).
+      const source = new PassThrough();
+      file.stream.pipe(source);
+      file.stream.once('error', (err) => source.destroy(err));
       req.res?.once('close', () => {
         closed = true;
+        if (!source.writableFinished) source.destroy(new ClientAbortError());
         void staged?.discard();
       });
-      service.stage(file.stream).then((blob) => {
+      service.stage(source).then((blob) => {
         staged = blob;
         if (closed) void blob.discard();
         done(null, { size: blob.size, staged: blob } as Partial<UploadedFile>);
@@ -51,6 +58,14 @@ export function uploadOptions(service: PackageService, maxUploadBytes: number): 
     preservePath: true,
     defParamCharset: 'utf8',
   };
+}
+
+/** The client went away while its upload streamed in. */
+export class ClientAbortError extends Error {
+  override name = 'ClientAbortError';
+  constructor() {
+    super('the client closed the connection during the upload');
+  }
 }
 
 const filesSeen = new WeakMap<Request, number>();

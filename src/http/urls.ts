@@ -1,13 +1,54 @@
 import type { Request } from 'express';
 
+// A DNS name or an IPv4 address, or a bracketed IPv6 address, with an optional port: what a Host header may be.
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+
+type RequestLike = Pick<Request, 'protocol' | 'host' | 'headers' | 'socket'> & { res?: { vary(field: string): unknown } | undefined };
+
 /**
- * The absolute base URL a client reached us at: the configured public URL, else the request's own scheme and
- * host (Express honours X-Forwarded-Proto and X-Forwarded-Host when `trust proxy` is set).
+ * The absolute base URL a client reached us at: the configured public URL, else the request's own scheme and host
+ * (Express takes them from X-Forwarded-Proto and X-Forwarded-Host when the hop that sent them is trusted). Forwarded
+ * values that are not a plain http(s) scheme or a host name are ignored, never echoed: a URL built here is always
+ * http(s) on a well-formed host. A response built from the request's own host says so in Vary.
  */
-export function baseUrl(req: Pick<Request, 'protocol' | 'host'>, publicUrl: string | null): string {
-  return publicUrl ?? `${req.protocol}://${req.host}`;
+export function baseUrl(req: RequestLike, publicUrl: string | null): string {
+  if (publicUrl !== null) return publicUrl;
+  req.res?.vary('Host');
+  req.res?.vary('X-Forwarded-Host');
+  req.res?.vary('X-Forwarded-Proto');
+  return `${schemeOf(req)}://${hostOf(req)}`;
+}
+
+/** The origin (scheme://host[:port]) of `baseUrl`, as a browser writes it in `Origin`. */
+export function ownOrigin(req: RequestLike, publicUrl: string | null): string {
+  return new URL(baseUrl(req, publicUrl)).origin;
 }
 
 export function assetUrl(base: string, name: string): string {
   return `${base}/assets/${encodeURIComponent(name)}`;
+}
+
+function schemeOf(req: RequestLike): 'http' | 'https' {
+  let proto: string;
+  try {
+    proto = req.protocol;
+  } catch {
+    proto = '';
+  }
+  if (proto === 'http' || proto === 'https') return proto;
+  return (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+}
+
+function hostOf(req: RequestLike): string {
+  let forwarded: string | undefined;
+  try {
+    forwarded = req.host;
+  } catch {
+    forwarded = undefined;
+  }
+  if (forwarded && HOST.test(forwarded)) return forwarded;
+  const direct = req.headers.host;
+  if (direct && HOST.test(direct)) return direct;
+  const { localAddress, localPort } = req.socket;
+  return localAddress?.includes(':') ? `[${localAddress}]:${localPort}` : `${localAddress ?? 'localhost'}:${localPort}`;
 }

@@ -134,6 +134,21 @@ describe('helm chart', () => {
     expect(find(objects, 'HTTPRoute')).toEqual([]);
   });
 
+  it('sets public_url from the Ingress or HTTPRoute host when none is given, so forwarded headers never decide URLs', async () => {
+    const configOf = async (...sets: string[]) => {
+      const configYaml = (find(await template(...sets), 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+      const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+      await writeFile(path, configYaml);
+      return loadConfig({ CONFIG_PATH: path });
+    };
+    expect((await configOf()).publicUrl).toBeNull();
+    expect((await configOf()).trustProxy).toBe('loopback, linklocal, uniquelocal');
+    expect((await configOf('ingress.enabled=true', 'ingress.hosts[0].host=r.example.com')).publicUrl).toBe('http://r.example.com');
+    expect((await configOf('ingress.enabled=true', 'ingress.hosts[0].host=r.example.com', 'ingress.tls[0].secretName=t', 'ingress.tls[0].hosts[0]=r.example.com')).publicUrl).toBe('https://r.example.com');
+    expect((await configOf('httpRoute.enabled=true', 'httpRoute.hostnames[0]=g.example.com')).publicUrl).toBe('https://g.example.com');
+    expect((await configOf('ingress.enabled=true', 'app.publicUrl=https://given.example')).publicUrl).toBe('https://given.example');
+  });
+
   it('renders a Gateway API HTTPRoute when asked', async () => {
     const objects = await template('httpRoute.enabled=true', 'httpRoute.parentRefs[0].name=public', 'httpRoute.hostnames[0]=r.example.com');
     const [route] = find(objects, 'HTTPRoute') as unknown as { spec: { parentRefs: { name: string }[]; hostnames: string[]; rules: { backendRefs: { name: string; port: number }[] }[] } }[];

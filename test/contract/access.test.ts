@@ -96,9 +96,9 @@ describe('scopes × operations', () => {
     else await problem(deleted, remove, remove === 403 ? /error="insufficient_scope", scope="delete"/ : /realm="release-server"/);
   });
 
-  it('takes the same tokens as the password of HTTP Basic', async () => {
+  it('takes the same tokens as the password of HTTP Basic, for reads only', async () => {
     expect((await fetch(`${server.url}/latest`, { headers: basic(TOKENS.reader) })).status).toBe(200);
-    expect((await upload(server.url, 'basic-upload.zip', 'x', basic(TOKENS.writer))).status).toBe(201);
+    await problem(await upload(server.url, 'basic-upload.zip', 'x', basic(TOKENS.writer)), 401, /^Bearer realm="release-server"$/);
     await problem(await fetch(`${server.url}/latest`, { headers: basic('wrong-password-000000000') }), 401, /invalid_token/);
   });
 });
@@ -221,7 +221,7 @@ describe('failed authentications', () => {
     const limited = await startServer({ env: { AUTH_TOKEN: '', TOKENS_FILE: tokens.path, READ_ACCESS: 'token', AUTH_FAILURES_PER_MINUTE: '3' } });
     try {
       const from = (address: string, headers: Record<string, string> = {}) => fetch(`${limited.url}/latest`, { headers: { 'x-forwarded-for': address, ...headers } });
-      for (let i = 0; i < 4; i++) expect((await from('203.0.113.7')).status).toBe(401);
+      for (let i = 0; i < 3; i++) expect((await from('203.0.113.7')).status).toBe(401);
       const blocked = await from('203.0.113.7', bearer(TOKENS.admin));
       expect(blocked.status).toBe(429);
       const wait = Number(blocked.headers.get('retry-after'));

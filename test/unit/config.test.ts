@@ -32,7 +32,11 @@ describe('loadConfig', () => {
       authFailuresPerMinute: 10,
       maxUploadBytes: 512 * 1024 * 1024,
       publicUrl: null,
-      trustProxy: true,
+      trustProxy: 'loopback, linklocal, uniquelocal',
+      maxConnections: 4096,
+      maxConnectionsPerAddress: 256,
+      headersTimeoutSeconds: 30,
+      idleTimeoutSeconds: 120,
       logLevel: 'info',
       validateResponses: true,
     });

@@ -2,11 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { FailureLimiter } from '../../src/auth/failure-limiter.js';
 
 describe('FailureLimiter', () => {
-  it('blocks an address past the limit for the rest of its minute, then forgives it', () => {
+  it('blocks the attempt after the limit of failures, for the rest of its minute, then forgives it', () => {
     let now = 1_000_000;
     const warned: string[] = [];
     const limiter = new FailureLimiter(3, (a) => warned.push(a), () => now);
-    for (let i = 0; i < 3; i++) limiter.fail('a');
+    for (let i = 0; i < 2; i++) limiter.fail('a');
     expect(limiter.retryAfter('a')).toBe(0);
     limiter.fail('a');
     expect(limiter.retryAfter('a')).toBe(60);
@@ -28,7 +28,7 @@ describe('FailureLimiter', () => {
   });
 
   it('holds a bounded number of addresses', () => {
-    const limiter = new FailureLimiter(1, () => undefined);
+    const limiter = new FailureLimiter(2, () => undefined);
     for (let i = 0; i < 20_000; i++) limiter.fail(`10.0.${i >> 8}.${i & 255}`);
     limiter.fail('10.0.0.0'); // the oldest was forgotten: this is its first failure again
     expect(limiter.retryAfter('10.0.0.0')).toBe(0);
