@@ -263,7 +263,8 @@ export interface paths {
         post?: never;
         /**
          * Delete a package
-         * @description Removes the package from storage, `/latest` and `/packages`.
+         * @description Removes the package from storage, `/latest` and `/packages`. Needs Bearer: HTTP Basic, which browsers replay
+         *     on their own, is taken for reads only.
          */
         delete: operations["deleteAsset"];
         options?: never;
@@ -836,7 +837,7 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description No token, or one the server does not know. */
+        /** @description No token, one the server does not know, or HTTP Basic on an upload or delete. */
         Unauthorized: {
             headers: {
                 /**
@@ -850,7 +851,11 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
-        /** @description The token is known but lacks the scope this operation needs (`error="insufficient_scope"`). */
+        /**
+         * @description The token is known but lacks the scope this operation needs (`error="insufficient_scope"`), or, for an upload
+         *     or delete, a browser made the request for a page of another site (`Sec-Fetch-Site` other than `same-origin`
+         *     or `none`, or a foreign `Origin`; type `urn:release-server:problem:cross-site-request`).
+         */
         Forbidden: {
             headers: {
                 /** @description `Bearer realm="release-server", error="insufficient_scope", scope="<scope>"` */
@@ -1445,7 +1450,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The file is larger than `max_upload_bytes`. */
+            /**
+             * @description The file is larger than `max_upload_bytes`, or the request declares a `Content-Length` beyond it (then
+             *     before any of the body is read: a client sending `Expect: 100-continue` gets no `100 Continue`).
+             */
             413: {
                 headers: {
                     [name: string]: unknown;

@@ -36,8 +36,15 @@ export function admitBody(maxUploadBytes: number): RequestHandler {
  */
 export function closeUnreadBody(req: Request, res: Response): void {
   if (req.complete || !hasBody(req.headers)) return;
+  // The client must not send another request on this connection...
+  res.setHeader('Connection', 'close');
+  const socket = req.socket;
+  // ...but Node would destroy the socket as soon as the answer is flushed, with body bytes still unread, which
+  // resets the connection and can take the answer with it. Ending (a FIN) is enough; the bound below closes it.
+  socket.destroySoon = () => {
+    if (socket.writable) socket.end();
+  };
   res.once('finish', () => {
-    const socket = req.socket;
     let read = 0;
     const cut = () => socket.destroy();
     const timer = setTimeout(cut, REFUSED_BODY_MAX_MS).unref();
@@ -46,8 +53,6 @@ export function closeUnreadBody(req: Request, res: Response): void {
       read += chunk.length;
       if (read > REFUSED_BODY_MAX_BYTES) cut();
     });
-    // After the answer is flushed; the socket keeps reading (http sockets are half-open), so the count above runs.
-    setImmediate(() => socket.end());
   });
 }
 

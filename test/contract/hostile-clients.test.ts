@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -181,6 +182,45 @@ describe('the failure limiter cannot be aimed at others', () => {
   });
 });
 
+describe('trust_proxy by default', () => {
+  // A client on a public address: one the loopback interface is given for the test, where the machine allows it.
+  const PUBLIC_CLIENT = '198.51.100.77';
+  let canAddAddress = false;
+  beforeAll(() => {
+    try {
+      execFileSync('ip', ['addr', 'add', `${PUBLIC_CLIENT}/32`, 'dev', 'lo'], { stdio: 'pipe' });
+      canAddAddress = true;
+    } catch (err) {
+      console.warn(`skipping the public-client test: cannot add ${PUBLIC_CLIENT} to lo (${(err as Error).message.split('\n')[0]})`);
+    }
+  });
+  afterAll(() => {
+    if (canAddAddress) execFileSync('ip', ['addr', 'del', `${PUBLIC_CLIENT}/32`, 'dev', 'lo'], { stdio: 'pipe' });
+  });
+
+  it('believes no forwarded header from a client on a public address', async (context) => {
+    if (!canAddAddress) context.skip();
+    const server = await startServer({ env: { HOST: '0.0.0.0', AUTH_FAILURES_PER_MINUTE: '2' } });
+    try {
+      const port = new URL(server.url).port;
+      const send = (path: string, headers: string, method = 'GET') =>
+        rawExchange(`http://${PUBLIC_CLIENT}:${port}`, `${method} ${path} HTTP/1.1\r\nHost: ${PUBLIC_CLIENT}:${port}\r\n${headers}Connection: close\r\n\r\n`, { localAddress: PUBLIC_CLIENT });
+      const forged = 'X-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n';
+      const latest = await send('/latest', forged);
+      expect(latest.text).toMatch(/^HTTP\/1\.1 200 /);
+      expect(latest.text).not.toContain('evil.example');
+      expect(latest.text).toContain(`"url":"http://${PUBLIC_CLIENT}:${port}/latest"`);
+      // Failures are counted against the real address, whatever the header says.
+      for (let i = 0; i < 2; i++) expect((await send('/upload', `${forged}Authorization: Bearer wrong-token-000000000000\r\nContent-Length: 0\r\n`, 'POST')).text).toMatch(/^HTTP\/1\.1 401 /);
+      expect((await send('/upload', `X-Forwarded-For: 10.9.9.9\r\nAuthorization: Bearer wrong-token-000000000000\r\nContent-Length: 0\r\n`, 'POST')).text).toMatch(/^HTTP\/1\.1 429 /);
+      // ... and another client is not held to them.
+      expect((await fetch(`${server.url}/upload`, { method: 'POST', headers: { authorization: 'Bearer wrong-token-000000000000' } })).status).toBe(401);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('host headers', () => {
   let server: RunningServer;
   beforeAll(async () => {
@@ -291,7 +331,7 @@ describe('also', () => {
     await eventually(() => {
       const line = server.logs().find((l) => l.module === 'http' && (l.req as { path?: string } | undefined)?.path === '/upload' && l.level !== 'INFO');
       expect(line).toMatchObject({ level: 'WARN', message: 'POST /upload aborted by the client', aborted: true });
-      expect(server.logs().find((l) => l.module === 'audit' && l.operation === 'uploadPackage')).toMatchObject({ status: 'aborted', token: 'default' });
+      expect(server.logs().find((l) => l.module === 'audit' && l.operation === 'uploadPackage' && l.level === 'WARN')).toMatchObject({ status: 'aborted', token: 'default' });
     });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).not.toMatch(/release_server_storage_errors_total\{[^}]*\} [1-9]/);
