@@ -72,7 +72,7 @@ describe('no write without intent (CSRF on a private server)', () => {
   it('refuses the form POST a page on another site makes a browser send, even with a valid credential, and leaves the package alone', async () => {
     const before = await original();
     const { body, contentType } = multipartBody([{ field: 'file', filename: 'victim-v1.0.0.zip', body: await templateZip('replaced by evil.example') }]);
-    const browserHeaders = [
+    const browserHeaders: Record<string, string>[] = [
       { origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' },
       { origin: 'null' },
       { 'sec-fetch-site': 'same-site' },
