@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where to start
+         * @description Redirects to the package list, `/packages`, which a browser shows as a page.
+         */
+        get: operations["getRoot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/latest": {
         parameters: {
             query?: never;
@@ -444,7 +464,11 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /**
+         * Liveness probe, headers only
+         * @description What `GET /healthz` answers, without the body (for probes that send `HEAD`).
+         */
+        head: operations["headHealth"];
         patch?: never;
         trace?: never;
     };
@@ -464,7 +488,11 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /**
+         * Readiness probe, headers only
+         * @description What `GET /readyz` answers, without the body.
+         */
+        head: operations["headReadiness"];
         patch?: never;
         trace?: never;
     };
@@ -911,7 +939,7 @@ export interface components {
         Owner: string;
         /** @description Ignored; any value. */
         Repo: string;
-        /** @description Releases per page. */
+        /** @description Releases per page; more than 100 counts as 100, as on GitHub. */
         PerPage: number;
         /** @description Page number, from 1. */
         Page: number;
@@ -940,6 +968,27 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getRoot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To `/packages`. */
+            302: {
+                headers: {
+                    /** @description `/packages` */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
     getLatestRelease: {
         parameters: {
             query?: never;
@@ -966,7 +1015,7 @@ export interface operations {
     listReleases: {
         parameters: {
             query?: {
-                /** @description Releases per page. */
+                /** @description Releases per page; more than 100 counts as 100, as on GitHub. */
                 per_page?: components["parameters"]["PerPage"];
                 /** @description Page number, from 1. */
                 page?: components["parameters"]["Page"];
@@ -1074,7 +1123,7 @@ export interface operations {
     listRepoReleases: {
         parameters: {
             query?: {
-                /** @description Releases per page. */
+                /** @description Releases per page; more than 100 counts as 100, as on GitHub. */
                 per_page?: components["parameters"]["PerPage"];
                 /** @description Page number, from 1. */
                 page?: components["parameters"]["Page"];
@@ -1660,6 +1709,25 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    headHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Alive. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
     getReadiness: {
         parameters: {
             query?: never;
@@ -1686,6 +1754,32 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+            default: components["responses"]["Problem"];
+        };
+    };
+    headReadiness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ready to serve. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not ready. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             default: components["responses"]["Problem"];
         };

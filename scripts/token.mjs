@@ -7,11 +7,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
 const SCOPES = ['read', 'write', 'delete'];
-const { values } = parseArgs({ options: { name: { type: 'string' }, scopes: { type: 'string', default: 'read' } } });
+const USAGE = `usage: npm run -s token -- --name NAME [--scopes read|write|delete[,…]] >> tokens.yaml
+
+Makes a random token, prints it once on stderr for the client that will use it, and prints the tokens_file entry
+(its name, scopes and SHA-256, never the token) on stdout. --scopes defaults to read.`;
 const fail = (message) => {
-  console.error(`token: ${message}\nusage: npm run token -- --name NAME --scopes read|write|delete[,…]`);
+  console.error(`token: ${message}\n${USAGE}`);
   process.exit(2);
 };
+let values;
+try {
+  ({ values } = parseArgs({ options: { name: { type: 'string' }, scopes: { type: 'string', default: 'read' }, help: { type: 'boolean', short: 'h' } } }));
+} catch (err) {
+  fail(err.message);
+}
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
 if (!values.name || !/^[A-Za-z0-9._-]{1,64}$/.test(values.name)) fail('--name needs letters, digits, ".", "_" or "-"');
 const scopes = values.scopes.split(',').map((s) => s.trim()).filter(Boolean);
 if (scopes.length === 0 || !scopes.every((s) => SCOPES.includes(s))) fail(`--scopes must be among ${SCOPES.join(', ')}`);

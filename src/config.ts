@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
 import type { ReadAccess } from './http/auth.js';
@@ -147,11 +148,24 @@ const trustProxy: Parser<TrustProxy> = (raw) => {
   try {
     return boolean(value);
   } catch {
-    // Addresses or subnets Express can trust, e.g. "loopback, 10.0.0.0/8".
-    if (/^[\w.:/, -]+$/.test(value)) return value;
-    throw new Error('must be true, false, a hop count, or a comma-separated list of addresses/subnets');
+    // Addresses or subnets Express can trust, e.g. "loopback, 10.0.0.0/8": checked here, or Express would throw
+    // at start-up with a stack trace instead of this message.
+    const items = value.split(',').map((item) => item.trim());
+    if (items.length > 0 && items.every(isTrustedProxyItem)) return items.join(', ');
+    throw new Error('must be true, false, a hop count, or a comma-separated list of addresses, subnets (10.0.0.0/8) or loopback, linklocal, uniquelocal');
   }
 };
+
+function isTrustedProxyItem(item: string): boolean {
+  if (item === 'loopback' || item === 'linklocal' || item === 'uniquelocal') return true;
+  const [address, prefix, ...rest] = item.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (/^\d{1,3}$/.test(prefix)) return Number(prefix) <= (family === 4 ? 32 : 128);
+  // A netmask, as Express also takes: 10.0.0.0/255.0.0.0.
+  return family === 4 && isIP(prefix) === 4;
+}
 
 const endpointUrl: Parser<string | null> = (raw) => {
   const value = text(raw);

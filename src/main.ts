@@ -33,8 +33,9 @@ async function main(): Promise<void> {
   let authToken = config.authToken;
   if (authToken === null && config.tokensFile === null) {
     authToken = randomBytes(24).toString('base64url');
-    // The one secret ever logged: nothing was configured, and writes must never be open by accident.
-    logger.child({ module: 'config' }).warn(`no auth_token configured; uploads and deletes need this token, generated for this run only: ${authToken}`);
+    // The one secret ever logged: nothing was configured, and writes must never be open by accident. On a line of
+    // its own and as a field, for `jq -r 'select(.token) | .token'`.
+    logger.child({ module: 'config' }).warn({ token: authToken }, `generated token for this run (no auth_token configured; uploads and deletes need it): ${authToken}`);
   }
   let tokens: TokenRegistry;
   try {
@@ -91,7 +92,8 @@ async function main(): Promise<void> {
   });
   server.listen(config.port, config.host, () => {
     const { address, port } = server.address() as AddressInfo;
-    log.info({ address, port, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, 'listening');
+    const url = config.publicUrl ?? `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address.includes(':') ? `[${address}]` : address}:${port}`;
+    log.info({ address, port, url, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, `listening on ${url}`);
   });
 
   limitConnections(server, config);
@@ -99,16 +101,7 @@ async function main(): Promise<void> {
   // and the size check (src/http/request-body.ts), so a refused upload is never invited to send its body.
   server.on('checkContinue', (req, res) => server.emit('request', req, res));
 
-  // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
-  try {
-    await service.open();
-  } catch (err) {
-    log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
-    process.exit(1);
-  }
-  // Other replicas may write to the same bucket; a directory has one writer, this process.
-  if (config.s3) service.startRefresh(config.indexRefreshSeconds * 1000);
-
+  // From the start: a signal during start-up (the index still loading) stops the server as cleanly as later.
   const shutdown = (signal: string): void => {
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
     stopWatchingTokens();
@@ -126,6 +119,16 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+
+  // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
+  try {
+    await service.open();
+  } catch (err) {
+    log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
+    process.exit(1);
+  }
+  // Other replicas may write to the same bucket; a directory has one writer, this process.
+  if (config.s3) service.startRefresh(config.indexRefreshSeconds * 1000);
 }
 
 /**

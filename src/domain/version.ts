@@ -1,7 +1,8 @@
 import semver from 'semver';
 
-// A version at the very end of the name, before the file extension: `…-v0.2.0.zip`, `…_1.0.0-rc.1.zip`.
-const TRAILING_VERSION = /(?:^|[-_])v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$/;
+// A version at the very end of the name, before the file extension: `…-v0.2.0.zip`, `…_1.0.0-rc.1.zip`,
+// `my template v1.0.0.zip`.
+const TRAILING_VERSION = /(?:^|[-_ ])v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?)$/;
 const EXTENSION = /(?:\.tar)?\.[A-Za-z][A-Za-z0-9]*$/;
 
 /** The tag (`v0.2.0`) carried at the end of a package name, or null. */

@@ -1,3 +1,4 @@
+import type { Response } from 'express';
 import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import type { Metrics } from '../metrics.js';
@@ -35,13 +36,24 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type('text/plain').send('OK');
   };
 
-  const getReadiness: Handler<'getReadiness'> = async (_req, res) => {
+  const readiness = async (res: Response): Promise<void> => {
     try {
       await service.checkReady();
     } catch (err) {
       throw new HttpProblem(503, 'unavailable', (err as Error).message);
     }
     res.type('text/plain').send('READY');
+  };
+  const getReadiness: Handler<'getReadiness'> = (_req, res) => readiness(res);
+  // Node leaves the body out of a HEAD answer.
+  const headReadiness: Handler<'headReadiness'> = (_req, res) => readiness(res);
+  const headHealth: Handler<'headHealth'> = (_req, res) => {
+    res.type('text/plain').end();
+  };
+
+  // A person who opens the server's address lands on its packages rather than on a 404.
+  const getRoot: Handler<'getRoot'> = (_req, res) => {
+    res.redirect(302, '/packages');
   };
 
   const getOpenApiDocument: Handler<'getOpenApiDocument'> = (_req, res) => {
@@ -58,5 +70,5 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   };
 
-  return { getHealth, getReadiness, getOpenApiDocument, getApiDocs, getMetrics };
+  return { getRoot, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };
 }

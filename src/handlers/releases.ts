@@ -7,6 +7,7 @@ import { latestRelease, taggedRelease, toAsset } from './representations.js';
 import type { Handler } from './types.js';
 
 const DEFAULT_PER_PAGE = 30;
+const MAX_PER_PAGE = 100;
 
 export function releaseHandlers({ config, service }: { config: Config; service: PackageService }) {
   const bodies = new BodyCache();
@@ -19,11 +20,13 @@ export function releaseHandlers({ config, service }: { config: Config; service: 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- shared by two operations with different response unions
   const list = (req: Request<Record<string, string>, any, unknown, { per_page?: number; page?: number }>, res: Response): void => {
     const base = baseUrl(req, config.publicUrl);
-    const perPage = Number(req.query.per_page ?? DEFAULT_PER_PAGE);
+    // As GitHub does: more than the maximum counts as the maximum rather than failing.
+    const perPage = Math.min(MAX_PER_PAGE, Number(req.query.per_page ?? DEFAULT_PER_PAGE));
     const page = Number(req.query.page ?? 1);
     const releases = service.releases();
     const last = Math.max(1, Math.ceil(releases.length / perPage));
-    res.set('Link', paginationLinks(`${base}${req.path}`, perPage, page, last));
+    const links = paginationLinks(`${base}${req.path}`, perPage, page, last);
+    if (links) res.set('Link', links);
     bodies.sendJson(res, `releases ${perPage} ${page} ${base}`, service, () =>
       releases.slice((page - 1) * perPage, page * perPage).map((group) => taggedRelease(group, base, new Date())),
     );

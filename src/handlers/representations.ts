@@ -5,7 +5,7 @@ import { assetUrl } from '../http/urls.js';
 import type { PackageRecord } from '../storage/storage.js';
 import type { Schemas } from './types.js';
 
-/** The aggregate release of /latest: it is no single tag's, so it has an id of its own. */
+/** /latest when its first package has no tag: no release's, so it has an id of its own. */
 const LATEST_RELEASE_ID = 1;
 
 export function toPackage(record: PackageRecord, base: string): Schemas['Package'] {
@@ -40,10 +40,13 @@ export function toAsset(record: PackageRecord, base: string): Schemas['ReleaseAs
   };
 }
 
-/** What the spec-kit CLI reads: every package, in the order it must pick from, tagged like its first asset. */
+/**
+ * What the spec-kit CLI reads: every package, in the order it must pick from, tagged like its first asset, and with
+ * that tag's release id, so that /latest and /releases/tags/{tag} name one release alike.
+ */
 export function latestRelease(ordered: readonly PackageRecord[], base: string, now: Date): Schemas['Release'] {
   const tag = ordered[0]?.tag ?? 'latest';
-  return release(LATEST_RELEASE_ID, tag, ordered, base, `${base}/latest`, now);
+  return release(tag === 'latest' ? LATEST_RELEASE_ID : releaseId(tag), tag, ordered, base, `${base}/latest`, now);
 }
 
 /** One tag's release, pinned: `/releases/tags/{tag}`. */

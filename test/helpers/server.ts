@@ -70,7 +70,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         stdout.push(line);
         try {
           const parsed = JSON.parse(line) as LogLine;
-          if (parsed.message === 'listening') resolve(Number(parsed.port));
+          if (parsed.message.startsWith('listening on ')) resolve(Number(parsed.port));
         } catch {
           // asserted by the log tests
         }
