@@ -6,7 +6,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json redocly.yaml ./
-COPY scripts/contract-json.mjs ./scripts/contract-json.mjs
+COPY scripts/contract-json.mjs scripts/docs-offline.mjs ./scripts/
 COPY contracts ./contracts
 COPY generated ./generated
 COPY src ./src

@@ -1,8 +1,12 @@
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { Response } from 'express';
+import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
+import { FAVICON_SVG } from '../views/favicon.js';
 import type { Handler } from './types.js';
 
 /**
@@ -51,6 +55,11 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type('text/plain').end();
   };
 
+  const favicon = Buffer.from(FAVICON_SVG);
+  const getFavicon: Handler<'getFavicon'> = (_req, res) => {
+    res.set('Cache-Control', 'public, max-age=86400').type('image/svg+xml').send(favicon);
+  };
+
   // A person who opens the server's address lands on its packages rather than on a 404.
   const getRoot: Handler<'getRoot'> = (_req, res) => {
     res.redirect(302, '/packages');
@@ -60,9 +69,23 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type('application/yaml').send(contract);
   };
 
-  const getApiDocs: Handler<'getApiDocs'> = (_req, res) => {
+  // The page is 2.6 MB with Redoc inlined and a tenth of it gzipped: compressed once, on the first request that
+  // accepts it, and revalidated by its ETag.
+  let docsGzipped: Buffer | null = null;
+  const docsEtag = docsPage ? `"${createHash('sha256').update(docsPage).digest('base64url').slice(0, 32)}"` : '';
+  const getApiDocs: Handler<'getApiDocs'> = (req, res) => {
     if (!docsPage) throw new HttpProblem(404, 'not-found', 'the API docs were not built; run `npm run build`');
     setPageHeaders(res, DOCS_CSP);
+    res.set('ETag', docsEtag).vary('Accept-Encoding');
+    if (notModified(req, docsEtag)) {
+      res.status(304).end();
+      return;
+    }
+    if (req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+      docsGzipped ??= gzipSync(docsPage);
+      res.set('Content-Encoding', 'gzip').type('text/html').send(docsGzipped);
+      return;
+    }
     res.type('text/html').send(docsPage);
   };
 
@@ -70,5 +93,5 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   };
 
-  return { getRoot, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };
+  return { getRoot, getFavicon, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };
 }

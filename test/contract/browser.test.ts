@@ -36,6 +36,10 @@ run('pages in a real browser, with no internet', () => {
     });
     const errors: string[] = [];
     page.on('pageerror', (err) => errors.push(err.message));
+    // A resource the page's own CSP refuses is a console error, not a request: count those too.
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
     await page.goto(`${server.url}${path}`, { waitUntil: 'networkidle' });
     return { page, foreign, errors };
   }
@@ -48,6 +52,11 @@ run('pages in a real browser, with no internet', () => {
     for (const summary of ['Publish a package', 'Download a package', 'Delete a package', 'Browse the stored packages', 'Readiness probe']) {
       await expect.poll(() => page.getByText(summary).count()).toBeGreaterThan(0);
     }
+    // The upload shows how to call it, not a JSON body no client sends.
+    await page.goto(`${server.url}/docs#tag/Packages/operation/uploadPackage`, { waitUntil: 'networkidle' });
+    await expect.poll(() => page.locator('body').innerText()).toContain('-F file=@spec-kit-template-claude-sh-v0.2.0.zip');
+    // The introduction's example is a code block, not a paragraph that wraps mid-URL.
+    await expect.poll(() => page.locator('pre, code').filter({ hasText: 'specify init my-project --template-url' }).count()).toBeGreaterThan(0);
     expect(foreign).toEqual([]);
     expect(errors).toEqual([]);
     await page.close();

@@ -134,4 +134,21 @@ describe('mistakes a user makes, answered with what to do', () => {
     expect(res.status).toBe(302);
     expect(res.headers.get('location')).toBe('/packages');
   });
+
+  it('sends /docs gzipped to a client that takes gzip, and answers its ETag with 304', async () => {
+    const plain = await fetch(`${server.url}/docs`, { headers: { 'accept-encoding': 'identity' } });
+    const size = (await plain.arrayBuffer()).byteLength;
+    const zipped = await fetch(`${server.url}/docs`, { headers: { 'accept-encoding': 'gzip' } });
+    expect(zipped.headers.get('content-encoding')).toBe('gzip');
+    expect(Number(zipped.headers.get('content-length'))).toBeLessThan(size / 3);
+    const again = await fetch(`${server.url}/docs`, { headers: { 'if-none-match': plain.headers.get('etag')! } });
+    expect(again.status).toBe(304);
+  });
+
+  it('has an icon, public even on a private server', async () => {
+    const res = await fetch(`${server.url}/favicon.ico`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
+    expect(await res.text()).toMatch(/^<svg /);
+  });
 });
