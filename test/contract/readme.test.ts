@@ -98,3 +98,31 @@ it("runs the README's catalog commands as written, and installs with its specify
   expect(new URL(config.catalogs[0]!.url).pathname).toBe('/catalogs/extensions.json');
   expect(config.catalogs[0]).toMatchObject({ install_allowed: true, priority: 1 });
 });
+
+it("builds and publishes the README's first package of each kind as written, and each installs", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('### Your first package of each kind'), readme.indexOf('## Versions and retention'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  const fresh = await startServer({ env: { MAX_PACKAGES: '0' } });
+  try {
+    const dir = await mkdtemp(join(tmpdir(), 'rs-first-'));
+    const script = ['set -euo pipefail', 'curl() { command curl --fail-with-body "$@"; }', block.replace(/^export RS=.*$/m, `export RS=${fresh.url} TOKEN=${TOKEN}`)].join('\n');
+    const { stdout } = await promisify(execFile)('bash', ['-c', script], { cwd: dir });
+    const answers = stdout.trim().split('\n').map((line) => JSON.parse(line) as { name: string; kind: string });
+    expect(answers.map((a) => [a.name, a.kind])).toEqual([
+      ['extension-acme-hello-1.0.0.zip', 'extension'],
+      ['preset-acme-preset-1.0.0.zip', 'preset'],
+      ['workflow-acme-flow-1.0.0.zip', 'workflow'],
+      ['spec-kit-template-claude-sh-v1.0.0.zip', 'template'],
+    ]);
+    for (const [kind, id] of [['extension', 'acme-hello'], ['preset', 'acme-preset'], ['workflow', 'acme-flow']] as const) {
+      const project = await mkdtemp(join(tmpdir(), 'rs-first-project-'));
+      const installed = await catalogAdd(`${fresh.url}/catalogs/${kind}s.json`, kind, id, project);
+      expect(installed.entry.id).toBe(id);
+    }
+    const init = await specifyInit(`${fresh.url}/latest`, 'claude', 'sh');
+    expect(init.asset).toBe('spec-kit-template-claude-sh-v1.0.0.zip');
+  } finally {
+    await fresh.stop();
+  }
+});
