@@ -61,7 +61,7 @@ describe('s3 storage specifics', () => {
       names.map(async (name, i) => {
         const storage = i % 2 === 0 ? a : b;
         const staged = await storage.stage(Readable.from([Buffer.from(name)]));
-        await storage.publish(staged, { id: 100 + i, name, size: staged.size, sha256: staged.sha256, createdAt: '', updatedAt: '', downloadCount: 0, tag: null, kind: 'template', catalog: null });
+        await storage.publish(staged, { id: 100 + i, name, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
       }),
     );
     expect((await indexed(a)).map((r) => r.name).sort()).toEqual(names);
@@ -77,14 +77,15 @@ describe('s3 storage specifics', () => {
     await storage.client.send(new CreateMultipartUploadCommand({ Bucket: settings.bucket, Key: 'blobs/unfinished' }));
     const kept = await storage.stage(Readable.from(['kept']));
     await storage.open();
-    await storage.publish(kept, { id: 1, name: 'kept.zip', size: 4, sha256: kept.sha256, createdAt: '', updatedAt: '', downloadCount: 0, tag: null, kind: 'template', catalog: null });
+    await storage.publish(kept, { id: 1, name: 'kept.zip', size: 4, sha256: kept.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
     // Young leftovers may be another replica's upload in flight: kept.
     await at(settings).open();
     expect(await staged(storage, settings)).toHaveLength(3);
     const sweeper = new S3Storage(settings, silent, { leftoverAgeMs: 0 });
     expect((await sweeper.open()).map((r) => r.name)).toEqual(['kept.zip']);
     expect(await staged(storage, settings)).toEqual([(await indexed(storage))[0]!.blob]);
-    expect(await text(await sweeper.read('kept.zip'))).toBe('kept');
+    const [keptRecord] = await sweeper.open();
+    expect(await text(await sweeper.read(keptRecord!))).toBe('kept');
   });
 });
 
