@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { catalogZip, rawZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type LogLine, type RunningServer } from '../helpers/server.js';
-import { eventually, STATE_DIR, storageContents } from '../helpers/storage-dir.js';
+import { eventually, STATE_DIR, storageContents, storedBlobs } from '../helpers/storage-dir.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -209,5 +209,68 @@ describe('foreign files in the storage directory', () => {
     }
     expect((await readdir(root)).sort()).toEqual(['.meta', '.release-server', '.tmp', 'id_rsa']);
     expect(await readdir(join(root, '.tmp'))).toEqual(['partial']);
+  });
+});
+
+/** A small tmpfs of our own, where the machine lets us mount one (root, and not refused by a container). */
+function mountTmpfs(dir: string, size: string): string | null {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    return null;
+  } catch (err) {
+    return `cannot mount a tmpfs here (${String((err as { stderr?: Buffer }).stderr ?? (err as Error).message).trim()})`;
+  }
+}
+
+const diskDir = await mkdtemp(join(tmpdir(), 'rs-full-'));
+const cannotMount = mountTmpfs(diskDir, '6m');
+if (cannotMount) console.warn(`SKIPPED disk-full test: ${cannotMount}`);
+else execFileSync('umount', [diskDir]);
+
+describe('disk full', () => {
+  it.skipIf(cannotMount !== null)('an upload that does not fit answers 507 problem+json and leaves nothing; probes and count flushes leak no temp files; all is well once space is freed', async () => {
+    mountTmpfs(diskDir, '6m');
+    let server: RunningServer | null = null;
+    try {
+      const root = join(diskDir, 'data');
+      await mkdir(root);
+      server = await startServer({ storagePath: root, env: { MAX_PACKAGES: '0' } });
+      expect((await upload(server.url, 'fits.zip', 'fits')).status).toBe(201);
+      // Fill the disk, leaving a few blocks.
+      const filler = join(diskDir, 'filler');
+      await writeFile(filler, Buffer.alloc(0));
+      try {
+        execFileSync('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k'], { stdio: 'pipe' });
+      } catch {
+        // dd stops at "No space left on device"
+      }
+      const blobsBefore = await storedBlobs(root);
+      const big = rawZip([{ name: 'big.bin', data: Buffer.alloc(2 * 1024 * 1024, 7) }]);
+      const res = await upload(server.url, 'too-big.zip', big);
+      expect(res.status).toBe(507);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect((await res.json()).type).toBe('urn:release-server:problem:insufficient-storage');
+      expect(await storageContents(root)).toEqual({ packages: ['fits.zip'], staging: [] });
+      expect(await storedBlobs(root)).toEqual(blobsBefore);
+      // Probes while full: 503, and no probe file left behind.
+      for (let i = 0; i < 3; i++) expect((await fetch(`${server.url}/readyz`)).status).toBe(503);
+      // Downloads while full: their count flushes fail, and leave no temp file.
+      for (let i = 0; i < 2; i++) await (await get(server, 'fits.zip')).arrayBuffer();
+      await eventually(() => expect(server!.logs().some((l) => l.message === 'could not save download counts; will retry')).toBe(true), 10_000);
+      expect((await storageContents(root)).staging).toEqual([]);
+      expect(server.logs().some((l) => l.level === 'ERROR' && l.req && (l.res as { statusCode?: number } | undefined)?.statusCode === 500)).toBe(false);
+
+      await rm(filler);
+      await eventually(async () => expect((await fetch(`${server!.url}/readyz`)).status).toBe(200));
+      expect((await upload(server.url, 'too-big.zip', big)).status).toBe(201);
+      await eventually(async () => {
+        const index = JSON.parse(await readFile(await newestGeneration(root), 'utf8'));
+        expect(index.records.find((r: { name: string }) => r.name === 'fits.zip').downloadCount).toBe(2);
+      }, 10_000);
+    } finally {
+      await server?.stop();
+      execFileSync('umount', [diskDir]);
+      await rm(diskDir, { recursive: true, force: true });
+    }
   });
 });
