@@ -11,7 +11,7 @@ import { eventually, STATE_DIR, storageContents, storedBlobs } from '../helpers/
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
-const RECOVER = fileURLToPath(new URL('../../dist/recover-index.js', import.meta.url));
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
 
 interface Listed {
@@ -70,7 +70,8 @@ describe('a damaged index is never silently rewritten', () => {
     expect(fatal[0]!.message).toContain('recover-index');
     expect((await readFile(file)).equals(damaged)).toBe(true);
 
-    const { stdout } = await run(process.execPath, [RECOVER, first.storagePath]);
+    // The command exactly as the FATAL line and the README give it.
+    const { stdout } = await run('npm', ['run', '-s', 'recover-index', '--', first.storagePath], { cwd: REPO });
     expect(stdout).toContain('moved the damaged index generation(s) aside');
     const second = await startServer({ storagePath: first.storagePath, env: { MAX_PACKAGES: '0' } });
     try {
