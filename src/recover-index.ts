@@ -17,7 +17,8 @@ try {
     console.log(`the newest index generation in ${resolve(root)} is sound; nothing to recover`);
     process.exit(0);
   }
-  console.log(`moved the damaged index generation(s) aside: ${report.damaged.join(', ')}`);
+  if (report.missing) console.log('there was no index generation at all: started an empty index; ids of the lost records are unknown and may be handed out again');
+  else console.log(`moved the damaged index generation(s) aside: ${report.damaged.join(', ')}`);
   console.log(report.base ? `started from the last good generation ${report.base}` : 'no good generation was left; started from nothing');
   console.log(`salvaged ${report.salvaged.length} record(s) from the damaged file(s)${report.salvaged.length ? `: ${report.salvaged.join(', ')}` : ''}`);
   console.log(`wrote ${report.written}: ${report.records} package(s); the next id will be above ${report.lastId}`);

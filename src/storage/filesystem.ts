@@ -162,7 +162,16 @@ export class FilesystemStorage implements Storage {
     } else {
       const migrated = await this.migrateLegacy();
       if (migrated) this.state = migrated;
-      else await this.writeGeneration(this.state);
+      else {
+        // Blobs without any index: the index was removed. Starting empty would lose every record silently.
+        if ((await readdir(this.blobsDir)).length > 0) {
+          throw new StorageError(
+            'damaged',
+            `the package index is missing from ${this.indexDir} but ${this.blobsDir} holds packages; nothing was changed. Restore index/ from a backup, or start over with an empty index that keeps the blobs: ${recoveryCommand(this.root)}`,
+          );
+        }
+        await this.writeGeneration(this.state);
+      }
     }
     await this.warnForeign();
     return [...this.state.records.values()].map((r) => ({ ...r }));

@@ -8,6 +8,8 @@ import type { PackageRecord } from './storage.js';
 const GENERATION = /^(\d{12})\.json$/;
 
 export interface RecoveryReport {
+  /** There was no generation at all: the ids of the lost records are unknown, and may be handed out again. */
+  missing: boolean;
   /** The damaged generations, moved to index/damaged/ (never deleted). */
   damaged: string[];
   /** The last good generation the records came from, or null when none was left. */
@@ -53,7 +55,9 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
     }
     damaged.push({ seq, text });
   }
-  if (damaged.length === 0) return null;
+  // No generation at all, but blobs: the index was removed. Start over empty (the blobs are kept and listed).
+  const missing = seqs.length === 0 && (await readdir(join(stateDir, 'blobs')).catch(() => [] as string[])).length > 0;
+  if (damaged.length === 0 && !missing) return null;
 
   const blobExists = (blob: string) => isFsBlob(blob) && existsSync(join(stateDir, 'blobs', blob.slice(0, 2), blob));
   const records = new Map<string, PackageRecord>((base?.records ?? []).map((r) => [r.name, r]));
@@ -91,7 +95,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   for (const { seq } of damaged) await rename(join(indexDir, generationName(seq)), join(damagedDir, `${generationName(seq)}.${stamp}`));
   await syncDir(damagedDir);
 
-  const seq = Math.max(...damaged.map((d) => d.seq)) + 1;
+  const seq = Math.max(0, ...damaged.map((d) => d.seq)) + 1;
   const index: IndexFile = { version: 2, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [] };
   const tmpDir = join(stateDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
@@ -118,6 +122,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
     }
   }
   return {
+    missing,
     damaged: damaged.map((d) => join(damagedDir, `${generationName(d.seq)}.${stamp}`)),
     base: base ? join(indexDir, generationName(base.seq)) : null,
     salvaged: [...new Set(salvaged)],

@@ -154,6 +154,21 @@ describe('filesystem storage specifics', () => {
     expect(await readdir(join(root, STATE_DIR, 'index', 'damaged'))).toHaveLength(1);
   });
 
+  it('refuses to open when the index is gone but blobs remain, rather than start empty; recover-index starts an empty index keeping the blobs', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'a.zip', 'a');
+    await rm(join(root, STATE_DIR, 'index'), { recursive: true });
+    await mkdir(join(root, STATE_DIR, 'index'));
+    await expect(at(root).open()).rejects.toMatchObject({ code: 'damaged' });
+    expect(await generations(root)).toEqual([]);
+    const report = await recoverIndex(root);
+    expect(report).toMatchObject({ missing: true, records: 0, orphans: [{ sha256: sha256('a'), size: 1 }] });
+    expect(await at(root).open()).toEqual([]);
+    expect(await blobs(root)).toEqual([sha256('a')]);
+  });
+
   it('reports a bad record by name, serves the others, and keeps the bad one through later writes', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = at(root);
