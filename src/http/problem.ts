@@ -73,6 +73,8 @@ function toProblem(err: unknown, maxUploadBytes: number): Problem {
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {}, errors: err.errors };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
+  // An s3 index another process damaged while this one runs: nothing is written over it until it is restored.
+  if (err instanceof StorageError && err.code === 'damaged') return { status: 503, kind: 'unavailable', detail: 'the package index is damaged; the server log says which and how to recover', headers: {} };
   // A full disk (ENOSPC, EDQUOT) wherever it surfaced, storage or the multipart parser: nothing was stored.
   if (isDiskFull(err)) return { status: 507, kind: 'insufficient-storage', detail: 'the store has no space left for this upload; nothing was stored', headers: {} };
   const v = err as Partial<ValidatorError>;
