@@ -17,7 +17,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -60,6 +60,7 @@ async function main() {
   const ours = join(work, 'ours-big');
   await mkdir(ours);
   await run('cp', [big, join(ours, 'big.zip')]);
+  await indexStore(ours);
   const nginxRoot = join(work, 'nginx-root');
   await mkdir(join(nginxRoot, 'dav'), { recursive: true });
   await run('cp', [big, join(nginxRoot, 'big.zip')]);
@@ -84,6 +85,7 @@ async function main() {
   // 3. /latest with 1,000 packages
   const thousand = join(work, 'ours-1000');
   await fillPackages(thousand, 1000, 'spec-kit-template');
+  await indexStore(thousand);
   server = await startOurs(thousand);
   const latest = Buffer.from(await (await fetch(`${server.url}/latest`)).arrayBuffer());
   await writeFile(join(nginxRoot, 'latest.json'), latest);
@@ -119,7 +121,8 @@ async function main() {
   await fillPackages(ten, 10, 'pkg');
   await fillPackages(tenThousand, 10000, 'pkg');
   for (const dir of [ten, tenThousand]) await writeFile(join(dir, 'small.zip'), Buffer.alloc(1024, 7));
-  // First start adopts (hashes) the files and writes their records; the measured starts read the records.
+  for (const dir of [ten, tenThousand]) await indexStore(dir);
+  // A first start, unmeasured; the measured starts read the same index.
   await stop(await startOurs(tenThousand));
   const startups = [];
   for (let i = 0; i < RUNS; i++) {
@@ -419,6 +422,31 @@ async function fillPackages(dir, count, prefix) {
   for (let i = 0; i < count; i++) {
     await writeFile(join(dir, `${prefix}-agent${i % 20}-sh-v0.${Math.floor(i / 20)}.${i % 7}.zip`), `package ${i}`);
   }
+}
+
+/**
+ * Stores the package files in `dir` the way the server does (it never adopts files placed by hand): each hashed and
+ * hard-linked to `.release-server/blobs/<2 hex>/<sha256>`, and one index generation recording them all. The files
+ * stay where they are (nginx serves them; the server ignores them).
+ */
+async function indexStore(dir) {
+  const state = join(dir, '.release-server');
+  await mkdir(join(state, 'index'), { recursive: true });
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.zip')).sort();
+  const records = [];
+  const now = Date.now();
+  for (const [i, name] of names.entries()) {
+    const sha256 = await sha256File(join(dir, name));
+    await mkdir(join(state, 'blobs', sha256.slice(0, 2)), { recursive: true });
+    await link(join(dir, name), join(state, 'blobs', sha256.slice(0, 2), sha256)).catch((err) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    const at = new Date(now - (names.length - i) * 1000).toISOString();
+    const tag = /-v(\d+\.\d+\.\d+)\.zip$/.exec(name);
+    const { size } = await stat(join(dir, name));
+    records.push({ id: i + 1, name, size, sha256, createdAt: at, updatedAt: at, downloadCount: 0, tag: tag ? `v${tag[1]}` : null, kind: 'template', catalog: null, blob: sha256 });
+  }
+  await writeFile(join(state, 'index', '000000000001.json'), JSON.stringify({ version: 2, seq: 1, lastId: records.length, records }));
 }
 
 async function rss(pid) {

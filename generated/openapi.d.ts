@@ -1574,6 +1574,18 @@ export interface operations {
                 };
             };
             429: components["responses"]["TooManyRequests"];
+            /**
+             * @description The store has no space left for the upload (the disk or quota is full); nothing was stored. Retry once
+             *     space has been freed.
+             */
+            507: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             default: components["responses"]["Problem"];
         };
     };

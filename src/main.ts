@@ -57,7 +57,10 @@ async function main(): Promise<void> {
   });
   // The AWS SDK is loaded only for the s3 backend: it adds ~20 MiB and start-up time a filesystem server does not need.
   const backend: Storage = config.s3
-    ? new (await import('./storage/s3.js')).S3Storage(config.s3, storageLog)
+    ? new (await import('./storage/s3.js')).S3Storage(config.s3, storageLog, {
+        // Replaced and removed blobs outlive every presigned URL made for them, and then some for slow downloads.
+        retiredGraceMs: ((config.downloadRedirectSeconds ?? 900) + 600) * 1000,
+      })
     : new FilesystemStorage(config.storagePath, storageLog);
   const storage: Storage = metrics.instrument(backend, config.storageBackend);
   const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;

@@ -41,41 +41,44 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
   };
 
   // GET and HEAD share one handler; Node leaves the body out of HEAD responses.
+  // Everything the response says (ETag, Content-Length, Last-Modified, Content-Range) and the bytes it sends come
+  // from one record, and the bytes are opened through that record before a header is sent: an overwrite racing the
+  // download cannot mix two versions, and bytes that are gone answer a clean error instead of a short body.
   const sendAsset = async (req: Request<{ filename: string }>, res: Response): Promise<void> => {
-    const record = service.get(req.params.filename);
-    const etag = `"${record.sha256}"`;
-    res.set({
-      'Accept-Ranges': 'bytes',
-      ETag: etag,
-      'Last-Modified': new Date(record.updatedAt).toUTCString(),
-      'Cache-Control': 'no-cache',
-    });
-    if (notModified(req, etag, record.updatedAt)) {
+    const opened = await service.openAsset(req.params.filename, async (record) => {
+      const etag = `"${record.sha256}"`;
+      const lastModified = new Date(record.updatedAt).toUTCString();
+      if (notModified(req, etag, record.updatedAt)) return { kind: 'not-modified' as const, etag, lastModified, range: undefined };
+      if (config.downloadRedirectSeconds !== null && req.method === 'GET') {
+        const url = await service.presignedUrl(record, config.downloadRedirectSeconds);
+        if (url) return { kind: 'redirect' as const, url, etag, lastModified, range: undefined };
+      }
+      const range = requestedRange(req, record.size, etag, lastModified);
+      if (req.method === 'HEAD' || record.size === 0) return { kind: 'headers' as const, etag, lastModified, range };
+      // Always a range, so storage sizes its buffers to what is read.
+      return { kind: 'bytes' as const, etag, lastModified, range, read: range ?? { start: 0, end: record.size - 1 } };
+    }, (plan) => (plan.kind === 'bytes' ? plan.read : null));
+    const { record, plan, bytes } = opened;
+    res.set({ 'Accept-Ranges': 'bytes', ETag: plan.etag, 'Last-Modified': plan.lastModified, 'Cache-Control': 'no-cache' });
+    if (plan.kind === 'not-modified') {
       res.status(304).end();
       return;
     }
-    if (config.downloadRedirectSeconds !== null && req.method === 'GET') {
-      const url = await service.presignedUrl(record.name, config.downloadRedirectSeconds);
-      if (url) {
-        // As GitHub does for release assets: the bytes come from the store, and every redirect counts as a download.
-        service.recordDownload(record);
-        metrics.downloaded(record.kind);
-        res.set('Cache-Control', 'no-store').redirect(302, url);
-        return;
-      }
+    if (plan.kind === 'redirect') {
+      // As GitHub does for release assets: the bytes come from the store, and every redirect counts as a download.
+      service.recordDownload(record);
+      metrics.downloaded(record.kind);
+      res.set('Cache-Control', 'no-store').redirect(302, plan.url);
+      return;
     }
-    const range = requestedRange(req, record.size, etag);
+    const { range } = plan;
     res.attachment(record.name).type(contentTypeOf(record.name));
-    if (range) {
-      res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
-    }
+    if (range) res.status(206).set('Content-Range', `bytes ${range.start}-${range.end}/${record.size}`);
     res.set('Content-Length', String(range ? range.end - range.start + 1 : record.size));
-    if (req.method === 'HEAD' || record.size === 0) {
+    if (!bytes) {
       res.end();
       return;
     }
-    // Always a range, so storage sizes its buffers to what is read.
-    const bytes = await service.read(record.name, range ?? { start: 0, end: record.size - 1 });
     if (!range || range.start === 0) {
       service.recordDownload(record);
       metrics.downloaded(record.kind);
@@ -118,11 +121,11 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
 }
 
 /** The single byte range to send, or undefined for the whole file. Unsatisfiable ranges answer 416. */
-function requestedRange(req: Request<{ filename: string }>, size: number, etag: string): ByteRange | undefined {
+function requestedRange(req: Request<{ filename: string }>, size: number, etag: string, lastModified: string): ByteRange | undefined {
   if (!req.headers.range) return undefined;
   // If-Range: a client whose copy is outdated gets the whole new file, not a piece of it.
   const ifRange = req.headers['if-range'];
-  if (ifRange && ifRange !== etag && ifRange !== req.res?.get('Last-Modified')) return undefined;
+  if (ifRange && ifRange !== etag && ifRange !== lastModified) return undefined;
   // A suffix longer than the file means all of it (RFC 9110 14.1.3), where range-parser says unsatisfiable.
   const suffix = /^bytes=-(\d+)$/.exec(req.headers.range.trim());
   if (suffix && size > 0 && Number(suffix[1]) >= size) return { start: 0, end: size - 1 };

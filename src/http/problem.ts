@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { PackageError, type PackageErrorCode } from '../service/errors.js';
-import { StorageError } from '../storage/storage.js';
+import { isDiskFull, StorageError } from '../storage/storage.js';
 import { closeUnreadBody } from './request-body.js';
 
 const TYPE_PREFIX = 'urn:release-server:problem:';
@@ -74,6 +74,10 @@ function toProblem(err: unknown, maxUploadBytes: number, contentType: string | u
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {}, errors: err.errors };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
+  // An s3 index another process damaged while this one runs: nothing is written over it until it is restored.
+  if (err instanceof StorageError && err.code === 'damaged') return { status: 503, kind: 'unavailable', detail: 'the package index is damaged; the server log says which and how to recover', headers: {} };
+  // A full disk (ENOSPC, EDQUOT) wherever it surfaced, storage or the multipart parser: nothing was stored.
+  if (isDiskFull(err)) return { status: 507, kind: 'insufficient-storage', detail: 'the store has no space left for this upload; nothing was stored', headers: {} };
   const v = err as Partial<ValidatorError>;
   if (MALFORMED_MULTIPART.has(v.message ?? '')) {
     return { status: 400, kind: 'invalid-request', detail: `the multipart body is malformed: ${v.message}`, headers: {} };

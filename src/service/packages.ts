@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { unsafeNameReason } from '../domain/names.js';
@@ -54,6 +55,12 @@ export class PackageService {
   private readonly lock = new Mutex();
   /** Downloads counted here and not yet added to the stored counts, by package name. */
   private unsavedCounts = new Map<string, number>();
+  /**
+   * A batch of counts handed to storage that did not succeed, with its id: retried as it is, under the same id, so
+   * that a flush that reached the store though it reported a failure is not added twice.
+   */
+  private pendingBatch: { id: string; counts: Map<string, number> } | null = null;
+  private countSaves: Promise<void> = Promise.resolve();
   private refreshTimer: NodeJS.Timeout | null = null;
   /** When the index last matched the store (ms since the epoch): its age is how stale this replica may be. */
   lastRefreshAt = 0;
@@ -215,6 +222,7 @@ export class PackageService {
           tag,
           kind,
           catalog,
+          blob: '',
         };
         let stored: PackageRecord;
         try {
@@ -226,7 +234,7 @@ export class PackageService {
           }
           throw err;
         }
-        stored.downloadCount += this.unsavedCounts.get(storedName) ?? 0;
+        stored.downloadCount += this.unsavedFor(storedName);
         if (existing && existing.name !== storedName) await this.deleteLocked(existing.name);
         this.index.set(storedName, stored);
         this.byId.set(stored.id, stored);
@@ -250,18 +258,38 @@ export class PackageService {
     });
   }
 
-  async read(name: string, range?: ByteRange): Promise<Readable> {
-    try {
-      return await this.storage.read(name, range);
-    } catch (err) {
-      if (err instanceof StorageError && err.code === 'not-found') throw new PackageError('not-found', err.message);
-      throw err;
+  /**
+   * Opens the bytes of the package named `name` and hands them over with the record they belong to, so that
+   * everything a response says (ETag, length, dates) and the bytes it sends come from one record. `prepare` sees the
+   * record first (conditional requests, ranges, redirects); `bytesOf` says which bytes its plan needs, or null for
+   * none. When the record was replaced or removed between the lookup and the open (its bytes are gone), asks again
+   * with the current record.
+   */
+  async openAsset<P>(
+    name: string,
+    prepare: (record: PackageRecord) => Promise<P> | P,
+    bytesOf: (plan: P) => ByteRange | null,
+  ): Promise<{ record: PackageRecord; plan: P; bytes: Readable | null }> {
+    for (let attempt = 1; ; attempt += 1) {
+      const record = this.get(name);
+      const plan = await prepare(record);
+      const range = bytesOf(plan);
+      if (range === null) return { record, plan, bytes: null };
+      try {
+        return { record, plan, bytes: await this.storage.read(record, range) };
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
+        // Storage lets go of replaced bytes before a publish in flight has updated this index: wait for it.
+        await this.lock.run(() => Promise.resolve());
+        if (attempt < 3 && this.index.get(name) !== record) continue;
+        throw new PackageError('not-found', `no package named ${name}`);
+      }
     }
   }
 
-  /** Where the bytes can be fetched from the store directly, or null when this storage cannot say. */
-  async presignedUrl(name: string, expiresInSeconds: number): Promise<string | null> {
-    return this.storage.presignedUrl ? this.storage.presignedUrl(name, expiresInSeconds) : null;
+  /** Where the record's bytes can be fetched from the store directly, or null when this storage cannot say. */
+  async presignedUrl(record: PackageRecord, expiresInSeconds: number): Promise<string | null> {
+    return this.storage.presignedUrl ? this.storage.presignedUrl(record, expiresInSeconds) : null;
   }
 
   /**
@@ -305,7 +333,7 @@ export class PackageService {
     this.byId.clear();
     for (const record of records) {
       // Downloads counted here and not yet stored stay in what this replica shows.
-      record.downloadCount += this.unsavedCounts.get(record.name) ?? 0;
+      record.downloadCount += this.unsavedFor(record.name);
       this.index.set(record.name, record);
       this.byId.set(record.id, record);
       this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
@@ -319,20 +347,35 @@ export class PackageService {
     await this.saveCounts();
   }
 
-  private async saveCounts(): Promise<void> {
+  /** Downloads of `name` counted here and not in the store yet. */
+  private unsavedFor(name: string): number {
+    return (this.unsavedCounts.get(name) ?? 0) + (this.pendingBatch?.counts.get(name) ?? 0);
+  }
+
+  /** One flush at a time: a batch that failed goes again, unchanged and under its id, before any new one. */
+  private saveCounts(): Promise<void> {
     if (this.countTimer) clearTimeout(this.countTimer);
     this.countTimer = null;
-    if (this.unsavedCounts.size === 0) return;
-    const counts = this.unsavedCounts;
-    this.unsavedCounts = new Map();
-    try {
-      await this.storage.addDownloads(counts);
-    } catch (err) {
-      // Kept for the next batch rather than lost.
-      for (const [name, n] of counts) this.unsavedCounts.set(name, (this.unsavedCounts.get(name) ?? 0) + n);
-      this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
-      this.log.error({ err }, 'could not save download counts; will retry');
-    }
+    this.countSaves = this.countSaves.then(async () => {
+      // The failed batch (if any), then one new batch: the rest waits for the next flush.
+      for (let round = 0; round < 2; round += 1) {
+        if (!this.pendingBatch) {
+          if (this.unsavedCounts.size === 0) return;
+          this.pendingBatch = { id: randomUUID(), counts: this.unsavedCounts };
+          this.unsavedCounts = new Map();
+        }
+        try {
+          await this.storage.addDownloads(this.pendingBatch.counts, this.pendingBatch.id);
+          this.pendingBatch = null;
+        } catch (err) {
+          // Kept, as it is, for the next attempt rather than lost.
+          this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
+          this.log.error({ err }, 'could not save download counts; will retry');
+          return;
+        }
+      }
+    });
+    return this.countSaves;
   }
 
   /** Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. */

@@ -1,37 +1,89 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, constants, open as openFd, statSync } from 'node:fs';
-import { access, mkdir, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, constants, open as openFd } from 'node:fs';
+import { access, link, mkdir, open, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import { isSafeName } from '../domain/names.js';
 import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
-import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
+import { highestId, validateRecords } from './records.js';
+import { asFull, StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
 
-/** A record as persisted: the blob's mtime tells whether the blob changed behind the record's back. */
-interface StoredRecord extends PackageRecord {
-  mtimeMs: number;
-}
-
-/** `.meta/index.json`: every record, and the highest id ever handed out. */
-interface IndexFile {
-  version: 1;
-  lastId: number;
-  records: StoredRecord[];
-}
+/** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
+export const STATE_DIR = '.release-server';
+/** Index generations kept besides the newest: what `recover-index` can go back to. */
+const KEEP_GENERATIONS = 10;
+/** Count batches remembered, so that a retried flush is recognised. */
+const KEEP_BATCHES = 64;
+const GENERATION = /^(\d{12})\.json$/;
+const SHA256 = /^[0-9a-f]{64}$/;
 
 const READ_CHUNK = 1024 * 1024;
 const VET_CHUNK = 64 * 1024;
 const HASH_CONCURRENCY = 8;
 
+/** One generation of the index: `index/<seq>.json`. */
+export interface IndexFile {
+  version: 2;
+  seq: number;
+  /** The highest id ever handed out. */
+  lastId: number;
+  records: PackageRecord[];
+  /** Records that failed validation when an index was loaded, kept verbatim: never served, never lost. */
+  invalidRecords?: unknown[];
+  /** Ids of the last count batches applied (see Storage.addDownloads). */
+  countBatches?: string[];
+}
+
+interface State {
+  records: Map<string, PackageRecord>;
+  lastId: number;
+  invalid: unknown[];
+  countBatches: string[];
+}
+
+/** The recovery command the FATAL line names. */
+export function recoveryCommand(root: string): string {
+  return `npm run -s recover-index -- ${JSON.stringify(root)} (or: node dist/recover-index.js ${JSON.stringify(root)})`;
+}
+
+export function generationName(seq: number): string {
+  return `${String(seq).padStart(12, '0')}.json`;
+}
+
+/** Why an index file cannot be used, or null; `records` are checked one by one later. */
+export function indexProblem(text: string, seq: number): { problem: string } | { index: IndexFile } {
+  let index: IndexFile;
+  try {
+    index = JSON.parse(text) as IndexFile;
+  } catch (err) {
+    return { problem: `not valid JSON: ${(err as Error).message}` };
+  }
+  if (typeof index !== 'object' || index === null || Array.isArray(index)) return { problem: 'not a JSON object' };
+  if (index.version !== 2) return { problem: `unknown version ${JSON.stringify(index.version)}` };
+  if (index.seq !== seq) return { problem: `its seq ${JSON.stringify(index.seq)} is not its file name's ${seq}` };
+  if (!Number.isSafeInteger(index.lastId) || index.lastId < 0) return { problem: 'lastId is not a non-negative integer' };
+  if (!Array.isArray(index.records)) return { problem: 'records is not a list' };
+  if (index.invalidRecords !== undefined && !Array.isArray(index.invalidRecords)) return { problem: 'invalidRecords is not a list' };
+  if (index.countBatches !== undefined && !(Array.isArray(index.countBatches) && index.countBatches.every((b) => typeof b === 'string'))) {
+    return { problem: 'countBatches is not a list of text' };
+  }
+  return { index };
+}
+
+export const isFsBlob = (blob: string): boolean => SHA256.test(blob);
+
 class FsStagedBlob implements StagedBlob {
   private settled = false;
-  constructor(readonly path: string, readonly size: number, readonly sha256: string, readonly mtimeMs: number) {}
+  constructor(readonly path: string, readonly size: number, readonly sha256: string) {}
 
-  /** Hands the file over to its final place; after this, discard leaves it alone. */
+  get localPath(): string {
+    return this.path;
+  }
+
+  /** Hands the file over to publish; after this, discard leaves it alone. */
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');
     this.settled = true;
@@ -51,125 +103,156 @@ class FsStagedBlob implements StagedBlob {
 }
 
 /**
- * Packages as plain files under `root`, their records in one index file, `root/.meta/index.json`, so that
- * start-up reads one file rather than one per package. Writes go to `root/.tmp` (same file system, so the final
- * rename is atomic) and are synced before they are renamed into place; `.tmp` is emptied at start-up, so a crash
- * never leaves a partial file visible. Package names never start with a dot, so neither directory can collide
- * with a package.
+ * Packages on a filesystem, everything under `root/.release-server/` (the state directory):
  *
- * A publish writes the index (with the new record) before it renames the blob into place: a crash between the two
- * leaves a record whose blob is missing or whose mtime does not match, and open() drops or re-hashes it.
+ *     blobs/<2 hex>/<sha256>   the bytes, content-addressed: written once (create-only), never rewritten
+ *     index/<seq>.json         the records, one generation per change, each create-only; the last ten are kept
+ *     tmp/                     staging (uploads, index generations being written); the only thing swept at start-up
+ *
+ * Anything else in `root` (a config file, a key, notes, a package file put there by hand, the legacy `.meta/` and
+ * `.tmp/`) is never adopted, served, listed or deleted; start-up names it at WARN. An index written by the previous
+ * layout (`root/.meta/index.json` with the packages as files in `root`) is migrated once (see migrateLegacy).
+ *
+ * Order of writes, and why:
+ * - publish: (1) the staged bytes are fsynced in tmp/; (2) hard-linked to blobs/<sha256>, create-only, and the
+ *   directory synced: a crash here leaves a blob no record names, which is never served; (3) the next index
+ *   generation is written with the new record (tmp file, fsync, create-only link, directory fsync): this is the
+ *   commit point; (4) only then does the in-memory state change (copy-on-write: a failed write changes nothing, so a
+ *   retry does not apply a change twice); (5) the replaced blob is unlinked if no record names it any more. A
+ *   download that opened it keeps reading the old inode; one that has its record but did not open it yet gets
+ *   not-found and asks again (handlers/packages.ts).
+ * - remove: the generation without the record first, then the blob. A crash in between leaves an unnamed blob.
+ * - A damaged newest generation is never overwritten or deleted: open() refuses, naming it and `recover-index`.
+ *
+ * Not supported: two processes writing one directory (one server owns it; use s3 for replicas); blobs that a
+ * crash left without a record are not collected automatically (they are invisible; `recover-index` lists them).
  */
 export class FilesystemStorage implements Storage {
-  private readonly metaDir: string;
+  readonly stateDir: string;
+  private readonly blobsDir: string;
   private readonly tmpDir: string;
-  private readonly indexFile: string;
-  private readonly records = new Map<string, StoredRecord>();
-  private lastId = 0;
-  private indexWrites: Promise<void> = Promise.resolve();
+  private readonly indexDir: string;
+  private state: State = { records: new Map(), lastId: 0, invalid: [], countBatches: [] };
+  /** The generations on disk, oldest first. */
+  private generations: number[] = [];
+  private seq = 0;
+  private commits: Promise<unknown> = Promise.resolve();
+  /** Blob creation and deletion, one at a time: a blob is never unlinked while a publish is linking the same bytes. */
+  private blobOps: Promise<unknown> = Promise.resolve();
+  /** Blobs that a publish in flight has linked or found, by sha256: not deleted meanwhile. */
+  private readonly pendingBlobs = new Map<string, number>();
 
   constructor(private readonly root: string, private readonly log: Logger) {
-    this.metaDir = join(root, '.meta');
-    this.tmpDir = join(root, '.tmp');
-    this.indexFile = join(this.metaDir, 'index.json');
+    this.stateDir = join(root, STATE_DIR);
+    this.blobsDir = join(this.stateDir, 'blobs');
+    this.tmpDir = join(this.stateDir, 'tmp');
+    this.indexDir = join(this.stateDir, 'index');
   }
 
   async open(): Promise<PackageRecord[]> {
+    await mkdir(this.indexDir, { recursive: true });
+    await mkdir(this.blobsDir, { recursive: true });
+    // Only the server's own staging area: what an interrupted upload or index write left there.
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
-    await mkdir(this.metaDir, { recursive: true });
-    const index = await this.readIndex();
-    this.lastId = Math.max(index.lastId, ...index.records.map((r) => r.id));
-    const known = new Map(index.records.map((r) => [r.name, r]));
 
-    const entries = await readdir(this.root, { withFileTypes: true });
-    const toHash: { name: string; mtimeMs: number; mtime: Date; stale: StoredRecord | null }[] = [];
-    const onDisk = new Set<string>();
-    for (const entry of entries) {
-      if (!entry.isFile()) continue;
-      if (!isSafeName(entry.name)) {
-        this.log.warn({ file: entry.name }, 'ignoring a file whose name is not a safe package name');
-        continue;
+    const newest = await this.readNewestGeneration();
+    if (newest) {
+      this.state = newest;
+    } else {
+      const migrated = await this.migrateLegacy();
+      if (migrated) this.state = migrated;
+      else {
+        // Blobs without any index: the index was removed. Starting empty would lose every record silently.
+        if ((await readdir(this.blobsDir)).length > 0) {
+          throw new StorageError(
+            'damaged',
+            `the package index is missing from ${this.indexDir} but ${this.blobsDir} holds packages; nothing was changed. Restore index/ from a backup, or start over with an empty index that keeps the blobs: ${recoveryCommand(this.root)}`,
+          );
+        }
+        await this.writeGeneration(this.state);
       }
-      onDisk.add(entry.name);
-      // Synchronous on purpose: one stat per package, and the promise API costs ten times the syscall.
-      const st = statSync(join(this.root, entry.name));
-      const record = known.get(entry.name) ?? null;
-      if (record && record.size === st.size && record.mtimeMs === st.mtimeMs) this.records.set(entry.name, record);
-      else toHash.push({ name: entry.name, mtimeMs: st.mtimeMs, mtime: st.mtime, stale: record });
     }
-    // Files placed by hand, or changed behind their record: hash each once and record it.
-    const adopted = await mapLimit(toHash, HASH_CONCURRENCY, (file) => this.adopt(file.name, file.mtimeMs, file.mtime, file.stale));
-    // Records whose file is gone: a crash between writing the index and renaming the blob, or a hand deletion.
-    const dropped = index.records.filter((r) => !onDisk.has(r.name)).length;
-    if (adopted.length > 0 || dropped > 0 || !index.fromFile) await this.writeIndex();
-    if (adopted.length > 0 || dropped > 0) {
-      this.log.info(
-        { adopted: adopted.filter((a) => !a.stale).length, rehashed: adopted.filter((a) => a.stale).length, dropped },
-        'storage reconciled with the files on disk',
-      );
-    }
-    return [...this.records.values()].map(withoutMtime);
+    await this.warnForeign();
+    return [...this.state.records.values()].map((r) => ({ ...r }));
   }
 
   async stage(source: Readable): Promise<StagedBlob> {
     const path = join(this.tmpDir, randomUUID());
     const digest = new Digest();
     try {
-      // flush: the bytes are on disk before the rename makes them visible.
+      // flush: the bytes are on disk before a link makes them a blob.
       await pipeline(source, digest.passThrough(), createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }));
-      const { mtimeMs } = statSync(path);
-      return new FsStagedBlob(path, digest.size, digest.hex(), mtimeMs);
+      return new FsStagedBlob(path, digest.size, digest.hex());
     } catch (err) {
       await rm(path, { force: true });
-      throw err;
+      throw asFull(err, 'the upload');
     }
   }
 
   async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
-    // One process owns a directory, so this map is the store: nobody else can have written the name meanwhile.
-    if (options.ifAbsent && this.records.has(input.name)) {
+    // One process owns a directory, so the state is the store: nobody else can have written the name meanwhile.
+    if (options.ifAbsent && this.state.records.has(input.name)) {
       await staged.discard();
       throw new StorageError('conflict', `${input.name} exists`);
     }
     staged.claim();
-    const previous = this.records.get(input.name);
-    // Counts belong to the store (addDownloads): a replaced package keeps its count.
-    const record = { ...input, id: input.id === 0 ? ++this.lastId : input.id, downloadCount: previous?.downloadCount ?? 0 };
-    this.records.set(record.name, { ...record, mtimeMs: staged.mtimeMs });
+    const blob = staged.sha256;
+    this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 0) + 1);
+    let replaced: PackageRecord | undefined;
+    let stored: PackageRecord;
     try {
-      await this.writeIndex();
-      await rename(staged.path, join(this.root, record.name));
-    } catch (err) {
-      if (previous) this.records.set(record.name, previous);
-      else this.records.delete(record.name);
+      const created = await this.linkBlob(staged.path, blob);
+      try {
+        stored = await this.commit((draft) => {
+          replaced = draft.records.get(input.name);
+          if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+          // Counts belong to the store (addDownloads): a replaced package keeps its count.
+          const record: PackageRecord = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
+          draft.records.set(record.name, record);
+          return record;
+        });
+      } catch (err) {
+        // No record names the blob this publish made: it goes (unless identical bytes are stored or on their way).
+        if (created) await this.releaseBlob(blob, 1);
+        throw asFull(err, 'the package index');
+      }
+    } finally {
+      this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 1) - 1);
+      if (this.pendingBlobs.get(blob) === 0) this.pendingBlobs.delete(blob);
       await rm(staged.path, { force: true });
-      throw err;
     }
-    await syncDir(this.root);
-    return record;
+    if (replaced && replaced.blob !== blob) await this.releaseBlob(replaced.blob);
+    return { ...stored };
   }
 
-  async addDownloads(counts: ReadonlyMap<string, number>): Promise<void> {
-    let changed = false;
-    for (const [name, delta] of counts) {
-      const current = this.records.get(name);
-      if (!current) continue; // removed meanwhile
-      this.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
-      changed = true;
+  async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
+    if (batch !== undefined && this.state.countBatches.includes(batch)) return;
+    if (![...counts.keys()].some((name) => this.state.records.has(name)) && batch === undefined) return;
+    try {
+      await this.commit((draft) => {
+        if (batch !== undefined && draft.countBatches.includes(batch)) return;
+        for (const [name, delta] of counts) {
+          const current = draft.records.get(name);
+          if (current) draft.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
+        }
+        if (batch !== undefined) draft.countBatches = [...draft.countBatches, batch].slice(-KEEP_BATCHES);
+      });
+    } catch (err) {
+      throw asFull(err, 'the download counts');
     }
-    if (changed) await this.writeIndex();
   }
 
   async refresh(): Promise<PackageRecord[] | null> {
     return null;
   }
 
-  async read(name: string, range?: ByteRange): Promise<Readable> {
+  async read(record: PackageRecord, range?: ByteRange): Promise<Readable> {
+    if (!isFsBlob(record.blob)) throw new StorageError('not-found', `no bytes for ${record.name}`);
     // The callback API: on the hot path of every download, fs/promises' FileHandle costs several times more.
     const fd = await new Promise<number>((resolve, reject) =>
-      openFd(join(this.root, name), 'r', (err, fd) => (err ? reject(asNotFound(err, name)) : resolve(fd))),
+      openFd(this.blobPath(record.blob), 'r', (err, fd) => (err ? reject(asNotFound(err, record.name)) : resolve(fd))),
     );
     // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB.
     const length = range ? range.end - range.start + 1 : READ_CHUNK;
@@ -177,54 +260,73 @@ export class FilesystemStorage implements Storage {
   }
 
   async remove(name: string): Promise<void> {
-    try {
-      await unlink(join(this.root, name));
-    } catch (err) {
-      throw asNotFound(err, name);
-    }
-    await syncDir(this.root);
-    this.records.delete(name);
-    await this.writeIndex();
+    const removed = await this.commit((draft) => {
+      const record = draft.records.get(name);
+      if (!record) throw new StorageError('not-found', `no package named ${name}`);
+      draft.records.delete(name);
+      return record;
+    });
+    await this.releaseBlob(removed.blob);
   }
 
   async check(): Promise<void> {
+    const probe = join(this.tmpDir, `probe-${randomUUID()}`);
     try {
       await access(this.root, constants.R_OK | constants.W_OK);
-      const probe = join(this.tmpDir, `probe-${randomUUID()}`);
-      await writeFile(probe, 'ok');
+      const handle = await open(probe, 'wx');
+      try {
+        await handle.writeFile('ok');
+      } finally {
+        await handle.close();
+      }
       await readFile(probe);
-      await unlink(probe);
     } catch (err) {
-      throw new StorageError('unavailable', `storage at ${this.root} is not readable and writable: ${(err as Error).message}`, { cause: err });
+      const why = asFull(err, 'the readiness probe') instanceof StorageError ? 'no space left' : (err as Error).message;
+      throw new StorageError('unavailable', `storage at ${this.root} is not readable and writable: ${why}`, { cause: err });
+    } finally {
+      // Also when the write failed half-way (a full disk): a probe never leaves a file behind.
+      await rm(probe, { force: true }).catch(() => undefined);
     }
   }
 
-  private async readIndex(): Promise<Pick<IndexFile, 'lastId' | 'records'> & { fromFile: boolean }> {
-    let text: string;
-    try {
-      text = await readFile(this.indexFile, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { lastId: 0, records: [], fromFile: false };
-      throw err;
-    }
-    try {
-      const index = JSON.parse(text) as IndexFile;
-      const records = index.records
-        .filter((r) => typeof r.name === 'string' && isSafeName(r.name))
-        .map((r) => ({ ...r, tag: r.tag === undefined ? tagOfName(r.name) : r.tag, kind: r.kind ?? 'template', catalog: r.catalog ?? null }));
-      return { lastId: Number(index.lastId) || 0, records, fromFile: true };
-    } catch (err) {
-      // Only a hand edit can break it (writes are atomic): re-hash everything rather than refuse to start.
-      this.log.error({ err, file: this.indexFile }, 'the package index is unreadable; rebuilding it from the files');
-      return { lastId: 0, records: [], fromFile: false };
-    }
+  private blobPath(sha256: string): string {
+    return join(this.blobsDir, sha256.slice(0, 2), sha256);
   }
 
-  /** Writes the whole index atomically (temp file, fsync, rename), one write at a time, each with the latest state. */
-  private writeIndex(): Promise<void> {
-    const write = this.indexWrites.then(async () => {
-      const index: IndexFile = { version: 1, lastId: this.lastId, records: [...this.records.values()] };
-      const tmp = join(this.tmpDir, `index-${randomUUID()}`);
+  /**
+   * Applies `change` to a copy of the state, writes that as the next generation, and only then makes it the state
+   * (copy-on-write): when the write fails nothing changed, so a retried change applies once. One at a time.
+   */
+  private commit<T>(change: (draft: State) => T): Promise<T> {
+    const run = this.commits.then(async () => {
+      const draft: State = { records: new Map(this.state.records), lastId: this.state.lastId, invalid: this.state.invalid, countBatches: this.state.countBatches };
+      const result = change(draft);
+      await this.writeGeneration(draft);
+      this.state = draft;
+      return result;
+    });
+    this.commits = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Writes `state` as the next generation: a temp file in tmp/, fsynced, then hard-linked to index/<seq>.json
+   * (create-only: an existing generation is never replaced) and the directory synced. The temp file goes either way,
+   * so a full disk leaves nothing behind. The seq is used up even when the write fails: a generation that reached the
+   * disk though its write reported an error is never overwritten.
+   */
+  private async writeGeneration(state: State): Promise<void> {
+    const seq = ++this.seq;
+    const index: IndexFile = {
+      version: 2,
+      seq,
+      lastId: state.lastId,
+      records: [...state.records.values()],
+      ...(state.invalid.length > 0 ? { invalidRecords: state.invalid } : {}),
+      ...(state.countBatches.length > 0 ? { countBatches: state.countBatches } : {}),
+    };
+    const tmp = join(this.tmpDir, `index-${seq}-${randomUUID()}`);
+    try {
       const handle = await open(tmp, 'wx');
       try {
         await handle.writeFile(JSON.stringify(index));
@@ -232,45 +334,183 @@ export class FilesystemStorage implements Storage {
       } finally {
         await handle.close();
       }
-      await rename(tmp, this.indexFile);
-    });
-    this.indexWrites = write.catch(() => undefined);
-    return write;
+      await link(tmp, join(this.indexDir, generationName(seq)));
+      await syncDir(this.indexDir);
+    } finally {
+      await rm(tmp, { force: true }).catch(() => undefined);
+    }
+    this.generations.push(seq);
+    while (this.generations.length > KEEP_GENERATIONS + 1) {
+      const old = this.generations.shift()!;
+      await rm(join(this.indexDir, generationName(old)), { force: true }).catch((err) => this.log.warn({ err }, 'could not remove an old index generation'));
+    }
   }
 
-  private async adopt(name: string, mtimeMs: number, mtime: Date, stale: StoredRecord | null): Promise<{ stale: boolean }> {
-    const digest = new Digest();
-    for await (const chunk of createReadStream(join(this.root, name), { highWaterMark: READ_CHUNK })) digest.update(chunk as Buffer);
-    this.records.set(name, {
-      id: stale?.id ?? ++this.lastId,
-      name,
-      size: digest.size,
-      sha256: digest.hex(),
-      createdAt: stale?.createdAt ?? mtime.toISOString(),
-      updatedAt: mtime.toISOString(),
-      downloadCount: stale?.downloadCount ?? 0,
-      // A file placed by hand belongs to the release its name ends with.
-      tag: stale ? stale.tag : tagOfName(name),
-      // Nothing vetted a file placed by hand, so it is served as a template, never as a catalog package.
-      kind: stale?.kind ?? 'template',
-      catalog: stale?.catalog ?? null,
-      mtimeMs,
-    });
-    this.log.debug({ name, size: digest.size }, stale ? 'package re-hashed' : 'package adopted');
-    return { stale: stale !== null };
+  /**
+   * The newest generation, validated; null when there is none. A damaged one stops start-up with a message naming
+   * it and the recovery command. Records are checked one by one: a bad one is logged by name and kept aside.
+   */
+  private async readNewestGeneration(): Promise<State | null> {
+    const seqs = (await readdir(this.indexDir))
+      .map((name) => GENERATION.exec(name)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    if (seqs.length === 0) return null;
+    this.generations = seqs;
+    const seq = seqs.at(-1)!;
+    this.seq = seq;
+    const file = join(this.indexDir, generationName(seq));
+    const parsed = indexProblem(await readFile(file, 'utf8'), seq);
+    if ('problem' in parsed) {
+      throw new StorageError(
+        'damaged',
+        `the package index ${file} is damaged (${parsed.problem}); nothing was changed. Recover from the last good generation with: ${recoveryCommand(this.root)}`,
+      );
+    }
+    const { index } = parsed;
+    const { records, invalid } = validateRecords(index.records, isFsBlob, this.log, file);
+    const kept = [...(index.invalidRecords ?? []), ...invalid];
+    return {
+      records: new Map(records.map((r) => [r.name, r])),
+      lastId: Math.max(index.lastId, highestId(index.records), highestId(kept)),
+      invalid: kept,
+      countBatches: index.countBatches ?? [],
+    };
   }
-}
 
-function withoutMtime({ mtimeMs: _, ...record }: StoredRecord): PackageRecord {
-  return record;
+  /**
+   * The previous layout: packages as files in `root`, their records in `root/.meta/index.json`. Each record's file
+   * is hashed; when its size and sha256 match, it is linked into blobs/ and the record keeps its id, times, count,
+   * tag, kind and catalog metadata. The first generation is written (the commit point), and only then are the
+   * migrated files unlinked from `root`: a crash before that leaves them as ignored foreign files, and the generation
+   * is the truth. A file whose bytes differ from its record, or a record without its file, is not migrated and is
+   * logged at ERROR by name; files without a record, and `.meta/` and `.tmp/`, are left as they are.
+   */
+  private async migrateLegacy(): Promise<State | null> {
+    const legacyFile = join(this.root, '.meta', 'index.json');
+    let text: string;
+    try {
+      text = await readFile(legacyFile, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    let legacy: { lastId?: unknown; records?: unknown };
+    try {
+      legacy = JSON.parse(text) as typeof legacy;
+      if (typeof legacy !== 'object' || legacy === null || !Array.isArray(legacy.records)) throw new Error('records is not a list');
+    } catch (err) {
+      throw new StorageError(
+        'damaged',
+        `the legacy package index ${legacyFile} is damaged (${(err as Error).message}); nothing was changed. Restore it from a backup, or move it aside to start with an empty store (the package files stay where they are, ignored)`,
+      );
+    }
+    const raw = legacy.records as Record<string, unknown>[];
+    const notMigrated: string[] = [];
+    const candidates = await mapLimit(raw, HASH_CONCURRENCY, async (entry) => {
+      if (typeof entry !== 'object' || entry === null || typeof entry.name !== 'string') return entry;
+      const { mtimeMs: _, ...rest } = entry;
+      const record = {
+        ...rest,
+        tag: rest.tag === undefined ? tagOfName(entry.name) : rest.tag,
+        kind: rest.kind ?? 'template',
+        catalog: rest.catalog ?? null,
+        blob: '',
+      } as Record<string, unknown>;
+      const path = join(this.root, entry.name);
+      const digest = new Digest();
+      try {
+        for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK })) digest.update(chunk as Buffer);
+      } catch (err) {
+        notMigrated.push(entry.name);
+        this.log.error({ name: entry.name, err }, `legacy package ${entry.name} was not migrated: its file cannot be read; its record is kept aside`);
+        return record;
+      }
+      const sha256 = digest.hex();
+      if (sha256 !== record.sha256 || digest.size !== record.size) {
+        notMigrated.push(entry.name);
+        this.log.error(
+          { name: entry.name, recorded: record.sha256, found: sha256 },
+          `legacy package ${entry.name} was not migrated: its bytes differ from its record; the file is left where it is and its record kept aside (upload it again to serve it)`,
+        );
+        return { ...record, blob: '' };
+      }
+      record.blob = sha256;
+      return record;
+    });
+    // Only records whose bytes check out get a blob; anything else fails validation below and is kept aside.
+    const { records, invalid } = validateRecords(candidates, isFsBlob, this.log, legacyFile);
+    // One directory sync per fan-out directory at the end, not one per blob: 10,000 packages migrate in seconds.
+    for (const record of records) await this.linkBlob(join(this.root, record.name), record.blob, { sync: false });
+    for (const fan of new Set(records.map((r) => r.blob.slice(0, 2)))) await syncDir(join(this.blobsDir, fan));
+    const state: State = {
+      records: new Map(records.map((r) => [r.name, r])),
+      lastId: Math.max(typeof legacy.lastId === 'number' ? legacy.lastId : 0, highestId(raw)),
+      invalid,
+      countBatches: [],
+    };
+    await this.writeGeneration(state);
+    for (const record of records) await unlink(join(this.root, record.name)).catch(() => undefined);
+    await syncDir(this.root);
+    this.log.info(
+      { from: legacyFile, to: this.stateDir, migrated: records.length, notMigrated, kept: invalid.length },
+      `migrated ${records.length} packages from the legacy layout; ${legacyFile} and the files without a record are left as they are`,
+    );
+    return state;
+  }
+
+  /** Names, at WARN, what lies in `root` besides the state directory: it is ignored, never served, listed or deleted. */
+  private async warnForeign(): Promise<void> {
+    const foreign = (await readdir(this.root)).filter((name) => name !== STATE_DIR).sort();
+    if (foreign.length === 0) return;
+    this.log.warn(
+      { count: foreign.length, files: foreign.slice(0, 20) },
+      `ignoring ${foreign.length} entries in ${this.root} that are not the server's (its state is in ${STATE_DIR}/): never served, listed or deleted`,
+    );
+  }
+
+  /**
+   * Makes `path` the blob `sha256` (create-only, by hard link; the directory synced). Resolves true when this call
+   * created it, false when identical bytes were stored already.
+   */
+  private linkBlob(path: string, sha256: string, options: { sync?: boolean } = {}): Promise<boolean> {
+    const run = this.blobOps.then(async () => {
+      const dir = join(this.blobsDir, sha256.slice(0, 2));
+      try {
+        await mkdir(dir, { recursive: true });
+        await link(path, join(dir, sha256));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw asFull(err, 'the package');
+      }
+      if (options.sync !== false) await syncDir(dir);
+      return true;
+    });
+    this.blobOps = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Unlinks a blob unless a record names it or a publish in flight (beyond `holding` of them) is storing it. */
+  private releaseBlob(sha256: string, holding = 0): Promise<void> {
+    const run = this.blobOps.then(async () => {
+      if ((this.pendingBlobs.get(sha256) ?? 0) > holding) return;
+      for (const record of this.state.records.values()) if (record.blob === sha256) return;
+      // A record kept aside as invalid may name it too: kept, so that repairing the record finds its bytes.
+      if (this.state.invalid.some((r) => (r as { blob?: unknown } | null)?.blob === sha256)) return;
+      await unlink(this.blobPath(sha256)).catch((err) => this.log.warn({ err, blob: sha256 }, 'could not remove a blob no record names'));
+    });
+    this.blobOps = run.catch(() => undefined);
+    return run;
+  }
 }
 
 function asNotFound(err: unknown, name: string): unknown {
-  return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new StorageError('not-found', `no package named ${name}`) : err;
+  return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new StorageError('not-found', `the bytes of ${name} are gone`) : err;
 }
 
-/** Makes a rename durable. */
-async function syncDir(dir: string): Promise<void> {
+/** Makes a rename or link durable. */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -21,7 +21,8 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
-import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
+import { highestId, validateRecords } from './records.js';
+import { asFull, StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
 
 export interface S3Settings {
   /** e.g. `http://127.0.0.1:7480`; the SDK's default (AWS) when null. */
@@ -33,15 +34,32 @@ export interface S3Settings {
   forcePathStyle: boolean;
 }
 
-/** A record as the index object holds it: with the key of its bytes. */
-interface StoredRecord extends PackageRecord {
+type StoredRecord = PackageRecord;
+
+/** A blob no record names any more, and since when: deleted once no presigned URL or download can still need it. */
+interface Retired {
   blob: string;
+  /** ms since the epoch. */
+  at: number;
 }
 
 interface IndexObject {
   version: 1;
   lastId: number;
   records: StoredRecord[];
+  /** Records that failed validation when the index was loaded, kept verbatim: never served, never lost. */
+  invalidRecords?: unknown[];
+  retired?: Retired[];
+  /** Ids of the last count batches applied (see Storage.addDownloads). */
+  countBatches?: string[];
+}
+
+interface IndexState {
+  records: Map<string, StoredRecord>;
+  lastId: number;
+  invalid: unknown[];
+  retired: Retired[];
+  countBatches: string[];
 }
 
 /**
@@ -53,6 +71,12 @@ const QUEUE_SIZE = 2;
 /** Blobs and multipart uploads no index names, older than this, are what a crash left: swept at open. */
 const LEFTOVER_AGE_MS = 60 * 60 * 1000;
 const COMMIT_ATTEMPTS = 20;
+/** Replaced and removed blobs stay this long by default: beyond download_redirect_expiry_seconds' default (900 s). */
+const RETIRED_GRACE_MS = 25 * 60 * 1000;
+/** How often refresh() also sweeps. */
+const SWEEP_EVERY_MS = 5 * 60 * 1000;
+const KEEP_BATCHES = 64;
+const isS3Blob = (blob: string): boolean => blob.length > 0 && !blob.includes('..');
 const STAGING_DIR_PREFIX = 'release-server-s3-staging-';
 
 class S3StagedBlob implements StagedBlob {
@@ -61,10 +85,14 @@ class S3StagedBlob implements StagedBlob {
     private readonly storage: S3Storage,
     readonly key: string,
     /** The same bytes on local disk, for vetting: read there instead of back over the network. */
-    private readonly localCopy: string,
+    readonly localCopy: string,
     readonly size: number,
     readonly sha256: string,
   ) {}
+
+  get localPath(): string {
+    return this.localCopy;
+  }
 
   read(range: ByteRange): Readable {
     if (this.settled) throw new Error('staged blob already published or discarded');
@@ -92,12 +120,25 @@ class S3StagedBlob implements StagedBlob {
  * `If-None-Match: *` for the first), which this kind of store honours, while CompleteMultipartUpload ignores
  * conditions. So a package becomes visible only when an index naming its finished blob is written, and two
  * writers never overwrite each other's index unseen: the loser re-reads and applies its change again.
+ *
+ * Blobs are never rewritten: an overwrite is a new blob and a new record. A blob that a record stops naming
+ * (replaced or removed) is listed in the index as retired, with the time, and deleted by a sweep (at open, and from
+ * refresh() every few minutes) only once `retiredGraceMs` has passed: longer than a presigned URL lives, so a
+ * redirect or a download that started from the old record still gets the old bytes. Not supported: a download
+ * through this server lasting longer than the grace.
+ *
+ * A damaged index.json (not JSON, not an index) stops start-up and every write: it is never overwritten. A bad
+ * record is logged by name and kept in the index as it is, but not served.
  */
 export class S3Storage implements Storage {
   readonly client: S3Client;
   private readonly indexKey: string;
   private records = new Map<string, StoredRecord>();
   private lastId = 0;
+  private invalid: unknown[] = [];
+  private retired: Retired[] = [];
+  private countBatches: string[] = [];
+  private lastSweep = 0;
   private etag: string | null = null;
   private stagingDir: Promise<string> | null = null;
   /** Set when the index was read from the bucket with another process's changes, until refresh() hands them on. */
@@ -112,7 +153,7 @@ export class S3Storage implements Storage {
   constructor(
     private readonly settings: S3Settings,
     private readonly log: Logger,
-    private readonly options: { leftoverAgeMs?: number } = {},
+    private readonly options: { leftoverAgeMs?: number; retiredGraceMs?: number; sweepEveryMs?: number } = {},
   ) {
     this.client = new S3Client({
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -131,7 +172,8 @@ export class S3Storage implements Storage {
     await this.load();
     this.changedUnseen = false;
     await this.sweep();
-    return [...this.records.values()].map(withoutBlob);
+    this.lastSweep = Date.now();
+    return [...this.records.values()].map(copy);
   }
 
   async stage(source: Readable): Promise<StagedBlob> {
@@ -167,7 +209,7 @@ export class S3Storage implements Storage {
       await upload.abort().catch(() => undefined);
       await this.deleteKey(key).catch(() => undefined);
       await rm(localCopy, { force: true });
-      throw err;
+      throw asFull(err, 'the local copy of the upload');
     }
     return new S3StagedBlob(this, key, localCopy, digest.size, digest.hex());
   }
@@ -193,32 +235,39 @@ export class S3Storage implements Storage {
   async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
     staged.claim();
-    let replaced: StoredRecord | undefined;
     let stored!: PackageRecord;
     try {
       // Decided inside the commit, against the index as it is in the bucket: a name another replica has just
-      // published is a conflict here too, and ids come from the one counter every replica shares.
+      // published is a conflict here too, and ids come from the one counter every replica shares. The replaced
+      // blob is retired, not deleted: a download or presigned URL from the old record may still read it.
       await this.commit((state) => {
-        replaced = state.records.get(input.name);
+        const replaced = state.records.get(input.name);
         if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
         // Counts belong to the store (addDownloads): a replaced package keeps its count.
-        stored = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0 };
-        state.records.set(input.name, { ...stored, blob: staged.key });
+        stored = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: staged.key };
+        state.records.set(input.name, { ...stored });
+        if (replaced && replaced.blob !== staged.key) state.retired = [...state.retired, { blob: replaced.blob, at: Date.now() }];
       });
     } catch (err) {
+      // No index names the new blob: nothing can be reading it.
       await this.deleteKey(staged.key).catch(() => undefined);
       throw err;
     }
-    if (replaced && replaced.blob !== staged.key) await this.deleteKey(replaced.blob).catch((err) => this.log.warn({ err }, 'could not delete a replaced blob'));
     return stored;
   }
 
-  async addDownloads(counts: ReadonlyMap<string, number>): Promise<void> {
+  /**
+   * With a batch id, the index remembers the batch: a flush whose PutObject succeeded but whose answer was lost, then
+   * retried, finds its id there and adds nothing.
+   */
+  async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
     await this.commit((state) => {
+      if (batch !== undefined && state.countBatches.includes(batch)) return;
       for (const [name, delta] of counts) {
         const current = state.records.get(name);
         if (current) state.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
       }
+      if (batch !== undefined) state.countBatches = [...state.countBatches, batch].slice(-KEEP_BATCHES);
     });
   }
 
@@ -230,25 +279,28 @@ export class S3Storage implements Storage {
       if (err instanceof StorageError) throw err;
       throw new StorageError('unavailable', `cannot refresh the index: ${describe(err)}`, { cause: err });
     }
+    if (Date.now() - this.lastSweep >= (this.options.sweepEveryMs ?? SWEEP_EVERY_MS)) {
+      this.lastSweep = Date.now();
+      void this.sweep().catch((err) => this.log.warn({ err }, 'could not sweep retired blobs; will try again'));
+    }
     if (!this.changedUnseen) return null;
     this.changedUnseen = false;
-    return [...this.records.values()].map(withoutBlob);
+    return [...this.records.values()].map(copy);
   }
 
-  async read(name: string, range?: ByteRange): Promise<Readable> {
-    const record = this.records.get(name);
-    if (!record) throw new StorageError('not-found', `no package named ${name}`);
+  /** By the record's own blob, never by name: the bytes are the ones the record describes, or not-found. */
+  async read(record: PackageRecord, range?: ByteRange): Promise<Readable> {
+    if (!isS3Blob(record.blob)) throw new StorageError('not-found', `no bytes for ${record.name}`);
     return this.readKey(record.blob, range);
   }
 
   async remove(name: string): Promise<void> {
-    let removed: StoredRecord | undefined;
     await this.commit((state) => {
-      removed = state.records.get(name);
+      const removed = state.records.get(name);
       if (!removed) throw new StorageError('not-found', `no package named ${name}`);
       state.records.delete(name);
+      state.retired = [...state.retired, { blob: removed.blob, at: Date.now() }];
     });
-    await this.deleteKey(removed!.blob).catch((err) => this.log.warn({ err }, 'could not delete a removed blob'));
   }
 
   async check(): Promise<void> {
@@ -277,9 +329,9 @@ export class S3Storage implements Storage {
    * A presigned GET of a package's bytes, valid `expiresInSeconds`, that saves as `filename`: the client downloads
    * from the store, not through this server (as GitHub redirects release assets).
    */
-  async presignedUrl(name: string, expiresInSeconds: number): Promise<string> {
-    const record = this.records.get(name);
-    if (!record) throw new StorageError('not-found', `no package named ${name}`);
+  async presignedUrl(record: PackageRecord, expiresInSeconds: number): Promise<string> {
+    const { name } = record;
+    if (!isS3Blob(record.blob)) throw new StorageError('not-found', `no bytes for ${name}`);
     const command = new GetObjectCommand({
       Bucket: this.settings.bucket,
       Key: record.blob,
@@ -302,16 +354,32 @@ export class S3Storage implements Storage {
       const res = await this.client.send(
         new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey, ...(options.ifChanged && this.etag ? { IfNoneMatch: this.etag } : {}) }),
       );
-      const index = JSON.parse(await res.Body!.transformToString()) as IndexObject;
-      this.records = new Map(index.records.map((r) => [r.name, r]));
-      this.lastId = Math.max(this.lastId, index.lastId, ...index.records.map((r) => r.id));
+      const text = await res.Body!.transformToString();
+      const problem = indexObjectProblem(text);
+      if (typeof problem === 'string') {
+        throw new StorageError(
+          'damaged',
+          `the package index s3://${this.settings.bucket}/${this.indexKey} is damaged (${problem}); the server never overwrites it. Restore it from a backup or an earlier object version, then start again`,
+        );
+      }
+      // Each record checked: one bad record is logged by name and kept aside, the others served.
+      const { records, invalid } = validateRecords(problem.records, isS3Blob, this.log, `s3://${this.settings.bucket}/${this.indexKey}`);
+      this.invalid = [...(problem.invalidRecords ?? []), ...invalid];
+      this.records = new Map(records.map((r) => [r.name, r]));
+      this.lastId = Math.max(this.lastId, problem.lastId, highestId(problem.records), highestId(this.invalid));
+      this.retired = problem.retired ?? [];
+      this.countBatches = problem.countBatches ?? [];
       this.etag = res.ETag ?? null;
       this.changedUnseen = true;
     } catch (err) {
+      if (err instanceof StorageError) throw err;
       if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 304) return;
       if (!isNotFound(err)) throw new StorageError('unavailable', `cannot read ${this.indexKey} from bucket ${this.settings.bucket}: ${describe(err)}`, { cause: err });
       if (this.etag !== null || this.records.size > 0) this.changedUnseen = true;
       this.records = new Map();
+      this.invalid = [];
+      this.retired = [];
+      this.countBatches = [];
       this.etag = null;
     }
   }
@@ -321,12 +389,20 @@ export class S3Storage implements Storage {
    * (412), reloads and applies the change again; `change` may throw to give up (a conflict it found). One commit
    * at a time in this process.
    */
-  private commit(change: (state: { records: Map<string, StoredRecord>; lastId: number }) => void): Promise<void> {
+  private commit(change: (state: IndexState) => void): Promise<void> {
     const run = this.commits.then(async () => {
       for (let attempt = 1; ; attempt += 1) {
-        const state = { records: new Map(this.records), lastId: this.lastId };
+        // Copy-on-write: the state held here changes only once the bucket took the new index.
+        const state: IndexState = { records: new Map(this.records), lastId: this.lastId, invalid: this.invalid, retired: this.retired, countBatches: this.countBatches };
         change(state);
-        const body: IndexObject = { version: 1, lastId: state.lastId, records: [...state.records.values()] };
+        const body: IndexObject = {
+          version: 1,
+          lastId: state.lastId,
+          records: [...state.records.values()],
+          ...(state.invalid.length > 0 ? { invalidRecords: state.invalid } : {}),
+          ...(state.retired.length > 0 ? { retired: state.retired } : {}),
+          ...(state.countBatches.length > 0 ? { countBatches: state.countBatches } : {}),
+        };
         try {
           const res = await this.client.send(
             new PutObjectCommand({
@@ -339,6 +415,8 @@ export class S3Storage implements Storage {
           );
           this.records = state.records;
           this.lastId = state.lastId;
+          this.retired = state.retired;
+          this.countBatches = state.countBatches;
           this.etag = res.ETag ?? null;
           return;
         } catch (err) {
@@ -354,10 +432,25 @@ export class S3Storage implements Storage {
     return run;
   }
 
-  /** Removes what crashed uploads left: unfinished multipart uploads and blobs no record names, once old enough. */
+  /**
+   * Deletes retired blobs whose grace has passed (the object first, then the index entry: a crash between leaves an
+   * entry whose delete is repeated), and what crashed uploads left: unfinished multipart uploads and blobs that no
+   * record names and that were never retired, once old enough.
+   */
   private async sweep(): Promise<void> {
+    const graceCutoff = Date.now() - (this.options.retiredGraceMs ?? RETIRED_GRACE_MS);
+    const expired = this.retired.filter((r) => r.at <= graceCutoff);
+    for (const { blob } of expired) await this.deleteKey(blob);
+    if (expired.length > 0) {
+      const done = new Set(expired.map((r) => r.blob));
+      await this.commit((state) => {
+        state.retired = state.retired.filter((r) => !done.has(r.blob));
+      });
+      this.log.info({ deleted: expired.length }, 'deleted blobs replaced or removed longer ago than the grace period');
+    }
     const cutoff = Date.now() - (this.options.leftoverAgeMs ?? LEFTOVER_AGE_MS);
-    const named = new Set([...this.records.values()].map((r) => r.blob));
+    const named = new Set([...this.records.values(), ...(this.invalid as { blob?: string }[])].map((r) => r?.blob));
+    for (const { blob } of this.retired) named.add(blob);
     let swept = 0;
     let token: string | undefined;
     do {
@@ -379,8 +472,31 @@ export class S3Storage implements Storage {
   }
 }
 
-function withoutBlob({ blob: _, ...record }: StoredRecord): PackageRecord {
-  return record;
+/** The service may change what it is handed (counts it adds); the state held here stays as stored. */
+function copy(record: StoredRecord): PackageRecord {
+  return { ...record };
+}
+
+/** Why index.json cannot be used, or the index; records are checked one by one afterwards. */
+function indexObjectProblem(text: string): string | IndexObject {
+  let index: IndexObject;
+  try {
+    index = JSON.parse(text) as IndexObject;
+  } catch (err) {
+    return `not valid JSON: ${(err as Error).message}`;
+  }
+  if (typeof index !== 'object' || index === null || Array.isArray(index)) return 'not a JSON object';
+  if (index.version !== 1) return `unknown version ${JSON.stringify(index.version)}`;
+  if (!Number.isSafeInteger(index.lastId) || index.lastId < 0) return 'lastId is not a non-negative integer';
+  if (!Array.isArray(index.records)) return 'records is not a list';
+  if (index.invalidRecords !== undefined && !Array.isArray(index.invalidRecords)) return 'invalidRecords is not a list';
+  if (index.retired !== undefined && !(Array.isArray(index.retired) && index.retired.every((r) => typeof r?.blob === 'string' && typeof r.at === 'number'))) {
+    return 'retired is not a list of blobs and times';
+  }
+  if (index.countBatches !== undefined && !(Array.isArray(index.countBatches) && index.countBatches.every((b) => typeof b === 'string'))) {
+    return 'countBatches is not a list of text';
+  }
+  return index;
 }
 
 /** The object is missing (not the bucket: a missing bucket is a store that is not there). */

@@ -21,6 +21,12 @@ export interface PackageRecord {
   kind: PackageKind;
   /** What the catalog shows of an extension, preset or workflow; null for a template. */
   catalog: CatalogMetadata | null;
+  /**
+   * The store's reference to the immutable bytes this record describes (filesystem: their sha256; s3: an object
+   * key). Set by `publish`; whatever a caller passes is ignored. Bytes are read through the record, never by name,
+   * so that headers taken from a record and the bytes sent after them always belong together.
+   */
+  blob: string;
 }
 
 /** Bytes written to a private staging area: invisible until published, gone when discarded. */
@@ -30,6 +36,8 @@ export interface StagedBlob {
   readonly sha256: string;
   /** Reads staged bytes back (vetting opens the archive before it is published). `end` is inclusive. */
   read(range: ByteRange): Readable;
+  /** The local file the staged bytes are in (vetting may open it directly). */
+  readonly localPath: string;
   /** Removes the staged bytes; a no-op once published or discarded. */
   discard(): Promise<void>;
 }
@@ -42,26 +50,38 @@ export interface ByteRange {
 
 /**
  * Where packages live. Bytes travel as streams; metadata is stored apart from them. Implementations make
- * `publish` atomic: readers see the old package or the new one, never a part. Names reaching a storage
- * have been checked with `unsafeNameReason` already.
+ * `publish` atomic: readers see the old package or the new one, never a part. Bytes are immutable: an overwrite is
+ * new bytes and a new record, and the bytes a record names stay readable through that record while a download that
+ * started from it may still need them. Names reaching a storage have been checked with `unsafeNameReason` already.
  */
 export interface Storage {
-  /** Prepares the store (removing what an interrupted write left), adopts packages that have no record yet, and lists them all. */
+  /**
+   * Prepares the store (removing what an interrupted write left in its own staging area) and lists every record.
+   * Nothing the server did not store itself is ever adopted. Rejects with StorageError('damaged'), naming the file
+   * and how to recover, when the index cannot be trusted; a damaged index is never rewritten.
+   */
   open(): Promise<PackageRecord[]>;
   /** Streams `source` into the staging area and makes it durable. Rejects, leaving nothing, when `source` fails. */
   stage(source: Readable): Promise<StagedBlob>;
   /**
-   * Moves staged bytes to `record.name` with their record, replacing what was there, and resolves with the record
-   * as stored. A record with id 0 is new and gets the next id, which no package ever had, across restarts and
-   * processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the store, even if
-   * another process wrote it a moment ago.
+   * Stores staged bytes for `record.name` with their record, replacing what was there, and resolves with the record
+   * as stored (with its `blob`). A record with id 0 is new and gets the next id, which no package ever had, across
+   * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
+   * store, even if another process wrote it a moment ago.
    */
   publish(staged: StagedBlob, record: PackageRecord, options?: { ifAbsent?: boolean }): Promise<PackageRecord>;
-  /** Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. */
-  addDownloads(counts: ReadonlyMap<string, number>): Promise<void>;
-  /** Opens the bytes of a package (the whole of them without a range); rejects with StorageError('not-found') when they are gone. */
-  read(name: string, range?: ByteRange): Promise<Readable>;
-  /** Removes a package and its record; rejects with StorageError('not-found') when absent. */
+  /**
+   * Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. A
+   * `batch` id that was applied already is not applied again: a flush retried after a failure (or after an answer
+   * that was lost) counts once.
+   */
+  addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void>;
+  /**
+   * Opens the bytes `record` names (the whole of them without a range). Rejects with StorageError('not-found') when
+   * they are gone (the record was replaced or removed, and no download holds them any more).
+   */
+  read(record: PackageRecord, range?: ByteRange): Promise<Readable>;
+  /** Removes a package's record; its bytes go once nothing refers to them. Rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
   /**
    * Every record, when the store changed since the last call (another process wrote to it), else null. Cheap when
@@ -70,15 +90,34 @@ export interface Storage {
   refresh(): Promise<PackageRecord[] | null>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;
-  /** A URL that serves the package's bytes straight from the store for a while, where the store can make one. */
-  presignedUrl?(name: string, expiresInSeconds: number): Promise<string>;
+  /** A URL that serves the record's bytes straight from the store for a while, where the store can make one. */
+  presignedUrl?(record: PackageRecord, expiresInSeconds: number): Promise<string>;
 }
 
-export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict';
+/**
+ * `full`: the store has no space left (ENOSPC, EDQUOT); `damaged`: the index cannot be trusted and start-up must
+ * stop (the message names the file and the way to recover).
+ */
+export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict' | 'full' | 'damaged';
 
 export class StorageError extends Error {
   constructor(readonly code: StorageErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = 'StorageError';
   }
+}
+
+/** True for "no space left" and "quota exceeded", whoever threw it. */
+export function isDiskFull(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth += 1) {
+    if (e instanceof StorageError && e.code === 'full') return true;
+    if (e.code === 'ENOSPC' || e.code === 'EDQUOT') return true;
+  }
+  return false;
+}
+
+/** The same error, as StorageError('full') when it says the disk is full. */
+export function asFull(err: unknown, what: string): unknown {
+  if (err instanceof StorageError || !isDiskFull(err)) return err;
+  return new StorageError('full', `no space left for ${what}`, { cause: err });
 }

@@ -117,6 +117,8 @@ describe('GET /assets/{filename}', () => {
     '/assets/..%5c..%5cetc%5cpasswd',
     '/assets/.tmp',
     '/assets/.meta',
+    '/assets/.release-server',
+    '/assets/..%2F.release-server%2Findex%2F000000000001.json',
     '/assets/a%00b.zip',
   ])('never serves a file outside storage: %s', async (path) => {
     const res = await rawGet(path);

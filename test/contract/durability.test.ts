@@ -118,27 +118,23 @@ describe('restarts', () => {
     }
   });
 
-  it('adopt files placed in the directory by hand (hashed once) and re-hash a file changed behind a record', async () => {
+  it('never adopt files placed in the directory by hand, and never re-hash a stored package', async () => {
     const first = await startServer();
-    await upload(first.url, 'changed.zip', 'original bytes');
+    await upload(first.url, 'kept.zip', 'original bytes');
+    const listed = await list(first);
     await first.stop();
     await writeFile(join(first.storagePath, 'spec-kit-template-claude-sh-v9.9.9.zip'), 'placed by hand');
-    await writeFile(join(first.storagePath, 'changed.zip'), 'replaced by hand');
+    await writeFile(join(first.storagePath, 'kept.zip'), 'a foreign file of the same name');
 
     const second = await startServer({ storagePath: first.storagePath });
-    const listed = await list(second);
-    expect(listed.find((p) => p.name === 'spec-kit-template-claude-sh-v9.9.9.zip')!.sha256).toBe(sha256('placed by hand'));
-    expect(listed.find((p) => p.name === 'changed.zip')!.sha256).toBe(sha256('replaced by hand'));
-    expect((await (await fetch(`${second.url}/latest`)).json()).tag_name).toBe('v9.9.9');
-    expect(second.logs().find((l) => l.message === 'storage reconciled with the files on disk')).toMatchObject({ adopted: 1, rehashed: 1, dropped: 0 });
-    await second.stop();
-
-    const third = await startServer({ storagePath: first.storagePath });
     try {
-      expect(third.logs().some((l) => l.message === 'storage reconciled with the files on disk')).toBe(false);
-      expect(await list(third)).toEqual(listed);
+      expect(await list(second)).toEqual(listed);
+      expect((await fetch(`${second.url}/assets/spec-kit-template-claude-sh-v9.9.9.zip`)).status).toBe(404);
+      expect(Buffer.from(await (await fetch(`${second.url}/assets/kept.zip`)).arrayBuffer()).equals(await templateZip('original bytes'))).toBe(true);
+      expect(second.logs().find((l) => l.level === 'WARN' && String(l.message).startsWith('ignoring 2 entries'))).toMatchObject({ files: ['kept.zip', 'spec-kit-template-claude-sh-v9.9.9.zip'] });
+      expect(sha256('placed by hand')).not.toBe(listed[0]!.sha256);
     } finally {
-      await third.stop();
+      await second.stop();
     }
   });
 });

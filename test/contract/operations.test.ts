@@ -31,13 +31,13 @@ describe('readiness follows storage', () => {
     const other = await startServer();
     try {
       // The staging area is where the probe writes; take it away as a failing volume would.
-      await rm(join(other.storagePath, '.tmp'), { recursive: true });
+      await rm(join(other.storagePath, '.release-server', 'tmp'), { recursive: true });
       const res = await fetch(`${other.url}/readyz`);
       expect(res.status).toBe(503);
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect((await res.json()).detail).toContain('not readable and writable');
       expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
-      await mkdir(join(other.storagePath, '.tmp'));
+      await mkdir(join(other.storagePath, '.release-server', 'tmp'));
       expect((await fetch(`${other.url}/readyz`)).status).toBe(200);
     } finally {
       await other.stop();

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { overwriteRace } from '../helpers/race.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
 import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
@@ -117,7 +118,8 @@ describe('the API on the s3 backend', () => {
       const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
       expect(uploads.Uploads ?? []).toEqual([]);
       const index = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: 'release-server/index.json' }))).Body!.transformToString());
-      const named = new Set((index.records as { blob: string }[]).map((r) => r.blob));
+      // Blobs of deleted or replaced packages are retired, kept for the grace period: named too.
+      const named = new Set([...(index.records as { blob: string }[]), ...((index.retired ?? []) as { blob: string }[])].map((r) => r.blob));
       const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
       expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
     }, 10_000);
@@ -140,6 +142,27 @@ describe('the API on the s3 backend', () => {
     // on top of all of it.
     const peak = (await memory()).peak - baseline;
     expect(peak).toBeLessThan(80 * 1024 * 1024);
+  });
+
+  it('serves every download racing an overwrite from one version: ETag, length and bytes agree', async () => {
+    const result = await overwriteRace(server.url, 'spec-kit-template-claude-sh-v7.0.0.zip', { ms: 3000, parallel: 6 });
+    console.info(`s3 overwrite race: ${result.downloads} downloads, ${result.ok} consistent, ${result.mixed.length} mixed, ${result.overwrites} overwrites, other statuses ${JSON.stringify(result.other)}`);
+    expect(result.ok).toBeGreaterThan(20);
+    expect(result.mixed.slice(0, 5)).toEqual([]);
+    expect(result.other).toEqual({});
+  });
+
+  it('refuses to start on a damaged index.json with one FATAL line naming it, and leaves it as it is', async () => {
+    const damagedEnv = await s3Env();
+    const body = '{"version":1,"lastId":3,"rec';
+    await client.send(new PutObjectCommand({ Bucket: damagedEnv.S3_BUCKET, Key: 'release-server/index.json', Body: body }));
+    const { code, stdout } = await runToExit({ ...damagedEnv, CONFIG_PATH: '/nonexistent', AUTH_TOKEN: TOKEN });
+    expect(code).toBe(1);
+    const fatal = stdout.split('\n').filter((l) => l.includes('"FATAL"'));
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toContain(`s3://${damagedEnv.S3_BUCKET}/release-server/index.json is damaged`);
+    const stored = await (await client.send(new GetObjectCommand({ Bucket: damagedEnv.S3_BUCKET!, Key: 'release-server/index.json' }))).Body!.transformToString();
+    expect(stored).toBe(body);
   });
 
   it('refuses to start on a bucket that does not exist, naming it', async () => {

@@ -41,6 +41,7 @@ const rec = (name: string, tag: string | null, updatedAt: string): PackageRecord
   updatedAt,
   downloadCount: 0,
   tag,
+  blob: '',
 });
 
 describe('release ordering', () => {

@@ -1,53 +1,249 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FilesystemStorage } from '../../../src/storage/filesystem.js';
+import { FilesystemStorage, STATE_DIR } from '../../../src/storage/filesystem.js';
+import { recoverIndex } from '../../../src/storage/recover.js';
+import type { PackageRecord } from '../../../src/storage/storage.js';
 import { sha256 } from '../../helpers/zip.js';
 import { describeStorage } from './storage-suite.js';
 
 const silent = pino({ level: 'silent' });
 const roots = new WeakMap<object, string>();
 
-async function at(root: string): Promise<FilesystemStorage> {
-  const storage = new FilesystemStorage(root, silent);
+function at(root: string, log = silent): FilesystemStorage {
+  const storage = new FilesystemStorage(root, log);
   roots.set(storage, root);
   return storage;
+}
+
+/** A logger that keeps every line, for "reported by name" checks. */
+function recording(): { log: typeof silent; lines: { level: number; msg: string; [k: string]: unknown }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  return { log, lines };
+}
+
+async function generations(root: string): Promise<string[]> {
+  return (await readdir(join(root, STATE_DIR, 'index'))).filter((n) => n.endsWith('.json')).sort();
+}
+
+async function newestIndex(root: string): Promise<{ lastId: number; records: PackageRecord[]; invalidRecords?: unknown[] }> {
+  const newest = (await generations(root)).at(-1)!;
+  return JSON.parse(await readFile(join(root, STATE_DIR, 'index', newest), 'utf8'));
+}
+
+async function blobs(root: string): Promise<string[]> {
+  const dir = join(root, STATE_DIR, 'blobs');
+  const all: string[] = [];
+  for (const fan of await readdir(dir)) all.push(...(await readdir(join(dir, fan))));
+  return all.sort();
+}
+
+const record = (name: string, bytes: string, extra: Partial<PackageRecord> = {}): PackageRecord => ({
+  id: 0,
+  name,
+  size: Buffer.byteLength(bytes),
+  sha256: sha256(bytes),
+  createdAt: '2026-01-01T00:00:00.000Z',
+  updatedAt: '2026-01-01T00:00:00.000Z',
+  downloadCount: 0,
+  tag: null,
+  kind: 'template',
+  catalog: null,
+  blob: '',
+  ...extra,
+});
+
+async function put(storage: FilesystemStorage, name: string, bytes: string, extra: Partial<PackageRecord> = {}): Promise<PackageRecord> {
+  return storage.publish(await storage.stage(Readable.from([Buffer.from(bytes)])), record(name, bytes, extra));
 }
 
 describeStorage('filesystem', {
   fresh: async () => at(await mkdtemp(join(tmpdir(), 'rs-fs-'))),
   reopen: async (storage) => at(roots.get(storage)!),
-  visible: async (storage) => (await readdir(roots.get(storage)!)).filter((n) => !n.startsWith('.')),
-  staged: async (storage) => readdir(join(roots.get(storage)!, '.tmp')),
+  visible: async (storage) => (await newestIndex(roots.get(storage)!).catch(() => ({ records: [] }))).records.map((r) => r.name).sort(),
+  staged: async (storage) => readdir(join(roots.get(storage)!, STATE_DIR, 'tmp')),
 });
 
 describe('filesystem storage specifics', () => {
-  it('sweeps the staging area, drops records whose file is gone, adopts files placed by hand, and ignores unsafe names', async () => {
+  it('keeps its state in a directory of its own, sweeps only its own staging area, and never adopts, lists or deletes foreign files', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
-    const storage = await at(root);
-    await storage.open();
-    await writeFile(join(root, '.tmp', 'partial-upload'), 'half');
-    const ghost = { id: 9, name: 'ghost.zip', size: 1, sha256: 'x', createdAt: '', updatedAt: '', downloadCount: 0, mtimeMs: 1 };
-    await writeFile(join(root, '.meta', 'index.json'), JSON.stringify({ version: 1, lastId: 9, records: [ghost] }));
-    await writeFile(join(root, 'ok.zip'), 'by hand');
-    await writeFile(join(root, 'bad\u0001name.zip'), 'unsafe');
-    const records = await (await at(root)).open();
-    expect(records.map((r) => [r.name, r.sha256])).toEqual([['ok.zip', sha256('by hand')]]);
-    expect(await readdir(join(root, '.tmp'))).toEqual([]);
-    const index = JSON.parse(await readFile(join(root, '.meta', 'index.json'), 'utf8'));
-    expect(index.records.map((r: { name: string }) => r.name)).toEqual(['ok.zip']);
-    // ids stay above everything ever handed out, including the dropped record's
-    expect(records[0]!.id).toBeGreaterThan(9);
+    await at(root).open();
+    await writeFile(join(root, STATE_DIR, 'tmp', 'partial-upload'), 'half');
+    await writeFile(join(root, 'config.yaml'), 'auth_token: secret');
+    await writeFile(join(root, 'id_rsa'), 'PRIVATE KEY');
+    await writeFile(join(root, 'spec-kit-template-claude-sh-v9.9.9.zip'), 'placed by hand');
+    await mkdir(join(root, '.tmp'));
+    await writeFile(join(root, '.tmp', 'notes.txt'), 'mine');
+    const { log, lines } = recording();
+    const storage = at(root, log);
+    expect(await storage.open()).toEqual([]);
+    expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
+    expect((await readdir(root)).sort()).toEqual(['.release-server', '.tmp', 'config.yaml', 'id_rsa', 'spec-kit-template-claude-sh-v9.9.9.zip']);
+    expect(await readFile(join(root, '.tmp', 'notes.txt'), 'utf8')).toBe('mine');
+    const warning = lines.find((l) => l.level === 40 && l.msg.startsWith('ignoring 4 entries'));
+    expect(warning).toMatchObject({ files: ['.tmp', 'config.yaml', 'id_rsa', 'spec-kit-template-claude-sh-v9.9.9.zip'] });
+    // A package of the same name as a foreign file is stored in the state directory; the foreign file stays.
+    const stored = await put(storage, 'spec-kit-template-claude-sh-v9.9.9.zip', 'uploaded');
+    await storage.remove(stored.name);
+    expect(await readFile(join(root, 'spec-kit-template-claude-sh-v9.9.9.zip'), 'utf8')).toBe('placed by hand');
   });
 
-  it('rebuilds an index that cannot be read, from the files', async () => {
+  it('stores identical bytes once, and unlinks a blob only when no record names it', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
-    await (await at(root)).open();
-    await writeFile(join(root, 'kept.zip'), 'kept');
-    await writeFile(join(root, '.meta', 'index.json'), '{ not json');
-    const records = await (await at(root)).open();
-    expect(records.map((r) => r.name)).toEqual(['kept.zip']);
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'a.zip', 'same');
+    await put(storage, 'b.zip', 'same');
+    expect(await blobs(root)).toEqual([sha256('same')]);
+    await put(storage, 'a.zip', 'other');
+    expect(await blobs(root)).toEqual([sha256('other'), sha256('same')].sort());
+    await storage.remove('b.zip');
+    expect(await blobs(root)).toEqual([sha256('other')]);
+  });
+
+  it('keeps the last generations of the index, each written once', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    for (let i = 0; i < 15; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    const names = await generations(root);
+    expect(names).toHaveLength(11);
+    expect(names.at(-1)).toBe('000000000016.json');
+  });
+
+  it('refuses to open on a damaged newest generation, naming it and the recovery command, and changes nothing; recover-index then loses no record and reuses no id', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    const ext = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd' };
+    await put(storage, 'extension-acme-1.0.0.zip', 'ext', { kind: 'extension', catalog: ext });
+    await put(storage, 'spec-kit-template-claude-sh-v1.0.0.zip', 't1', { tag: 'v1.0.0' });
+    await storage.addDownloads(new Map([['spec-kit-template-claude-sh-v1.0.0.zip', 5]]), 'b1');
+    const last = await put(storage, 'spec-kit-template-claude-sh-v1.1.0.zip', 't2', { tag: 'v1.1.0' });
+    const newest = (await generations(root)).at(-1)!;
+    const file = join(root, STATE_DIR, 'index', newest);
+    const full = await readFile(file, 'utf8');
+    // Cut inside the last record: the ones before it can still be read.
+    await truncate(file, full.indexOf('spec-kit-template-claude-sh-v1.1.0.zip') + 10);
+    const damaged = await readFile(file);
+
+    const error = await at(root).open().catch((err: Error) => err);
+    expect(error).toMatchObject({ code: 'damaged' });
+    expect((error as Error).message).toContain(file);
+    expect((error as Error).message).toContain(`recover-index -- "${root}"`);
+    expect((await readFile(file)).equals(damaged)).toBe(true);
+    expect(await generations(root)).toContain(newest);
+
+    const report = await recoverIndex(root);
+    expect(report).toMatchObject({ records: 2 });
+    // The cut record's bytes are kept, and named for the operator.
+    expect(report!.orphans.map((o) => o.sha256)).toEqual([sha256('t2')]);
+    const records = await at(root).open();
+    expect(records.map((r) => [r.name, r.kind, r.tag, r.downloadCount]).sort()).toEqual([
+      ['extension-acme-1.0.0.zip', 'extension', null, 0],
+      ['spec-kit-template-claude-sh-v1.0.0.zip', 'template', 'v1.0.0', 5],
+    ]);
+    const again = at(root);
+    await again.open();
+    const next = await put(again, 'new.zip', 'new');
+    expect(next.id).toBeGreaterThan(last.id);
+    expect(await readdir(join(root, STATE_DIR, 'index', 'damaged'))).toHaveLength(1);
+  });
+
+  it('refuses to open when the index is gone but blobs remain, rather than start empty; recover-index starts an empty index keeping the blobs', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'a.zip', 'a');
+    await rm(join(root, STATE_DIR, 'index'), { recursive: true });
+    await mkdir(join(root, STATE_DIR, 'index'));
+    await expect(at(root).open()).rejects.toMatchObject({ code: 'damaged' });
+    expect(await generations(root)).toEqual([]);
+    const report = await recoverIndex(root);
+    expect(report).toMatchObject({ missing: true, records: 0, orphans: [{ sha256: sha256('a'), size: 1 }] });
+    expect(await at(root).open()).toEqual([]);
+    expect(await blobs(root)).toEqual([sha256('a')]);
+  });
+
+  it('reports a bad record by name, serves the others, and keeps the bad one through later writes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'good.zip', 'good');
+    const bad = await put(storage, 'bad.zip', 'bad');
+    const newest = (await generations(root)).at(-1)!;
+    const file = join(root, STATE_DIR, 'index', newest);
+    const index = JSON.parse(await readFile(file, 'utf8'));
+    index.records.find((r: PackageRecord) => r.name === 'bad.zip').kind = 'gadget';
+    await writeFile(file, JSON.stringify(index));
+    const { log, lines } = recording();
+    const reopened = at(root, log);
+    expect((await reopened.open()).map((r) => r.name)).toEqual(['good.zip']);
+    expect(lines.find((l) => l.level === 50 && l.record === 'bad.zip')?.msg).toContain('bad.zip is invalid (kind is not a package kind)');
+    await put(reopened, 'later.zip', 'later');
+    expect((await newestIndex(root)).invalidRecords).toEqual([{ ...bad, kind: 'gadget' }]);
+    // Its bytes are kept too, and its id is never handed out again.
+    expect(await blobs(root)).toContain(sha256('bad'));
+    expect((await put(reopened, 'after.zip', 'after')).id).toBeGreaterThan(bad.id);
+  });
+
+  it('a count flush that fails changes nothing, so its retry adds once', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'c.zip', 'c');
+    const tmp = join(root, STATE_DIR, 'tmp');
+    await rm(tmp, { recursive: true });
+    const batch = new Map([['c.zip', 3]]);
+    for (let i = 0; i < 4; i++) await expect(storage.addDownloads(batch, 'batch')).rejects.toThrow();
+    await mkdir(tmp);
+    await storage.addDownloads(batch, 'batch');
+    expect((await at(root).open())[0]!.downloadCount).toBe(3);
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('migrates the legacy layout once: records keep ids, counts, tags, kinds and catalog; bytes are hash-checked; the rest stays where it is', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    await mkdir(join(root, '.meta'));
+    await mkdir(join(root, '.tmp'));
+    await writeFile(join(root, '.tmp', 'leftover'), 'x');
+    const files: Record<string, string> = {
+      'spec-kit-template-claude-sh-v1.0.0.zip': 'template',
+      'extension-acme-1.0.0.zip': 'extension',
+      'changed.zip': 'changed by hand',
+      'notes.txt': 'no record',
+    };
+    for (const [name, text] of Object.entries(files)) await writeFile(join(root, name), text);
+    const legacy = (name: string, id: number, text: string, extra: object) => ({ id, name, size: text.length, sha256: sha256(text), createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-02T00:00:00.000Z', downloadCount: id * 10, mtimeMs: 1, ...extra });
+    const catalog = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd' };
+    await writeFile(
+      join(root, '.meta', 'index.json'),
+      JSON.stringify({
+        version: 1,
+        lastId: 40,
+        records: [
+          // Stored before kinds existed: no tag, kind or catalog.
+          legacy('spec-kit-template-claude-sh-v1.0.0.zip', 3, 'template', {}),
+          legacy('extension-acme-1.0.0.zip', 7, 'extension', { tag: null, kind: 'extension', catalog }),
+          legacy('changed.zip', 9, 'original', { tag: null, kind: 'template', catalog: null }),
+        ],
+      }),
+    );
+    const records = await at(root).open();
+    expect(records.map((r) => [r.name, r.id, r.downloadCount, r.tag, r.kind, r.catalog]).sort()).toEqual([
+      ['extension-acme-1.0.0.zip', 7, 70, null, 'extension', catalog],
+      ['spec-kit-template-claude-sh-v1.0.0.zip', 3, 30, 'v1.0.0', 'template', null],
+    ]);
+    expect((await readdir(root)).sort()).toEqual(['.meta', '.release-server', '.tmp', 'changed.zip', 'notes.txt']);
+    expect(await readFile(join(root, '.tmp', 'leftover'), 'utf8')).toBe('x');
+    expect(await blobs(root)).toEqual([sha256('extension'), sha256('template')].sort());
+    // Not migrated twice; ids continue above the legacy lastId.
+    const again = at(root);
+    expect(await again.open()).toHaveLength(2);
+    expect((await put(again, 'n.zip', 'n')).id).toBe(41);
   });
 });

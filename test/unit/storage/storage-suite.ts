@@ -26,8 +26,17 @@ const record = (name: string, id: number, bytes: string, extra: Partial<PackageR
   kind: 'template',
   catalog: null,
   tag: null,
+  blob: '',
   ...extra,
 });
+
+const anyBlob = (r: PackageRecord): PackageRecord => ({ ...r, blob: expect.any(String) as unknown as string });
+
+async function bytesOf(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 /** The behaviour every Storage implementation promises; each implementation runs it unchanged. */
 export function describeStorage(kind: string, harness: StorageHarness): void {
@@ -49,8 +58,9 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(rec.id).toBeGreaterThan(0);
       expect(await harness.visible(storage)).toEqual(['a.zip']);
       expect(await harness.staged(storage)).toEqual([]);
-      expect(await text(await storage.read('a.zip'))).toBe('hello world');
-      expect(await text(await storage.read('a.zip', { start: 6, end: 10 }))).toBe('world');
+      expect(rec.blob).not.toBe('');
+      expect(await text(await storage.read(rec))).toBe('hello world');
+      expect(await text(await storage.read(rec, { start: 6, end: 10 }))).toBe('world');
       const again = await harness.reopen(storage);
       expect(await again.open()).toEqual([rec]);
     });
@@ -80,9 +90,9 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       const storage = await harness.fresh();
       await storage.open();
       await storage.publish(await storage.stage(Readable.from(['one'])), record('p.zip', 1, 'one'));
-      await storage.publish(await storage.stage(Readable.from(['two!'])), record('p.zip', 1, 'two!'));
-      expect(await text(await storage.read('p.zip'))).toBe('two!');
-      expect(await (await harness.reopen(storage)).open()).toEqual([record('p.zip', 1, 'two!')]);
+      const two = await storage.publish(await storage.stage(Readable.from(['two!'])), record('p.zip', 1, 'two!'));
+      expect(await text(await storage.read(two))).toBe('two!');
+      expect(await (await harness.reopen(storage)).open()).toEqual([anyBlob(record('p.zip', 1, 'two!'))]);
     });
 
     it('leaves nothing when the source fails mid-stream', async () => {
@@ -113,7 +123,7 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
     it('says not-found for a missing package, on read and on remove', async () => {
       const storage = await harness.fresh();
       await storage.open();
-      await expect(storage.read('nope.zip')).rejects.toMatchObject({ code: 'not-found' });
+      await expect(storage.read(record('nope.zip', 1, 'never stored', { blob: sha256('never stored') }))).rejects.toMatchObject({ code: 'not-found' });
       await expect(storage.remove('nope.zip')).rejects.toBeInstanceOf(StorageError);
     });
 
@@ -134,7 +144,7 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       await storage.addDownloads(new Map([['count.zip', 4], ['gone.zip', 9]]));
       const [reloaded] = await (await harness.reopen(storage)).open();
       expect(reloaded).toEqual({ ...rec, downloadCount: 7 });
-      expect(await text(await storage.read('count.zip'))).toBe('x');
+      expect(await text(await storage.read(rec))).toBe('x');
       const replaced = await storage.publish(await storage.stage(Readable.from(['y'])), { ...rec, sha256: sha256('y') });
       expect(replaced.downloadCount).toBe(7);
     });
@@ -142,10 +152,10 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
     it('refuses to publish over an existing name when asked to publish only if absent', async () => {
       const storage = await harness.fresh();
       await storage.open();
-      await storage.publish(await storage.stage(Readable.from(['one'])), record('taken.zip', 0, 'one'), { ifAbsent: true });
+      const one = await storage.publish(await storage.stage(Readable.from(['one'])), record('taken.zip', 0, 'one'), { ifAbsent: true });
       const second = await storage.stage(Readable.from(['two']));
       await expect(storage.publish(second, record('taken.zip', 0, 'two'), { ifAbsent: true })).rejects.toMatchObject({ code: 'conflict' });
-      expect(await text(await storage.read('taken.zip'))).toBe('one');
+      expect(await text(await storage.read(one))).toBe('one');
       expect(await harness.staged(storage)).toEqual([]);
     });
 
@@ -160,6 +170,37 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       await again.open();
       const next = await again.publish(await again.stage(Readable.from(['d'])), record('d.zip', 0, 'd'));
       expect(next.id).toBeGreaterThan(Math.max(...ids));
+    });
+
+    it('reads by the record: a download opened before an overwrite or a removal gets all of that record\'s bytes, and an old record never reads the new bytes', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const v1 = Buffer.alloc(3 * 1024 * 1024, 0x31);
+      const v2 = Buffer.alloc(2 * 1024 * 1024 + 5, 0x32);
+      const first = await storage.publish(await storage.stage(Readable.from([v1])), record('race.zip', 0, v1.toString()));
+      const opened = await storage.read(first);
+      const second = await storage.publish(await storage.stage(Readable.from([v2])), { ...record('race.zip', first.id, v2.toString()) });
+      expect(second.blob).not.toBe(first.blob);
+      expect((await bytesOf(opened)).equals(v1)).toBe(true);
+      expect((await bytesOf(await storage.read(second))).equals(v2)).toBe(true);
+      // The old record: its own bytes while they are kept (s3, for the grace period), or not-found (fs); never v2's.
+      const late = await storage.read(first).then(bytesOf, (err: StorageError) => err);
+      if (late instanceof Buffer) expect(late.equals(v1)).toBe(true);
+      else expect(late).toMatchObject({ code: 'not-found' });
+      const held = await storage.read(second);
+      await storage.remove('race.zip');
+      expect((await bytesOf(held)).equals(v2)).toBe(true);
+    });
+
+    it('counts a batch of downloads once, however often it is retried', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const rec = await storage.publish(await storage.stage(Readable.from(['x'])), record('once.zip', 0, 'x'));
+      const batch = new Map([['once.zip', 3]]);
+      await storage.addDownloads(batch, 'batch-1');
+      await storage.addDownloads(batch, 'batch-1');
+      await storage.addDownloads(new Map([['once.zip', 1]]), 'batch-2');
+      expect(await (await harness.reopen(storage)).open()).toEqual([{ ...rec, downloadCount: 4 }]);
     });
 
     it('has nothing new to refresh when only this instance wrote', async () => {

@@ -1,0 +1,173 @@
+import { existsSync } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, type IndexFile } from './filesystem.js';
+import { highestId, recordProblem } from './records.js';
+import type { PackageRecord } from './storage.js';
+
+const GENERATION = /^(\d{12})\.json$/;
+
+export interface RecoveryReport {
+  /** There was no generation at all: the ids of the lost records are unknown, and may be handed out again. */
+  missing: boolean;
+  /** The damaged generations, moved to index/damaged/ (never deleted). */
+  damaged: string[];
+  /** The last good generation the records came from, or null when none was left. */
+  base: string | null;
+  /** Records taken from the damaged files (complete ones only, with their bytes present). */
+  salvaged: string[];
+  /** The generation written. */
+  written: string;
+  records: number;
+  lastId: number;
+  /** Blobs no record names: kept, listed for the operator. */
+  orphans: { sha256: string; size: number }[];
+}
+
+/**
+ * Recovers a filesystem store whose newest index generation(s) are damaged, never losing what can be read:
+ * - starts from the newest good generation;
+ * - adds every complete, valid record that can still be read from the damaged files (a truncated file keeps the
+ *   records before the cut), when its bytes are present; for a name both have, the later upload wins and the higher
+ *   download count is kept;
+ * - sets lastId past every id seen anywhere, plus one per generation that could not be read whole (each generation
+ *   hands out at most one id), so no id is ever handed out twice;
+ * - moves the damaged files to index/damaged/ and writes the result as a new generation (create-only).
+ * A removal recorded only in a damaged generation cannot be seen: such a package comes back (rather than any being
+ * lost); remove it again.
+ */
+export async function recoverIndex(root: string): Promise<RecoveryReport | null> {
+  const stateDir = join(root, STATE_DIR);
+  const indexDir = join(stateDir, 'index');
+  const seqs = (await readdir(indexDir))
+    .map((n) => GENERATION.exec(n)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .map(Number)
+    .sort((a, b) => b - a);
+  const damaged: { seq: number; text: string }[] = [];
+  let base: IndexFile | null = null;
+  for (const seq of seqs) {
+    const text = await readFile(join(indexDir, generationName(seq)), 'utf8');
+    const parsed = indexProblem(text, seq);
+    if ('index' in parsed) {
+      base = parsed.index;
+      break;
+    }
+    damaged.push({ seq, text });
+  }
+  // No generation at all, but blobs: the index was removed. Start over empty (the blobs are kept and listed).
+  const missing = seqs.length === 0 && (await readdir(join(stateDir, 'blobs')).catch(() => [] as string[])).length > 0;
+  if (damaged.length === 0 && !missing) return null;
+
+  const blobExists = (blob: string) => isFsBlob(blob) && existsSync(join(stateDir, 'blobs', blob.slice(0, 2), blob));
+  const records = new Map<string, PackageRecord>((base?.records ?? []).map((r) => [r.name, r]));
+  const invalid: unknown[] = [...(base?.invalidRecords ?? [])];
+  for (const record of base?.records ?? []) if (recordProblem(record, isFsBlob)) invalid.push(record);
+  for (const r of invalid) records.delete((r as { name?: string }).name ?? '');
+  let lastId = Math.max(base?.lastId ?? 0, highestId(base?.records ?? []), highestId(invalid));
+  const salvaged: string[] = [];
+  // Oldest damaged first, so that the newest salvaged record of a name wins.
+  for (const { text } of [...damaged].reverse()) {
+    const found = salvageRecords(text);
+    lastId = Math.max(lastId, highestId(found), ...[...text.matchAll(/"(?:lastId|id)":(\d+)/g)].map((m) => Number(m[1])));
+    for (const candidate of found) {
+      if (recordProblem(candidate, blobExists)) continue;
+      const record = candidate as PackageRecord;
+      const current = records.get(record.name);
+      if (current && Date.parse(current.updatedAt) > Date.parse(record.updatedAt)) continue;
+      records.set(record.name, { ...record, downloadCount: Math.max(record.downloadCount, current?.downloadCount ?? 0) });
+      salvaged.push(record.name);
+    }
+  }
+  lastId += damaged.length;
+  // Two names for one id cannot be served: the later keeps it, the other is kept aside.
+  const byId = new Map<number, PackageRecord>();
+  for (const record of [...records.values()].sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt))) {
+    if (byId.has(record.id)) {
+      records.delete(record.name);
+      invalid.push(record);
+    } else byId.set(record.id, record);
+  }
+
+  const damagedDir = join(indexDir, 'damaged');
+  await mkdir(damagedDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const { seq } of damaged) await rename(join(indexDir, generationName(seq)), join(damagedDir, `${generationName(seq)}.${stamp}`));
+  await syncDir(damagedDir);
+
+  const seq = Math.max(0, ...damaged.map((d) => d.seq)) + 1;
+  const index: IndexFile = { version: 2, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [] };
+  const tmpDir = join(stateDir, 'tmp');
+  await mkdir(tmpDir, { recursive: true });
+  const tmp = join(tmpDir, `recover-${seq}`);
+  try {
+    const handle = await open(tmp, 'w');
+    try {
+      await handle.writeFile(JSON.stringify(index));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(tmp, join(indexDir, generationName(seq)));
+    await syncDir(indexDir);
+  } finally {
+    await rm(tmp, { force: true });
+  }
+
+  const named = new Set([...records.values(), ...(invalid as { blob?: string }[])].map((r) => r?.blob));
+  const orphans: { sha256: string; size: number }[] = [];
+  for (const fan of await readdir(join(stateDir, 'blobs')).catch(() => [] as string[])) {
+    for (const sha256 of await readdir(join(stateDir, 'blobs', fan)).catch(() => [] as string[])) {
+      if (!named.has(sha256)) orphans.push({ sha256, size: (await stat(join(stateDir, 'blobs', fan, sha256))).size });
+    }
+  }
+  return {
+    missing,
+    damaged: damaged.map((d) => join(damagedDir, `${generationName(d.seq)}.${stamp}`)),
+    base: base ? join(indexDir, generationName(base.seq)) : null,
+    salvaged: [...new Set(salvaged)],
+    written: join(indexDir, generationName(seq)),
+    records: records.size,
+    lastId,
+    orphans,
+  };
+}
+
+/**
+ * The complete JSON objects of the `records` list of a damaged index, as far as they can be read: a truncated file
+ * keeps every record before the cut. A scanner that knows strings and nesting, not a parser: it never trusts more
+ * than one object at a time.
+ */
+export function salvageRecords(text: string): unknown[] {
+  const start = text.indexOf('"records":[');
+  if (start < 0) return [];
+  const found: unknown[] = [];
+  let depth = 0;
+  let inString = false;
+  let objectStart = -1;
+  for (let i = start + '"records":['.length; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i += 1;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{') {
+      if (depth === 0) objectStart = i;
+      depth += 1;
+    } else if (c === '}') {
+      depth -= 1;
+      if (depth === 0 && objectStart >= 0) {
+        try {
+          found.push(JSON.parse(text.slice(objectStart, i + 1)));
+        } catch {
+          // not a record
+        }
+        objectStart = -1;
+      }
+      if (depth < 0) break;
+    } else if (c === ']' && depth === 0) break;
+  }
+  return found;
+}
