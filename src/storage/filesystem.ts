@@ -31,6 +31,10 @@ class FsStagedBlob implements StagedBlob {
   private settled = false;
   constructor(readonly path: string, readonly size: number, readonly sha256: string, readonly mtimeMs: number) {}
 
+  get localPath(): string {
+    return this.path;
+  }
+
   /** Hands the file over to its final place; after this, discard leaves it alone. */
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');

@@ -66,6 +66,10 @@ class S3StagedBlob implements StagedBlob {
     readonly sha256: string,
   ) {}
 
+  get localPath(): string {
+    return this.localCopy;
+  }
+
   read(range: ByteRange): Readable {
     if (this.settled) throw new Error('staged blob already published or discarded');
     return createReadStream(this.localCopy, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(64 * 1024, range.end - range.start + 1)) });
