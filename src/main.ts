@@ -11,6 +11,7 @@ import { PackageService } from './service/packages.js';
 import { FilesystemStorage } from './storage/filesystem.js';
 import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
+import { vetFile } from './vetting/vet.js';
 import { loadPackagesPage } from './views/packages-page.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -59,7 +60,7 @@ async function main(): Promise<void> {
     : new FilesystemStorage(config.storagePath, storageLog);
   const storage: Storage = metrics.instrument(backend, config.storageBackend);
   const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;
-  const service = new PackageService(storage, { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
+  const service = new PackageService(storage, { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage, vet: vetFile }, logger.child({ module: 'packages' }));
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,
