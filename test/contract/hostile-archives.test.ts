@@ -412,3 +412,31 @@ describe('manifests that would stall the server, or mislead the clients that sho
     expect(res.status).toBeLessThan(500);
   });
 });
+
+describe('vetting runs off the event loop', () => {
+  it('/healthz answers while a 512 MiB template inflates and a 95,000-key manifest is vetted', async () => {
+    const huge = rawZip([{ name: 'README.md', data: Buffer.alloc(512 * MiB), method: 8 }]);
+    const keys = Array.from({ length: 95_000 }, (_, i) => `k${i}: 1`).join('\n');
+    const slow = rawZip([{ name: 'extension.yml', data: `${manifest}${keys}\n`, method: 8 }, command]);
+    const send = (zip: Buffer, name: string) => {
+      const form = new FormData();
+      form.append('file', new Blob([zip as BlobPart]), name);
+      return fetch(`${server.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } });
+    };
+    let pending = 2;
+    const uploads = [send(huge, 'huge-template-1.0.0.zip'), send(slow, 'slow.zip')].map((p) => p.finally(() => (pending -= 1)));
+    const probes: number[] = [];
+    while (pending > 0) {
+      const started = Date.now();
+      const res = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(5_000) });
+      expect(res.status).toBe(200);
+      probes.push(Date.now() - started);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const [hugeRes, slowRes] = await Promise.all(uploads);
+    expect(probes.length).toBeGreaterThan(3);
+    expect(Math.max(...probes)).toBeLessThan(1_000);
+    expect(hugeRes!.status).toBe(201);
+    expect(slowRes!.status).toBe(422);
+  });
+});
