@@ -1,9 +1,13 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { bufferArchive } from '../../src/vetting/archive.js';
 import { decodeEntryName, unsafeEntryNameReason } from '../../src/vetting/entry-names.js';
 import { checkManifest } from '../../src/vetting/manifest.js';
-import { vetArchive } from '../../src/vetting/vet.js';
+import { vetArchive, vetFile } from '../../src/vetting/vet.js';
 import { bufferSource, readZipStructure } from '../../src/vetting/zip-structure.js';
 import { extensionManifest } from '../helpers/packages.js';
 import { makeZip } from '../helpers/zip.js';
@@ -33,6 +37,29 @@ describe('reader: the zip structure, strictly', () => {
     shorter.writeUInt32LE(shorter.readUInt32LE(shorter.length - 6) - 4, shorter.length - 6);
     expect('entries' in readZipStructure(bufferSource(shorter), LIMITS)).toBe(true);
     expect(await vetArchive(bufferArchive(shorter))).toEqual({ accepted: true, kind: 'template', catalog: null });
+  });
+});
+
+describe('members: inflated once, and exactly', () => {
+  it('refuses bytes hidden after the end of a deflate stream, inside its compressed size (read from a file, in chunks)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'rs-vet-unit-'));
+    try {
+      const zip = zipBytes([{ name: 'a.md', data: 'hello', method: 8 }]);
+      // Rebuild the member by hand: deflate('hello') followed by 200 KiB that a streaming reader would read as more entries.
+      const body = Buffer.concat([deflateRawSync('hello'), Buffer.alloc(200 * 1024, 0x50)]);
+      const name = Buffer.from('a.md');
+      const local = Buffer.from(zip.subarray(0, 30));
+      local.writeUInt32LE(body.length, 18);
+      const central = Buffer.from(zip.subarray(30 + name.length + deflateRawSync('hello').length, zip.length - 22));
+      central.writeUInt32LE(body.length, 20);
+      const end = Buffer.from(zip.subarray(zip.length - 22));
+      end.writeUInt32LE(30 + name.length + body.length, 16);
+      const path = join(dir, 'trailing.zip');
+      await writeFile(path, Buffer.concat([local, name, body, central, end]));
+      expect(await vetFile(path)).toEqual({ accepted: false, violations: [{ path: 'a.md', message: expect.stringContaining('does not end where its deflate stream ends') }] });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
