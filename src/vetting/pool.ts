@@ -24,14 +24,19 @@ const DEFAULT_MEMORY_MB = 256;
 export class VettingPool {
   private readonly pool: Piscina<{ path: string }, Verdict>;
   private readonly timeoutMs: number;
+  private readonly threads: number;
+  /** Tasks handed to piscina (at most one per thread), and uploads waiting for a thread. */
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(options: VettingPoolOptions = {}) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const memoryMb = options.memoryMb ?? DEFAULT_MEMORY_MB;
+    // One core is left to the event loop: two threads at most, one on a small machine.
+    this.threads = options.maxThreads ?? Math.max(1, Math.min(2, availableParallelism() - 1));
     this.pool = new Piscina({
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
-      // One core is left to the event loop: two threads at most, one on a small machine.
-      maxThreads: options.maxThreads ?? Math.max(1, Math.min(2, availableParallelism() - 1)),
+      maxThreads: this.threads,
       minThreads: 0,
       idleTimeout: 30_000,
       // Below the event loop's priority (Linux nice is per thread), so that on a busy machine requests get the CPU
@@ -44,8 +49,12 @@ export class VettingPool {
     });
   }
 
-  /** Vets the zip archive in the local file at `path`; a verdict, also when the check ran out of time or memory. */
+  /**
+   * Vets the zip archive in the local file at `path`; a verdict, also when the check ran out of time or memory.
+   * Uploads wait here for a free thread, so that the time budget counts vetting only, not a queue behind others.
+   */
   async vet(path: string): Promise<Verdict> {
+    await this.acquire();
     try {
       return await this.pool.run({ path }, { signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
@@ -57,7 +66,24 @@ export class VettingPool {
         return { accepted: false, violations: [{ path: '(archive)', message: 'the archive took too much memory to check' }] };
       }
       throw err;
+    } finally {
+      this.release();
     }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.running < this.threads) {
+      this.running += 1;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the thread to the next upload waiting, if any. */
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running -= 1;
   }
 
   async close(): Promise<void> {

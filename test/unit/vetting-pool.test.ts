@@ -22,6 +22,13 @@ describe('the vetting pool: a time and a memory budget per upload, and a worker 
     expect(await pool.vet('fine')).toMatchObject({ accepted: true });
   });
 
+  it('the time budget counts vetting only: uploads queued behind a slow one get their own', async () => {
+    // One thread: the second task waits ~1 s for it, then runs within its own budget.
+    const [slow, queued] = await Promise.all([pool.vet('spin'), pool.vet('fine')]);
+    expect(slow).toMatchObject({ accepted: false });
+    expect(queued).toMatchObject({ accepted: true });
+  });
+
   it('a bug in vetting is an error (a 500), not a verdict', async () => {
     await expect(pool.vet('throw')).rejects.toThrow('a bug in vetting');
   });
