@@ -105,7 +105,9 @@ export function readZipStructure(source: ByteSource, limits: StructureLimits): Z
   if (eocdOffset >= 20 && source.read(eocdOffset - 20, 4).readUInt32LE(0) === ZIP64_LOCATOR_SIGNATURE) {
     return { violations: [{ path: ARCHIVE, message: 'ZIP64 archives are refused by spec-kit' }] };
   }
-  if (tail.subarray(at + EOCD_SIZE).includes(EOCD_SIGNATURE_BYTES)) {
+  // Anywhere after this record's first byte: the comment, or its own fields running into the comment (a comment
+  // length of 0x4b50 is "PK", and a comment that starts with 05 06 completes the signature).
+  if (tail.indexOf(EOCD_SIGNATURE_BYTES, at + 1) >= 0) {
     return { violations: [{ path: ARCHIVE, message: 'the archive comment holds a second end of central directory record: zip readers disagree on which one is real' }] };
   }
   const disk = tail.readUInt16LE(at + 4);

@@ -29,6 +29,14 @@ describe('reader: the zip structure, strictly', () => {
     expect(readZipStructure(bufferSource(zip), LIMITS)).toEqual({ violations: [{ path: '(archive)', message: expect.stringContaining('central directory ends') }] });
   });
 
+  it('refuses an end record signature that its own comment length completes (Python would rfind that one)', () => {
+    const comment = Buffer.concat([Buffer.from([0x05, 0x06]), Buffer.alloc(0x4b50 - 2, 0x20)]);
+    const zip = zipBytes([{ name: 'a.md', data: 'a' }], { comment });
+    expect(zip.indexOf(Buffer.from('PK\x05\x06', 'latin1'), zip.length - comment.length - 4)).toBe(zip.length - comment.length - 2);
+    expect(readZipStructure(bufferSource(zip), LIMITS)).toEqual({ violations: [{ path: '(archive)', message: expect.stringContaining('second end of central directory record') }] });
+    expect('entries' in readZipStructure(bufferSource(zipBytes([{ name: 'a.md', data: 'a' }], { comment: Buffer.from('a plain comment') })), LIMITS)).toBe(true);
+  });
+
   it('accepts stored entries with a data descriptor without its signature', async () => {
     const zip = zipBytes([{ name: 'a.md', data: 'abc', descriptor: true }]);
     // Drop the descriptor's signature (4 bytes), and shift the central directory's offset to match.
