@@ -12,6 +12,7 @@ import { PackageService } from './service/packages.js';
 import { FilesystemStorage } from './storage/filesystem.js';
 import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
+import { VettingPool } from './vetting/pool.js';
 import { loadPackagesPage } from './views/packages-page.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -64,7 +65,13 @@ async function main(): Promise<void> {
     : new FilesystemStorage(config.storagePath, storageLog);
   const storage: Storage = metrics.instrument(backend, config.storageBackend);
   const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;
-  const service = new PackageService(storage, { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage }, logger.child({ module: 'packages' }));
+  // Uploads are vetted in worker threads: no archive or manifest is parsed on this event loop.
+  const vetting = new VettingPool();
+  const service = new PackageService(
+    storage,
+    { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage, vet: (path) => vetting.vet(path) },
+    logger.child({ module: 'packages' }),
+  );
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,
@@ -109,7 +116,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
     stopWatchingTokens();
     server.close(() => {
-      void service.close().finally(() => {
+      void Promise.allSettled([service.close(), vetting.close()]).finally(() => {
         log.info('stopped');
         process.exit(0);
       });

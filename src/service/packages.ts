@@ -8,7 +8,7 @@ import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
 import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from '../storage/storage.js';
-import { vetPackage } from '../vetting/vet.js';
+import type { Verdict } from '../vetting/vet.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
 
@@ -21,6 +21,8 @@ export interface PackageServiceOptions {
   maxVersionsPerPackage?: number;
   /** How long download counts may wait in memory before they are written. */
   countFlushMs?: number;
+  /** Vets the archive in a local file (vetting/pool.ts runs it off the event loop). */
+  vet: (path: string) => Promise<Verdict>;
 }
 
 export interface PublishOptions {
@@ -193,7 +195,9 @@ export class PackageService {
         throw new PackageError('checksum-mismatch', `${name} has SHA-256 ${staged.sha256}, not the ${expected} given in X-Checksum-Sha256`);
       }
       // Outside the lock: vetting reads the whole archive, and other uploads need not wait for it.
-      const { kind, catalog } = await vetPackage(staged);
+      const verdict = await this.options.vet(staged.localPath);
+      if (!verdict.accepted) throw refused(verdict.violations);
+      const { kind, catalog } = verdict;
       if (catalog && options.tag !== undefined) {
         throw new PackageError('invalid-tag', `tag applies to templates; this ${kind}'s version (${catalog.version}) comes from its manifest`);
       }
@@ -457,4 +461,12 @@ export class PackageService {
     this.lastStamp = Math.max(Date.now(), this.lastStamp + 1);
     return new Date(this.lastStamp).toISOString();
   }
+}
+
+/** A package vetting refused, as the error the HTTP layer answers 422 for, every violation listed. */
+function refused(violations: { path: string; message: string }[]): PackageError {
+  const first = violations[0];
+  const summary = first ? `${first.path}: ${first.message}` : 'the package cannot be installed';
+  const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';
+  return new PackageError('invalid-package', `the package was refused: ${summary}${more}`, violations);
 }

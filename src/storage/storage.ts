@@ -36,7 +36,7 @@ export interface StagedBlob {
   readonly sha256: string;
   /** Reads staged bytes back (vetting opens the archive before it is published). `end` is inclusive. */
   read(range: ByteRange): Readable;
-  /** The local file the staged bytes are in (vetting may open it directly). */
+  /** A local file holding the staged bytes, until published or discarded: vetting (a worker thread) reads it there. */
   readonly localPath: string;
   /** Removes the staged bytes; a no-op once published or discarded. */
   discard(): Promise<void>;

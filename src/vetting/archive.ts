@@ -1,19 +1,24 @@
 import { Readable } from 'node:stream';
-import { crc32 } from 'node:zlib';
-import yauzl from 'yauzl';
-import type { ByteRange } from '../storage/storage.js';
-import { collisionKey, normalizeEntryName, unsafeEntryNameReason } from './entry-names.js';
+import { createInflateRaw, crc32 } from 'node:zlib';
+import {
+  collisionKey,
+  decodeEntryName,
+  displayName,
+  escapeForDisplay,
+  normalizeEntryName,
+  unsafeEntryNameReason,
+  unsafeRawNameReason,
+} from './entry-names.js';
+import { ARCHIVE, readZipStructure, unicodePathOf, type ByteSource, type Violation, type ZipEntry } from './zip-structure.js';
 
-/** Bytes that can be read at any offset: a staged upload. */
-export interface RandomSource {
-  readonly size: number;
-  read(range: ByteRange): Readable;
-}
+export type { Violation } from './zip-structure.js';
 
-export interface Violation {
-  /** The entry (or manifest field) at fault; `(archive)` for the archive as a whole. */
-  path: string;
-  message: string;
+/** A staged upload: read a few bytes at a time for its structure, streamed for its members. */
+export interface ArchiveSource extends ByteSource {
+  /** `end` is exclusive. */
+  stream(start: number, end: number): Readable;
+  /** Reads into `buffer` from `offset`; the bytes read (0 at the end). Lets stored members be read without garbage. */
+  readInto(buffer: Buffer, offset: number): number;
 }
 
 export interface ArchiveLimits {
@@ -25,14 +30,15 @@ export interface ArchiveLimits {
   maxCentralDirectoryBytes: number;
 }
 
+/** An entry that passed the name rules: its name as the CLI decodes it and as it lands on disk. */
 export interface ArchiveEntry {
   /** As it lands on disk: `/` separators, no trailing `/`. */
   name: string;
   directory: boolean;
-  raw: yauzl.Entry;
+  zip: ZipEntry;
 }
 
-/** An archive whose central directory was read and checked; its members are read with `inflate`. */
+/** An archive whose structure and entries were read and checked; its members are read with `inflateMembers`. */
 export interface OpenedArchive {
   entries: ArchiveEntry[];
   /** Every directory, named by an entry or implied by a file's path. */
@@ -40,117 +46,60 @@ export interface OpenedArchive {
   files: Set<string>;
   centralDirectoryBytes: number;
   violations: Violation[];
-  inflate(limits: ArchiveLimits, keep: (name: string) => boolean, deadline: number): Promise<{ kept: Map<string, Buffer>; violations: Violation[] }>;
-  close(): void;
 }
 
-const ARCHIVE = '(archive)';
-const EOCD_SIGNATURE = 0x06054b50;
-const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
-const EOCD_SIZE = 22;
-const MAX_COMMENT = 0xffff;
 const STORED = 0;
 const DEFLATED = 8;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
-/** Kept files (manifests) larger than this are a violation, not a buffer. */
-const MAX_KEPT_BYTES = 1024 * 1024;
 /** One report need not list a thousand bad names. */
 const MAX_VIOLATIONS = 50;
 
 /**
- * Opens a zip archive for vetting: reads its end record and central directory (never more than the limits allow
- * into memory) and checks every entry's metadata against the rules spec-kit's extractor applies. Nothing is
- * inflated yet; `inflate` streams members one by one, counting real bytes. Throws nothing for a bad archive:
- * every problem is a violation.
+ * Reads an archive for vetting: its strict structure (zip-structure.ts), then every entry's name (decoded as the
+ * CLI decodes it, and its raw bytes) and type against the rules spec-kit's extractor applies. Nothing is inflated
+ * yet. Returns nothing but violations for a bad archive.
  */
-export async function openArchive(source: RandomSource, limits: ArchiveLimits): Promise<OpenedArchive | { violations: Violation[] }> {
-  const tail = await readTail(source, limits);
-  if ('violations' in tail) return tail;
-  const reader = new SourceReader(source, tail.offset, tail.bytes);
-  let zip: yauzl.ZipFile;
-  try {
-    zip = await yauzl.fromRandomAccessReaderPromise(reader, source.size, { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false });
-  } catch (err) {
-    return { violations: [{ path: ARCHIVE, message: `not a readable zip archive: ${(err as Error).message}` }] };
-  }
-  if (zip.entryCount > limits.maxEntries) {
-    zip.close();
-    return { violations: [{ path: ARCHIVE, message: `the archive has ${zip.entryCount} entries; at most ${limits.maxEntries} are allowed` }] };
-  }
+export function openArchive(source: ByteSource, limits: ArchiveLimits): OpenedArchive | { violations: Violation[] } {
+  const structure = readZipStructure(source, limits);
+  if ('violations' in structure) return { violations: structure.violations.slice(0, MAX_VIOLATIONS) };
   const violations: Violation[] = [];
   const entries: ArchiveEntry[] = [];
-  try {
-    for await (const raw of zip.eachEntry()) {
-      const entry = checkEntry(raw, violations);
-      if (entry) entries.push(entry);
-    }
-  } catch (err) {
-    zip.close();
-    return { violations: [...violations, { path: ARCHIVE, message: `not a readable zip archive: ${(err as Error).message}` }] };
+  for (const zip of structure.entries) {
+    const entry = checkEntry(zip, violations);
+    if (entry) entries.push(entry);
   }
   const { files, directories } = checkLayout(entries, violations);
-  return {
-    entries,
-    files,
-    directories,
-    centralDirectoryBytes: tail.bytes.length,
-    violations: violations.slice(0, MAX_VIOLATIONS),
-    inflate: (inflateLimits, keep, deadline) => inflateAll(zip, entries, inflateLimits, keep, deadline),
-    close: () => zip.close(),
-  };
-}
-
-/** The end of central directory record, and the central directory itself, read once into memory. */
-async function readTail(source: RandomSource, limits: ArchiveLimits): Promise<{ offset: number; bytes: Buffer } | { violations: Violation[] }> {
-  const notZip = (why: string) => ({ violations: [{ path: ARCHIVE, message: `not a readable zip archive: ${why}` }] });
-  if (source.size < EOCD_SIZE) return notZip('it is too short');
-  const length = Math.min(source.size, EOCD_SIZE + MAX_COMMENT + 20);
-  const tail = await readRange(source, source.size - length, source.size - 1);
-  let at = -1;
-  for (let i = tail.length - EOCD_SIZE; i >= 0; i -= 1) {
-    if (tail.readUInt32LE(i) === EOCD_SIGNATURE && i + EOCD_SIZE + tail.readUInt16LE(i + 20) === tail.length) {
-      at = i;
-      break;
-    }
-  }
-  if (at < 0) return notZip('no end of central directory record');
-  if (at >= 20 && tail.readUInt32LE(at - 20) === ZIP64_LOCATOR_SIGNATURE) {
-    return { violations: [{ path: ARCHIVE, message: 'ZIP64 archives are refused by spec-kit' }] };
-  }
-  if (tail.readUInt16LE(at + 4) !== 0 || tail.readUInt16LE(at + 6) !== 0) return { violations: [{ path: ARCHIVE, message: 'multi-disk archives are refused by spec-kit' }] };
-  const cdSize = tail.readUInt32LE(at + 12);
-  const cdOffset = tail.readUInt32LE(at + 16);
-  if (cdSize > limits.maxCentralDirectoryBytes) {
-    return { violations: [{ path: ARCHIVE, message: `the central directory is ${cdSize} bytes; at most ${limits.maxCentralDirectoryBytes} are allowed` }] };
-  }
-  const eocdOffset = source.size - length + at;
-  if (cdOffset + cdSize > eocdOffset) return notZip('the central directory lies outside the file');
-  return { offset: cdOffset, bytes: await readRange(source, cdOffset, source.size - 1) };
+  return { entries, files, directories, centralDirectoryBytes: structure.centralDirectoryBytes, violations: violations.slice(0, MAX_VIOLATIONS) };
 }
 
 /** The entry's own checks; null when it is unusable (its name cannot be trusted). */
-function checkEntry(raw: yauzl.Entry, violations: Violation[]): ArchiveEntry | null {
-  const rawName = yauzl.getFileNameLowLevel(raw.generalPurposeBitFlag, raw.fileNameRaw, [], true);
+function checkEntry(zip: ZipEntry, violations: Violation[]): ArchiveEntry | null {
+  const decoded = decodeEntryName(zip.rawName, zip.flags);
+  const path = displayName(zip.rawName, zip.flags);
   const fail = (message: string) => {
-    violations.push({ path: rawName, message });
+    violations.push({ path, message });
     return null;
   };
-  const unsafe = unsafeEntryNameReason(rawName);
+  if (decoded === null) return fail('the name is not valid UTF-8, though the entry says it is');
+  const unsafe = unsafeRawNameReason(zip.rawName) ?? unsafeEntryNameReason(decoded);
   if (unsafe) return fail(`unsafe entry name: ${unsafe}`);
-  const mode = (raw.externalFileAttributes >>> 16) & S_IFMT;
+  // Info-ZIP's unzip extracts under this name, Python's zipfile under the header's: they must be one.
+  for (const extras of [zip.extras, zip.localExtras]) {
+    const other = unicodePathOf(extras);
+    if (other !== undefined && other !== decoded) {
+      return fail(`its Unicode Path extra field names ${other === null ? 'nothing readable' : JSON.stringify(escapeForDisplay(other))}: zip readers disagree on its name`);
+    }
+  }
+  const mode = (zip.externalAttributes >>> 16) & S_IFMT;
   if (mode === S_IFLNK) return fail('symbolic links are refused by spec-kit');
   if (mode !== 0 && mode !== S_IFREG && mode !== S_IFDIR) return fail('special files are refused by spec-kit');
-  if (raw.extraFields.some((f) => f.id === 0x0001)) return fail('ZIP64 entries are refused by spec-kit');
-  if (raw.versionNeededToExtract >= 45) return fail(`the entry needs zip version ${raw.versionNeededToExtract / 10} to extract; spec-kit refuses 4.5 and above`);
-  if (raw.generalPurposeBitFlag & 0x1) return fail('encrypted entries cannot be installed');
-  if (raw.compressionMethod !== STORED && raw.compressionMethod !== DEFLATED) {
-    return fail(`compression method ${raw.compressionMethod} is refused by spec-kit (only stored and deflated)`);
-  }
-  const directory = rawName.endsWith('/') || rawName.endsWith('\\');
-  return { name: normalizeEntryName(rawName), directory, raw };
+  if (zip.flags & 0x1) return fail('encrypted entries cannot be installed');
+  if (zip.method !== STORED && zip.method !== DEFLATED) return fail(`compression method ${zip.method} is refused by spec-kit (only stored and deflated)`);
+  const directory = decoded.endsWith('/') || decoded.endsWith('\\');
+  return { name: normalizeEntryName(decoded), directory, zip };
 }
 
 /** Names that would land on one path, and files that are also used as directories. */
@@ -158,11 +107,19 @@ function checkLayout(entries: ArchiveEntry[], violations: Violation[]): { files:
   const files = new Set<string>();
   const directories = new Set<string>();
   const seen = new Map<string, string>();
+  const exact = new Set<string>();
   for (const entry of entries) {
+    const shown = escapeForDisplay(entry.name);
+    const whole = `${entry.name}${entry.directory ? '/' : ''}`;
+    if (exact.has(whole)) {
+      violations.push({ path: shown, message: 'appears twice in the archive: zip readers disagree on which one is extracted' });
+      continue;
+    }
+    exact.add(whole);
     const key = collisionKey(entry.name);
     const earlier = seen.get(key);
     if (earlier !== undefined && !(entry.directory && directories.has(earlier))) {
-      violations.push({ path: entry.name, message: `collides with "${earlier}" on a case-insensitive file system` });
+      violations.push({ path: shown, message: `collides with "${escapeForDisplay(earlier)}" on a case-insensitive file system` });
       continue;
     }
     seen.set(key, entry.name);
@@ -173,51 +130,51 @@ function checkLayout(entries: ArchiveEntry[], violations: Violation[]): { files:
   }
   const directoryKeys = new Set([...directories].map(collisionKey));
   for (const file of files) {
-    if (directoryKeys.has(collisionKey(file))) violations.push({ path: file, message: 'is a file and also a directory' });
+    if (directoryKeys.has(collisionKey(file))) violations.push({ path: escapeForDisplay(file), message: 'is a file and also a directory' });
   }
   return { files, directories };
 }
 
 /**
  * Inflates every file member in turn, counting real bytes (a bomb whose headers understate its size is caught at
- * the first byte past its declared size or past a limit) and checking CRC-32, so that every package served opens
- * in the CLI. Keeps the bytes of the files `keep` names, up to 1 MiB each.
+ * the first byte past its declared size or past a limit) and checking CRC-32 and that the deflate stream fills its
+ * compressed size exactly, so that every package served opens in the CLI. Keeps the bytes of the files `keep`
+ * names, up to `maxKeptBytes` each.
  */
-async function inflateAll(
-  zip: yauzl.ZipFile,
+export async function inflateMembers(
+  source: ArchiveSource,
   entries: ArchiveEntry[],
   limits: ArchiveLimits,
   keep: (name: string) => boolean,
-  deadline: number,
+  maxKeptBytes: number,
 ): Promise<{ kept: Map<string, Buffer>; violations: Violation[] }> {
   const kept = new Map<string, Buffer>();
   const violations: Violation[] = [];
   let total = 0;
   for (const entry of entries) {
     if (entry.directory) continue;
-    if (Date.now() > deadline) {
-      violations.push({ path: ARCHIVE, message: 'the archive took too long to check' });
-      break;
-    }
-    const declared = entry.raw.uncompressedSize;
+    const path = escapeForDisplay(entry.name);
+    const declared = entry.zip.uncompressedSize;
     if (declared > limits.maxEntryBytes) {
-      violations.push({ path: entry.name, message: `declares ${declared} bytes; a member may hold at most ${limits.maxEntryBytes}` });
+      violations.push({ path, message: `declares ${declared} bytes; a member may hold at most ${limits.maxEntryBytes}` });
       continue;
     }
     const room = limits.maxTotalBytes - total;
     const wanted = keep(entry.name);
-    const result = await inflateEntry(zip, entry.raw, Math.min(declared, room), wanted, deadline);
+    const result = await inflateEntry(source, entry.zip, Math.min(declared, room), wanted ? maxKeptBytes : 0);
     total += result.bytes;
-    if (result.error) violations.push({ path: entry.name, message: result.error });
+    if (result.error) violations.push({ path, message: result.error });
     else if (result.bytes > room) {
       violations.push({ path: ARCHIVE, message: `the archive inflates to more than ${limits.maxTotalBytes} bytes` });
       break;
     } else if (result.bytes !== declared) {
-      violations.push({ path: entry.name, message: `declares ${declared} bytes but inflates to ${result.bytes > declared ? 'more' : result.bytes}` });
-    } else if (result.crc !== entry.raw.crc32) {
-      violations.push({ path: entry.name, message: 'its CRC-32 does not match its bytes (the archive is corrupt)' });
+      violations.push({ path, message: `declares ${declared} bytes but inflates to ${result.bytes > declared ? 'more' : result.bytes}` });
+    } else if (result.crc !== entry.zip.crc32) {
+      violations.push({ path, message: 'its CRC-32 does not match its bytes (the archive is corrupt)' });
+    } else if (result.trailing) {
+      violations.push({ path, message: 'its compressed data does not end where its deflate stream ends: zip readers disagree on what follows' });
     } else if (wanted) {
-      if (result.bytes > MAX_KEPT_BYTES) violations.push({ path: entry.name, message: `is larger than ${MAX_KEPT_BYTES} bytes` });
+      if (result.bytes > maxKeptBytes) violations.push({ path, message: `is ${result.bytes} bytes; a manifest may have at most ${maxKeptBytes}` });
       else kept.set(entry.name, Buffer.concat(result.chunks));
     }
     if (violations.length >= MAX_VIOLATIONS) break;
@@ -230,62 +187,72 @@ interface Inflated {
   bytes: number;
   crc: number;
   chunks: Buffer[];
+  /** The deflate stream ended before its compressed size did. */
+  trailing?: boolean;
   error?: string;
 }
 
-function inflateEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, cap: number, keepBytes: boolean, deadline: number): Promise<Inflated> {
+const STORED_CHUNK = 64 * 1024;
+
+/**
+ * A stored member, read through one reused buffer: a stream would allocate a buffer per chunk outside the heap,
+ * and tens of MiB of them pile up before V8 collects them (the worker's memory stays flat this way).
+ */
+function readStored(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number): Inflated {
+  const result: Inflated = { bytes: 0, crc: 0, chunks: [] };
+  const buffer = Buffer.allocUnsafe(Math.min(STORED_CHUNK, Math.max(1, entry.compressedSize)));
+  let offset = entry.dataOffset;
+  const end = entry.dataOffset + entry.compressedSize;
+  while (offset < end && result.bytes <= cap) {
+    const n = source.readInto(buffer.subarray(0, Math.min(buffer.length, end - offset, cap + 1 - result.bytes)), offset);
+    if (n === 0) return { ...result, error: 'cannot be read: the archive ends inside it' };
+    const part = buffer.subarray(0, n);
+    result.bytes += n;
+    result.crc = crc32(part, result.crc);
+    if (result.bytes <= keepBytes) result.chunks.push(Buffer.from(part));
+    offset += n;
+  }
+  return result;
+}
+
+function inflateEntry(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number): Promise<Inflated> {
+  if (entry.method === STORED) return Promise.resolve(readStored(source, entry, cap, keepBytes));
   return new Promise((resolve) => {
-    zip.openReadStream(entry, (err, stream) => {
-      if (err || !stream) {
-        resolve({ bytes: 0, crc: 0, chunks: [], error: `cannot be read: ${err?.message ?? 'no data'}` });
-        return;
-      }
-      const result: Inflated = { bytes: 0, crc: 0, chunks: [] };
-      let done = false;
-      const finish = (error?: string) => {
-        if (done) return;
-        done = true;
-        if (error) result.error = error;
-        stream.destroy();
-        resolve(result);
-      };
-      stream.on('data', (chunk: Buffer) => {
-        const room = cap + 1 - result.bytes;
-        const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-        result.bytes += part.length;
-        result.crc = crc32(part, result.crc);
-        if (keepBytes && result.bytes <= MAX_KEPT_BYTES) result.chunks.push(part);
-        if (result.bytes > cap) finish();
-        else if (Date.now() > deadline) finish('the archive took too long to check');
-      });
-      stream.on('end', () => finish());
-      stream.on('error', (e: Error) => finish(`cannot be inflated: ${e.message}`));
+    const raw = source.stream(entry.dataOffset, entry.dataOffset + entry.compressedSize);
+    const inflater = entry.method === DEFLATED ? createInflateRaw() : null;
+    const stream = inflater ? raw.pipe(inflater) : raw;
+    const result: Inflated = { bytes: 0, crc: 0, chunks: [] };
+    let done = false;
+    const finish = (error?: string) => {
+      if (done) return;
+      done = true;
+      if (error) result.error = error;
+      raw.destroy();
+      inflater?.destroy();
+      resolve(result);
+    };
+    stream.on('data', (chunk: Buffer) => {
+      const room = cap + 1 - result.bytes;
+      const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
+      result.bytes += part.length;
+      result.crc = crc32(part, result.crc);
+      if (result.bytes <= keepBytes) result.chunks.push(part);
+      if (result.bytes > cap) finish();
     });
+    stream.on('end', () => {
+      if (inflater && inflater.bytesWritten !== entry.compressedSize) result.trailing = true;
+      finish();
+    });
+    stream.on('error', (e: Error) => finish(`cannot be inflated: ${e.message}`));
+    raw.on('error', (e: Error) => finish(`cannot be read: ${e.message}`));
   });
 }
 
-/**
- * yauzl's view of the source: reads inside the central directory and end record come from memory (one read
- * instead of two per entry), the members stream from the source.
- */
-class SourceReader extends yauzl.RandomAccessReader {
-  constructor(
-    private readonly source: RandomSource,
-    private readonly cachedFrom: number,
-    private readonly cached: Buffer,
-  ) {
-    super();
-  }
-
-  override _readStreamForRange(start: number, end: number): Readable {
-    if (start >= this.cachedFrom) return Readable.from([this.cached.subarray(start - this.cachedFrom, end - this.cachedFrom)]);
-    if (end <= start) return Readable.from([]);
-    return this.source.read({ start, end: end - 1 });
-  }
-}
-
-async function readRange(source: RandomSource, start: number, end: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of source.read({ start, end })) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+export function bufferArchive(bytes: Buffer): ArchiveSource {
+  return {
+    size: bytes.length,
+    read: (offset, length) => bytes.subarray(offset, offset + length),
+    stream: (start, end) => Readable.from([bytes.subarray(start, end)]),
+    readInto: (buffer, offset) => bytes.copy(buffer, 0, offset, Math.min(bytes.length, offset + buffer.length)),
+  };
 }

@@ -1,8 +1,9 @@
-import { parseDocument } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, Lexer, parseDocument, type Document } from 'yaml';
 import type { CatalogMetadata } from '../domain/catalog.js';
 import type { CatalogKind } from '../domain/kinds.js';
 import { isPep440Specifier, isPep440Version } from '../domain/pep440.js';
-import type { Violation } from './archive.js';
+import { escapeForDisplay } from './entry-names.js';
+import type { Violation } from './zip-structure.js';
 import { BUNDLED_IDS, CORE_COMMANDS, RESERVED_WORKFLOW_IDS } from './reserved-ids.js';
 
 type Json = Record<string, unknown>;
@@ -34,19 +35,157 @@ export interface ManifestFacts {
  */
 export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata | null; violations: Violation[] } {
   const check = new Checker(facts);
-  const doc = parseDocument(facts.text.toString('utf8'), { uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    check.fail('', `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-    return { metadata: null, violations: check.violations };
-  }
-  const root = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  const root = parseBounded(facts.text, check);
+  if (root === undefined) return { metadata: null, violations: check.violations };
   if (!isObject(root)) {
     check.fail('', 'must be a YAML mapping');
     return { metadata: null, violations: check.violations };
   }
+  checkText(root, '', check);
   if (root.schema_version !== '1.0') check.fail('/schema_version', 'must be the string "1.0"');
   const metadata = facts.kind === 'extension' ? checkExtension(root, check) : facts.kind === 'preset' ? checkPreset(root, check) : checkWorkflow(root, check);
+  checkLinks(root[facts.kind], `/${facts.kind}`, check);
   return { metadata: check.violations.length === 0 ? metadata : null, violations: check.violations };
+}
+
+/**
+ * What bounds the work of reading a manifest, each far above real ones (the largest spec-kit manifests have a few
+ * hundred nodes and a few KiB): checked in one linear pass over the parsed document before it becomes data, so a
+ * manifest costs time in proportion to its size, never more.
+ */
+export const MANIFEST_LIMITS = { maxBytes: 256 * 1024, maxNodes: 5_000, maxDepth: 32, maxAliases: 16 } as const;
+
+/** The manifest as data, or undefined (with a violation) when it is not YAML or breaks a bound. */
+function parseBounded(text: Buffer, check: Checker): unknown {
+  if (text.length > MANIFEST_LIMITS.maxBytes) {
+    check.fail('', `is ${text.length} bytes; a manifest may have at most ${MANIFEST_LIMITS.maxBytes}`);
+    return undefined;
+  }
+  const source = text.toString('utf8');
+  // yaml composes flow collections recursively: `[[[[…` 100,000 deep would cost a second and a stack overflow.
+  // Its lexer is iterative: one pass over its tokens bounds flow nesting first.
+  let flowDepth = 0;
+  for (const token of new Lexer().lex(source)) {
+    if (token === '[' || token === '{') flowDepth += 1;
+    else if (token === ']' || token === '}') flowDepth -= 1;
+    if (flowDepth > MANIFEST_LIMITS.maxDepth) {
+      check.fail('', `nests deeper than ${MANIFEST_LIMITS.maxDepth} levels`);
+      return undefined;
+    }
+  }
+  let doc: Document.Parsed;
+  try {
+    // uniqueKeys: yaml's own check compares every key of a mapping with every other (quadratic); boundedShape checks with a Set.
+    doc = parseDocument(source, { uniqueKeys: false, prettyErrors: false });
+  } catch (err) {
+    check.fail('', `cannot be read: ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  if (doc.errors.length > 0) {
+    check.fail('', `is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+    return undefined;
+  }
+  const shape = boundedShape(doc.contents);
+  if (shape) {
+    check.fail(shape.pointer, shape.message);
+    return undefined;
+  }
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    check.fail('', `cannot be read: ${(err as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+}
+
+/** The first bound a document breaks (nodes, depth, aliases, a repeated or merge key), with where; null when none. */
+function boundedShape(contents: unknown): { pointer: string; message: string } | null {
+  let nodes = 0;
+  let aliases = 0;
+  const stack: { node: unknown; depth: number; pointer: string }[] = [{ node: contents, depth: 0, pointer: '' }];
+  while (stack.length > 0) {
+    const { node, depth, pointer } = stack.pop()!;
+    if (node === null || node === undefined) continue;
+    nodes += 1;
+    if (nodes > MANIFEST_LIMITS.maxNodes) return { pointer: '', message: `has more than ${MANIFEST_LIMITS.maxNodes} keys and values; a manifest may have at most that many` };
+    if (depth > MANIFEST_LIMITS.maxDepth) return { pointer, message: `nests deeper than ${MANIFEST_LIMITS.maxDepth} levels` };
+    if (isAlias(node)) {
+      aliases += 1;
+      if (aliases > MANIFEST_LIMITS.maxAliases) return { pointer, message: `uses more than ${MANIFEST_LIMITS.maxAliases} YAML aliases` };
+    } else if (isMap(node)) {
+      const keys = new Set<string>();
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : null;
+        if (key === null) return { pointer, message: 'has a mapping key that is not a plain value' };
+        const at = `${pointer}/${escapePointer(key)}`;
+        if (key === '<<') return { pointer: at, message: "is a YAML merge key, which the CLI's YAML reader (YAML 1.1) merges and ours (YAML 1.2) does not" };
+        if (keys.has(key)) return { pointer: at, message: 'is a key that appears twice in its mapping' };
+        keys.add(key);
+        nodes += 1;
+        stack.push({ node: pair.value, depth: depth + 1, pointer: at });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push({ node: item, depth: depth + 1, pointer: `${pointer}/${i}` }));
+    }
+  }
+  return null;
+}
+
+/** Links a catalog shows are followed by people: http(s) URLs only (no `javascript:`, `file:` or `data:`). */
+function checkLinks(info: unknown, at: string, check: Checker): void {
+  if (!isObject(info)) return;
+  for (const key of LINKS) {
+    const value = info[key];
+    if (value === undefined || value === null) continue;
+    let url: URL | null = null;
+    try {
+      url = typeof value === 'string' ? new URL(value) : null;
+    } catch {
+      url = null;
+    }
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) check.fail(`${at}/${key}`, 'must be an https: (or http:) URL');
+  }
+}
+
+const escapePointer = (key: string) => escapeForDisplay(key.replaceAll('~', '~0').replaceAll('/', '~1'));
+
+/** C0 controls but tab and newline, DEL, C1 controls (ESC, CSI and OSC among them): what a terminal obeys instead of showing. */
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+/** The same, with tab and newline: for one-line fields. */
+const CONTROL_OR_BREAK = /[\u0000-\u001f\u007f-\u009f]/;
+/** Marks that reorder how text is shown (Trojan Source): the displayed name is not the one read. */
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+/** Keys of the extension/preset/workflow block whose text may span lines; the rest are shown on one line. */
+const MULTILINE_KEYS = new Set(['description']);
+
+/**
+ * Every string of the manifest (keys too) is text some client shows, in a terminal or a page: no control
+ * characters (newline and tab only in text that may span lines), no escape sequences, no bidi controls.
+ */
+function checkText(value: unknown, pointer: string, check: Checker, oneLine = false): void {
+  if (typeof value === 'string') {
+    const control = (oneLine ? CONTROL_OR_BREAK : CONTROL).exec(value);
+    const bidi = BIDI.exec(value);
+    const code = (c: string) => `U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+    if (control) {
+      const what = control[0] === '\u001b' || control[0] === '\u009b' || control[0] === '\u009d' ? 'a terminal escape sequence' : oneLine && (control[0] === '\n' || control[0] === '\t') ? 'a line break or tab' : 'a control character';
+      check.fail(pointer, `contains ${what} (${code(control[0])})`);
+    } else if (bidi) check.fail(pointer, `contains a bidirectional text control (${code(bidi[0])}), which makes text show other than it reads`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkText(item, `${pointer}/${i}`, check, oneLine));
+    return;
+  }
+  if (!isObject(value)) return;
+  const depth = pointer.split('/').length - 1;
+  for (const [key, item] of Object.entries(value)) {
+    const at = `${pointer}/${escapePointer(key)}`;
+    checkText(key, at, check, true);
+    const catalogField = (depth === 1 && ['/extension', '/preset', '/workflow'].includes(pointer)) || at === '/tags' || pointer.startsWith('/requires');
+    checkText(item, at, check, oneLine || (catalogField && !MULTILINE_KEYS.has(key)));
+  }
 }
 
 function checkExtension(root: Json, check: Checker): CatalogMetadata | null {
@@ -207,7 +346,7 @@ class Checker {
   }
 
   fail(pointer: string, message: string): void {
-    this.violations.push({ path: `${this.facts.path}${pointer ? `#${pointer}` : ''}`, message });
+    this.violations.push({ path: `${this.facts.path}${pointer ? `#${pointer}` : ''}`, message: escapeForDisplay(message) });
   }
 
   object(parent: Json | undefined, key: string, at: string): Json | undefined {

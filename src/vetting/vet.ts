@@ -1,10 +1,20 @@
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import type { CatalogMetadata } from '../domain/catalog.js';
 import { CATALOG_KINDS, MANIFEST_FILE, type CatalogKind } from '../domain/kinds.js';
-import { PackageError } from '../service/errors.js';
-import { openArchive, type ArchiveLimits, type RandomSource, type Violation } from './archive.js';
-import { checkManifest } from './manifest.js';
+import { inflateMembers, openArchive, type ArchiveLimits, type ArchiveSource } from './archive.js';
+import { checkManifest, MANIFEST_LIMITS } from './manifest.js';
+import type { Violation } from './zip-structure.js';
 
-export type VettedPackage = { kind: 'template'; catalog: null } | { kind: CatalogKind; catalog: CatalogMetadata };
+export type { Violation } from './zip-structure.js';
+
+/**
+ * What vetting decides, as plain data (it crosses from the worker thread): what the package is, or every reason
+ * spec-kit would not install it. The service turns a refusal into its own error.
+ */
+export type Verdict =
+  | { accepted: true; kind: 'template'; catalog: null }
+  | { accepted: true; kind: CatalogKind; catalog: CatalogMetadata }
+  | { accepted: false; violations: Violation[] };
 
 const MiB = 1024 * 1024;
 
@@ -17,47 +27,71 @@ export const CATALOG_LIMITS: ArchiveLimits = { maxEntries: 512, maxEntryBytes: 1
  */
 export const TEMPLATE_LIMITS: ArchiveLimits = { maxEntries: 10_000, maxEntryBytes: 1024 * MiB, maxTotalBytes: 1024 * MiB, maxCentralDirectoryBytes: 16 * MiB };
 
-const DEFAULT_TIMEOUT_MS = 60_000;
+/** Vets the zip archive in a local file (a staged upload). */
+export async function vetFile(path: string): Promise<Verdict> {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const source: ArchiveSource = {
+      size,
+      read(offset, length) {
+        const buffer = Buffer.alloc(Math.max(0, Math.min(length, size - offset)));
+        let done = 0;
+        while (done < buffer.length) {
+          const n = readSync(fd, buffer, done, buffer.length - done, offset + done);
+          if (n === 0) break;
+          done += n;
+        }
+        return buffer.subarray(0, done);
+      },
+      stream: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 64 * 1024 }),
+      readInto: (buffer, offset) => (offset >= size ? 0 : readSync(fd, buffer, 0, Math.min(buffer.length, size - offset), offset)),
+    };
+    return await vetArchive(source);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
- * Decides what a package is and refuses it (PackageError 'invalid-package', each violation listed) unless spec-kit
- * would install it: a readable zip whose every entry passes the extractor's rules, and, for an extension, preset
- * or workflow, a manifest that passes the CLI's validation and ours. Reads the central directory and streams the
- * members once; never inflates a whole archive into memory nor writes an entry anywhere.
+ * Decides what a package is, or refuses it (each violation listed) unless spec-kit would install it: a zip that
+ * every reader reads alike, whose every entry passes the extractor's rules, and, for an extension, preset or
+ * workflow, a manifest that passes the CLI's validation and ours. The stages: structure and entries
+ * (`openArchive`), then the members, inflated once and counted (`inflateMembers`), then the manifest
+ * (`checkManifest`). Never inflates a whole archive into memory nor writes an entry anywhere.
  */
-export async function vetPackage(source: RandomSource, options: { timeoutMs?: number } = {}): Promise<VettedPackage> {
-  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  const archive = await openArchive(source, TEMPLATE_LIMITS);
-  if (!('entries' in archive)) throw refused(archive.violations);
-  try {
-    const violations = [...archive.violations];
-    const located = locateManifest(archive.files, archive.directories, archive.entries.map((e) => e.name));
-    violations.push(...located.violations);
-    const kind = located.manifest?.kind ?? 'template';
-    const limits = kind === 'template' ? TEMPLATE_LIMITS : CATALOG_LIMITS;
-    if (archive.entries.length > limits.maxEntries) {
-      violations.push({ path: '(archive)', message: `the archive has ${archive.entries.length} entries; a ${kind} may have at most ${limits.maxEntries}` });
-    }
-    if (archive.centralDirectoryBytes > limits.maxCentralDirectoryBytes) {
-      violations.push({ path: '(archive)', message: `the central directory is larger than ${limits.maxCentralDirectoryBytes} bytes` });
-    }
-    if (violations.length > 0 && !located.manifest) throw refused(violations);
-    const manifestPath = located.manifest?.path;
-    const inflated = await archive.inflate(limits, (name) => name === manifestPath, deadline);
-    violations.push(...inflated.violations);
-    if (!located.manifest || kind === 'template') {
-      if (violations.length > 0) throw refused(violations);
-      return { kind: 'template', catalog: null };
-    }
-    const text = inflated.kept.get(located.manifest.path);
-    if (!text) throw refused(violations);
-    const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: archive.files });
-    violations.push(...checked.violations);
-    if (violations.length > 0 || !checked.metadata) throw refused(violations);
-    return { kind: located.manifest.kind, catalog: checked.metadata };
-  } finally {
-    archive.close();
+export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
+  const refuse = (violations: Violation[]): Verdict => ({
+    accepted: false,
+    violations: violations.length > 0 ? violations : [{ path: '(archive)', message: 'the package cannot be installed' }],
+  });
+  const archive = openArchive(source, TEMPLATE_LIMITS);
+  if (!('entries' in archive)) return refuse(archive.violations);
+  const violations = [...archive.violations];
+  const located = locateManifest(archive.files, archive.directories, archive.entries.map((e) => e.name));
+  violations.push(...located.violations);
+  const kind = located.manifest?.kind ?? 'template';
+  const limits = kind === 'template' ? TEMPLATE_LIMITS : CATALOG_LIMITS;
+  if (archive.entries.length > limits.maxEntries) {
+    violations.push({ path: '(archive)', message: `the archive has ${archive.entries.length} entries; a ${kind} may have at most ${limits.maxEntries}` });
   }
+  if (archive.centralDirectoryBytes > limits.maxCentralDirectoryBytes) {
+    violations.push({ path: '(archive)', message: `the central directory is larger than ${limits.maxCentralDirectoryBytes} bytes` });
+  }
+  if (violations.length > 0 && !located.manifest) return refuse(violations);
+  const manifestPath = located.manifest?.path;
+  const inflated = await inflateMembers(source, archive.entries, limits, (name) => name === manifestPath, MANIFEST_LIMITS.maxBytes);
+  violations.push(...inflated.violations);
+  if (!located.manifest || kind === 'template') {
+    if (violations.length > 0) return refuse(violations);
+    return { accepted: true, kind: 'template', catalog: null };
+  }
+  const text = inflated.kept.get(located.manifest.path);
+  if (!text) return refuse(violations);
+  const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: archive.files });
+  violations.push(...checked.violations);
+  if (violations.length > 0 || !checked.metadata) return refuse(violations);
+  return { accepted: true, kind: located.manifest.kind, catalog: checked.metadata };
 }
 
 /**
@@ -94,11 +128,4 @@ function locateManifest(
     };
   }
   return { manifest: null, violations: [] };
-}
-
-function refused(violations: Violation[]): PackageError {
-  const first = violations[0];
-  const summary = first ? `${first.path}: ${first.message}` : 'the package cannot be installed';
-  const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';
-  return new PackageError('invalid-package', `the package was refused: ${summary}${more}`, violations);
 }

@@ -17,6 +17,12 @@ describe('unsafeNameReason', () => {
     ['nul\u0000name', 'control character'],
     ['del\u007fname', 'control character'],
     ['new\nline', 'control character'],
+    ['csi\u009bname', 'control character'],
+    ['osc\u009dname', 'control character'],
+    ['report\u202Efdp.zip', 'bidirectional'],
+    ['isolate\u2066x\u2069.zip', 'bidirectional'],
+    ['mark\u200F.zip', 'bidirectional'],
+    ['arabic\u061Cmark.zip', 'bidirectional'],
     [`${'a'.repeat(256)}`, 'longer than 255 bytes'],
     [`${'é'.repeat(128)}`, 'longer than 255 bytes'],
   ])('refuses %j (%s)', (name, reason) => {
