@@ -12,10 +12,73 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Where to start
-         * @description Redirects to the package list, `/packages`, which a browser shows as a page.
+         * The home page
+         * @description What this server holds (templates by release, extensions, presets, workflows), a search across every kind
+         *     (name, id, description, tags; `q` searches without JavaScript, the page's script searches as you type from
+         *     `/search.json`), and the lines that start a project and set up the catalogs.
          */
-        get: operations["getRoot"];
+        get: operations["getHome"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/search.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What the home page searches
+         * @description Every release and every extension, preset and workflow, built once per change.
+         */
+        get: operations["getSearchIndex"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/packages/{kind}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One extension, preset or workflow, as a page
+         * @description Every stored version, highest first, with its size, short sha256, downloads and the exact command that
+         *     installs it; the manifest's fields (author, license, links, requirements, what it provides).
+         */
+        get: operations["getPackagePage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/static/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The pages' script and style sheet
+         * @description Served from this host (the pages' CSP allows nothing else), the same for everyone.
+         */
+        get: operations["getStaticFile"];
         put?: never;
         post?: never;
         delete?: never;
@@ -583,6 +646,22 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        SearchIndex: {
+            items: {
+                kind: components["schemas"]["PackageKind"];
+                /** @description The package's id, or a release's tag. */
+                id: string;
+                name: string;
+                version: string;
+                description: string;
+                tags: string[];
+                /**
+                 * Format: uri
+                 * @description The page that shows it.
+                 */
+                url: string;
+            }[];
+        };
         /**
          * @description What a package is, decided by its manifest at upload: `template` (no manifest; read through `/latest`),
          *     `extension`, `preset` or `workflow` (served in the catalogs).
@@ -988,7 +1067,34 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
-    getRoot: {
+    getHome: {
+        parameters: {
+            query?: {
+                /** @description Words to search for; every word must match. */
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSearchIndex: {
         parameters: {
             query?: never;
             header?: never;
@@ -997,15 +1103,70 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description To `/packages`. */
-            302: {
+            /** @description The index. */
+            200: {
                 headers: {
-                    /** @description `/packages` */
-                    Location?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SearchIndex"];
+                };
             };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getPackagePage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kind: "extension" | "preset" | "workflow";
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getStaticFile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: "app.js" | "app.css";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                    "text/css": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
             default: components["responses"]["Problem"];
         };
     };

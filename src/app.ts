@@ -17,6 +17,7 @@ import { httpLoggerOptions } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { PackageService } from './service/packages.js';
 import type { PackagesPage } from './views/packages-page.js';
+import type { loadStaticFiles, WebPages } from './web/pages.js';
 
 export interface AppDeps {
   config: Config;
@@ -30,6 +31,8 @@ export interface AppDeps {
   contractDocument: Parameters<typeof authRouter>[0];
   docsPage: Buffer | null;
   packagesPage: PackagesPage;
+  webPages: WebPages;
+  staticFiles: ReturnType<typeof loadStaticFiles>;
 }
 
 /**

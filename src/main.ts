@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
 import { VettingPool } from './vetting/pool.js';
 import { loadPackagesPage } from './views/packages-page.js';
+import { loadStaticFiles, loadWebPages } from './web/pages.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
     contractDocument: JSON.parse(readFileSync(CONTRACT_JSON_PATH, 'utf8')),
     docsPage: readOptional(DOCS_PAGE_PATH),
     packagesPage: loadPackagesPage(),
+    webPages: loadWebPages(),
+    staticFiles: loadStaticFiles(),
   });
 
   const server = createServer(

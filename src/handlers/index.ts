@@ -3,10 +3,11 @@ import { operationHandlers, type OperationHandlerDeps } from './operations.js';
 import { packageHandlers, type PackageHandlerDeps } from './packages.js';
 import { releaseHandlers } from './releases.js';
 import type { Handlers } from './types.js';
+import { webHandlers, type WebHandlerDeps } from './web.js';
 
-export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps;
+export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps & WebHandlerDeps;
 
 /** Every operation of the contract, keyed by operationId. */
 export function createHandlers(deps: HandlerDeps): Handlers {
-  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...operationHandlers(deps) };
+  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
 }

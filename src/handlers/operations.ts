@@ -60,10 +60,6 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.set('Cache-Control', 'public, max-age=86400').type('image/svg+xml').send(favicon);
   };
 
-  // A person who opens the server's address lands on its packages rather than on a 404.
-  const getRoot: Handler<'getRoot'> = (_req, res) => {
-    res.redirect(302, '/packages');
-  };
 
   const getOpenApiDocument: Handler<'getOpenApiDocument'> = (_req, res) => {
     res.type('application/yaml').send(contract);
@@ -93,5 +89,5 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   };
 
-  return { getRoot, getFavicon, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };
+  return { getFavicon, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };
 }

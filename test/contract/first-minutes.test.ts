@@ -129,10 +129,11 @@ describe('mistakes a user makes, answered with what to do', () => {
     expect(latest.id).toBe(tagged.id);
   });
 
-  it('sends a browser at / to the packages', async () => {
-    const res = await fetch(`${server.url}/`, { redirect: 'manual' });
-    expect(res.status).toBe(302);
-    expect(res.headers.get('location')).toBe('/packages');
+  it('answers / with the home page, not a 404', async () => {
+    const res = await fetch(`${server.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await res.text()).toContain('<h1>Release Server</h1>');
   });
 
   it('sends /docs gzipped to a client that takes gzip, and answers its ETag with 304', async () => {

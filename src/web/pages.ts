@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import Mustache from 'mustache';
+import type { CatalogPackage } from '../domain/catalog.js';
+import { CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
+import { isPep440Prerelease } from '../domain/pep440.js';
+import { assetUrl } from '../http/urls.js';
+import { humanSize } from '../views/packages-page.js';
+import type { SearchItem } from './search.js';
+
+/** How the `specify` CLI names each kind: its command, and the variable that points it at one catalog. */
+const CLI: Record<CatalogKind, { title: string; command: string; envVar: string }> = {
+  extension: { title: 'Extensions', command: 'extension', envVar: 'SPECKIT_CATALOG_URL' },
+  preset: { title: 'Presets', command: 'preset', envVar: 'SPECKIT_PRESET_CATALOG_URL' },
+  workflow: { title: 'Workflows', command: 'workflow', envVar: 'SPECKIT_WORKFLOW_CATALOG_URL' },
+};
+
+const LINKS = [
+  ['homepage', 'Homepage'],
+  ['repository', 'Repository'],
+  ['documentation', 'Documentation'],
+  ['changelog', 'Changelog'],
+] as const;
+
+export interface HomeContent {
+  counts: { templates: number; releases: number } & Record<CatalogKind, number>;
+  query: string;
+  results: readonly SearchItem[];
+}
+
+export interface WebPages {
+  home(content: HomeContent, base: string): string;
+  packagePage(pkg: CatalogPackage, base: string): string;
+}
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
+
+/** The pages, from templates read and parsed once. Mustache escapes every value; links come from vetted manifests. */
+export function loadWebPages(): WebPages {
+  const read = (name: string) => {
+    const text = readFileSync(new URL(`./${name}.mustache`, import.meta.url), 'utf8');
+    Mustache.parse(text);
+    return text;
+  };
+  const layout = read('layout');
+  const home = read('home');
+  const packageTemplate = read('package');
+  const page = (title: string, base: string, content: string) => Mustache.render(layout, { title, base, content });
+
+  return {
+    home({ counts, query, results }, base) {
+      const summary = [
+        `${plural(counts.templates, 'template')} in ${plural(counts.releases, 'release')}`,
+        plural(counts.extension, 'extension'),
+        plural(counts.preset, 'preset'),
+        plural(counts.workflow, 'workflow'),
+      ].join(' · ');
+      const catalogLines = (Object.keys(CLI) as CatalogKind[])
+        .map((kind) => `${CLI[kind].envVar}=${base}/catalogs/${CATALOG_SECTION[kind]}.json specify ${CLI[kind].command} add <id>`)
+        .join('\n');
+      const shown = results.slice(0, 100);
+      const content = Mustache.render(home, {
+        base,
+        q: query,
+        summary,
+        resultCount: query ? `${plural(results.length, 'result')} for “${query}”` : results.length === 0 ? 'Nothing published yet.' : `Everything here (${results.length})`,
+        results: shown.map((item) => ({ ...item, tagLine: item.tags.join(' · ') })),
+        init: `specify init my-project --template-url ${base}/latest --ai claude --script sh`,
+        catalogLines,
+      });
+      return page(query ? `“${query}”` : 'Search', base, content);
+    },
+
+    packagePage(pkg, base) {
+      const meta = pkg.served.catalog;
+      const cli = CLI[pkg.kind];
+      const catalogUrl = `${base}/catalogs/${CATALOG_SECTION[pkg.kind]}.json`;
+      const requires = [meta.requires?.speckit_version && `spec-kit ${meta.requires.speckit_version}`, ...(meta.requires?.tools ?? []).map((t) => `${t.name}${t.version ? ` ${t.version}` : ''}${t.required === false ? ' (optional)' : ''}`)]
+        .filter(Boolean)
+        .join(', ');
+      const provides = Object.entries(meta.provides ?? {})
+        .filter(([, n]) => n > 0)
+        .map(([what, n]) => `${n} ${n === 1 ? what.replace(/s$/, '') : what}`)
+        .join(', ');
+      const content = Mustache.render(packageTemplate, {
+        base,
+        kind: pkg.kind,
+        kindTitle: cli.title,
+        id: pkg.id,
+        name: meta.name,
+        description: meta.description,
+        version: meta.version,
+        author: meta.author,
+        license: meta.license,
+        category: meta.category,
+        effect: meta.effect,
+        requires,
+        provides,
+        tagLine: (meta.tags ?? []).join(' · '),
+        links: LINKS.filter(([field]) => meta[field]).map(([field, label]) => ({ label, url: meta[field] })),
+        downloads: pkg.versions.reduce((n, r) => n + r.downloadCount, 0).toLocaleString('en'),
+        install: `${cli.envVar}=${catalogUrl} specify ${cli.command} add ${pkg.id}`,
+        versions: pkg.versions.map((record, index) => ({
+          index,
+          version: record.catalog.version,
+          served: record === pkg.served,
+          prerelease: isPep440Prerelease(record.catalog.version),
+          size: humanSize(record.size),
+          uploaded: record.updatedAt.slice(0, 10),
+          downloads: record.downloadCount.toLocaleString('en'),
+          plural: record.downloadCount === 1 ? '' : 's',
+          sha256: record.sha256,
+          shortSha: record.sha256.slice(0, 12),
+          file: record.name,
+          url: assetUrl(base, record.name),
+          install: `specify ${cli.command} add ${pkg.id} --from ${assetUrl(base, record.name)}`,
+        })),
+      });
+      return page(`${meta.name} (${pkg.kind})`, base, content);
+    },
+  };
+}
+
+/** The pages' script and style sheet, read once. */
+export function loadStaticFiles(): Record<'app.js' | 'app.css', { type: string; bytes: Buffer }> {
+  const read = (name: string) => readFileSync(new URL(`./static/${name}`, import.meta.url));
+  return {
+    'app.js': { type: 'text/javascript; charset=utf-8', bytes: read('app.js') },
+    'app.css': { type: 'text/css; charset=utf-8', bytes: read('app.css') },
+  };
+}
