@@ -646,6 +646,14 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description The package as stored, and what retention deleted after it. */
+        UploadedPackage: components["schemas"]["Package"] & {
+            /**
+             * @description Packages this upload's retention deleted (`max_releases`, `max_packages`, `max_versions_per_package`),
+             *     by name; never one of the release just uploaded to.
+             */
+            removed_by_retention: string[];
+        };
         SearchIndex: {
             items: {
                 kind: components["schemas"]["PackageKind"];
@@ -1675,7 +1683,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Package"];
+                    "application/json": components["schemas"]["UploadedPackage"];
                 };
             };
             /** @description A new package was stored. */
@@ -1686,7 +1694,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Package"];
+                    "application/json": components["schemas"]["UploadedPackage"];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -29,7 +29,7 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
   const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
     const file = (req.files as UploadedFile[] | undefined)?.[0];
     if (!file || file.fieldname !== 'file') throw new HttpProblem(400, 'invalid-request', 'send exactly one file, in the field "file"');
-    const { record, created } = await service.publish(file.originalname, file.staged, {
+    const { record, created, removed } = await service.publish(file.originalname, file.staged, {
       overwrite: isTrue(req.query.overwrite),
       tag: req.query.tag,
       expectedSha256: req.get('x-checksum-sha256'),
@@ -37,7 +37,7 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
     const base = baseUrl(req, config.publicUrl);
     metrics.uploaded(record.kind);
     res.locals.audit = { package: record.name, size: record.size, sha256: record.sha256 };
-    res.status(created ? 201 : 200).location(assetUrl(base, record.name)).json(toPackage(record, base));
+    res.status(created ? 201 : 200).location(assetUrl(base, record.name)).json({ ...toPackage(record, base), removed_by_retention: removed });
   };
 
   // GET and HEAD share one handler; Node leaves the body out of HEAD responses.

@@ -186,7 +186,7 @@ export class PackageService {
    * workflow under the name its kind, id and version give. Retention follows. The staged bytes are gone
    * afterwards either way.
    */
-  async publish(name: string, staged: StagedBlob, options: PublishOptions): Promise<{ record: PackageRecord; created: boolean }> {
+  async publish(name: string, staged: StagedBlob, options: PublishOptions): Promise<{ record: PackageRecord; created: boolean; removed: string[] }> {
     try {
       this.assertSafeName(name);
       if (staged.size === 0) throw new PackageError('empty', `${name} is empty`);
@@ -246,8 +246,8 @@ export class PackageService {
         this.log.info({ name: storedName, kind, tag, size: stored.size, sha256: stored.sha256, replaced: Boolean(existing) }, 'package stored');
         // Retention decides on the store's state: another replica's uploads since the last poll count too.
         await this.refreshLocked();
-        await this.applyRetention(this.index.get(storedName) ?? stored);
-        return { record: stored, created: !existing };
+        const removed = await this.applyRetention(this.index.get(storedName) ?? stored);
+        return { record: stored, created: !existing, removed };
       });
     } finally {
       await staged.discard();
@@ -383,50 +383,62 @@ export class PackageService {
   }
 
   /** Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. */
-  private async applyRetention(kept: PackageRecord): Promise<void> {
-    if (kept.kind === 'template') await this.applyTemplateRetention(kept);
-    else await this.applyVersionRetention(kept);
+  /**
+   * Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. Resolves
+   * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.
+   */
+  private async applyRetention(kept: PackageRecord): Promise<string[]> {
+    return kept.kind === 'template' ? this.applyTemplateRetention(kept) : this.applyVersionRetention(kept);
   }
 
   /**
-   * Deletes whole releases beyond the newest max_releases, then the oldest templates beyond max_packages; never
-   * the package just uploaded, nor its release (an old hotfix just uploaded stays, beside the newest max_releases).
+   * Deletes whole releases beyond the newest max_releases, then the oldest templates beyond max_packages. Neither
+   * ever touches the release just uploaded to (nor the package, when it has no release): one CI run publishing a
+   * release of 24 templates keeps all 24, and an old hotfix just uploaded stays beside the newest max_releases.
    */
-  private async applyTemplateRetention(kept: PackageRecord): Promise<void> {
+  private async applyTemplateRetention(kept: PackageRecord): Promise<string[]> {
+    const removed: string[] = [];
+    const protectedRecord = (r: PackageRecord) => r.name === kept.name || (kept.tag !== null && r.tag === kept.tag);
     const maxReleases = this.options.maxReleases ?? 0;
     if (maxReleases > 0) {
       const doomed = this.releases().slice(maxReleases).filter((r) => r.tag !== kept.tag);
       for (const release of doomed) {
         for (const record of release.records) await this.deleteLocked(record.name);
-        this.log.info({ tag: release.tag, packages: release.records.map((r) => r.name), maxReleases }, 'release deleted by retention');
+        removed.push(...release.records.map((r) => r.name));
+        this.log.warn({ tag: release.tag, packages: release.records.map((r) => r.name), maxReleases }, `release ${release.tag} deleted by retention (max_releases ${maxReleases})`);
       }
     }
     const max = this.options.maxPackages;
-    if (max === 0) return;
+    if (max === 0) return removed;
     // Oldest first, once: each deletion would otherwise rebuild the views and filter them again.
-    const doomed = this.list().filter((r) => r.kind === 'template' && r.name !== kept.name).reverse();
+    const doomed = this.list().filter((r) => r.kind === 'template' && !protectedRecord(r)).reverse();
     let excess = this.list().filter((r) => r.kind === 'template').length - max;
     for (const oldest of doomed) {
-      if (excess <= 0) return;
+      if (excess <= 0) break;
       await this.deleteLocked(oldest.name);
+      removed.push(oldest.name);
       excess -= 1;
-      this.log.info({ name: oldest.name, maxPackages: max }, 'package deleted by retention');
+      this.log.warn({ name: oldest.name, maxPackages: max }, `${oldest.name} deleted by retention (max_packages ${max})`);
     }
+    return removed;
   }
 
   /** Deletes the lowest versions of one id beyond max_versions_per_package; never the one its catalog serves. */
-  private async applyVersionRetention(kept: PackageRecord): Promise<void> {
+  private async applyVersionRetention(kept: PackageRecord): Promise<string[]> {
+    const removed: string[] = [];
     const max = this.options.maxVersionsPerPackage ?? 0;
-    if (max === 0 || !kept.catalog) return;
+    if (max === 0 || !kept.catalog) return removed;
     const group = this.catalogPackage(kept.kind as CatalogKind, kept.catalog.id);
     let excess = group.versions.length - max;
     const lowestFirst = group.versions.filter((r) => r !== group.served && r.name !== kept.name).reverse();
     for (const record of lowestFirst) {
       if (excess <= 0) break;
       await this.deleteLocked(record.name);
+      removed.push(record.name);
       excess -= 1;
-      this.log.info({ name: record.name, kind: record.kind, id: kept.catalog.id, maxVersionsPerPackage: max }, 'version deleted by retention');
+      this.log.warn({ name: record.name, kind: record.kind, id: kept.catalog.id, maxVersionsPerPackage: max }, `${record.name} deleted by retention (max_versions_per_package ${max})`);
     }
+    return removed;
   }
 
   private async deleteLocked(name: string): Promise<void> {

@@ -50,7 +50,7 @@ describe('retention (max_packages)', () => {
       expect(names).toEqual(['pkg-5.zip', 'pkg-4.zip', 'pkg-3.zip']);
       expect((await storageContents(limited.storagePath)).packages).toEqual(['pkg-3.zip', 'pkg-4.zip', 'pkg-5.zip']);
       expect((await fetch(`${limited.url}/assets/pkg-1.zip`)).status).toBe(404);
-      const deletions = limited.logs().filter((l) => l.message === 'package deleted by retention').map((l) => l.name);
+      const deletions = limited.logs().filter((l) => l.level === 'WARN' && / deleted by retention \(max_packages 3\)$/.test(l.message)).map((l) => l.name);
       expect(deletions).toEqual(['pkg-1.zip', 'pkg-2.zip']);
       // An overwrite makes a package the newest again.
       expect((await upload(limited.url, 'pkg-3.zip', 'p3 again', { overwrite: true })).status).toBe(200);

@@ -215,7 +215,7 @@ describe('max_releases', () => {
       const tags = async () => (await json<Release[]>(`${limited.url}/releases`)).map((r) => r.tag_name);
       expect(await tags()).toEqual(['v0.3.0', 'v0.2.0']);
       expect((await fetch(`${limited.url}/assets/spec-kit-template-copilot-ps-v0.1.0.zip`)).status).toBe(404);
-      expect(limited.logs().find((l) => l.message === 'release deleted by retention')).toMatchObject({ tag: 'v0.1.0' });
+      expect(limited.logs().find((l) => l.message === 'release v0.1.0 deleted by retention (max_releases 2)')).toMatchObject({ level: 'WARN', tag: 'v0.1.0' });
       // an old hotfix is kept beside the newest two
       expect((await upload(limited.url, 'spec-kit-template-claude-sh-v0.1.1.zip', 'hotfix')).status).toBe(201);
       expect(await tags()).toEqual(['v0.3.0', 'v0.2.0', 'v0.1.1']);
@@ -224,6 +224,51 @@ describe('max_releases', () => {
       expect((await fetch(`${limited.url}/assets/untagged.zip`)).status).toBe(200);
     } finally {
       await limited.stop();
+    }
+  });
+});
+
+describe('retention never splits the release just uploaded', () => {
+  const AGENTS = ['claude', 'gemini', 'copilot', 'cursor-agent', 'qwen', 'opencode', 'codex', 'windsurf', 'kilocode', 'auggie', 'roo', 'q'];
+  const release = (v: string) => AGENTS.flatMap((agent) => ['sh', 'ps'].map((script) => `spec-kit-template-${agent}-${script}-v${v}.zip`));
+
+  it('keeps all 24 templates of a release with the defaults, and the newest five releases', async () => {
+    const server = await startServer();
+    try {
+      for (const v of ['0.1.0', '0.2.0', '0.3.0', '0.4.0', '0.5.0', '0.6.0']) {
+        for (const name of release(v)) expect((await upload(server.url, name, name)).status).toBe(201);
+      }
+      const latest = await json<Release>(`${server.url}/latest`);
+      expect(latest.assets.filter((a) => a.name.endsWith('-v0.6.0.zip'))).toHaveLength(24);
+      expect(latest.assets.some((a) => a.name === 'spec-kit-template-claude-sh-v0.6.0.zip')).toBe(true);
+      expect((await json<Release[]>(`${server.url}/releases`)).map((r) => r.tag_name)).toEqual(['v0.6.0', 'v0.5.0', 'v0.4.0', 'v0.3.0', 'v0.2.0']);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('with max_packages below a release, deletes older releases first and never one of the new release; the answer says what went', async () => {
+    const server = await startServer({ env: { MAX_PACKAGES: '10', MAX_RELEASES: '0' } });
+    try {
+      for (const name of release('1.0.0').slice(0, 6)) await upload(server.url, name, name);
+      let last: { removed_by_retention: string[] } | null = null;
+      const removed: string[] = [];
+      for (const name of release('2.0.0')) {
+        const res = await upload(server.url, name, name);
+        expect(res.status).toBe(201);
+        last = (await res.json()) as { removed_by_retention: string[] };
+        removed.push(...last.removed_by_retention);
+      }
+      // Every 1.0.0 template went, none of 2.0.0's, although that is more than max_packages.
+      expect(removed.sort()).toEqual(release('1.0.0').slice(0, 6).sort());
+      const latest = await json<Release>(`${server.url}/latest`);
+      expect(latest.assets.map((a) => a.name).sort()).toEqual(release('2.0.0').sort());
+      const warnings = server.logs().filter((l) => l.level === 'WARN' && / deleted by retention \(max_packages 10\)$/.test(l.message));
+      expect(warnings.map((l) => l.name).sort()).toEqual(release('1.0.0').slice(0, 6).sort());
+      // An upload that removes nothing says so too.
+      expect(last!.removed_by_retention).toEqual([]);
+    } finally {
+      await server.stop();
     }
   });
 });
