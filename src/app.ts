@@ -16,7 +16,6 @@ import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { PackageService } from './service/packages.js';
-import type { PackagesPage } from './views/packages-page.js';
 import type { loadStaticFiles, WebPages } from './web/pages.js';
 
 export interface AppDeps {
@@ -30,7 +29,6 @@ export interface AppDeps {
   contract: Buffer;
   contractDocument: Parameters<typeof authRouter>[0];
   docsPage: Buffer | null;
-  packagesPage: PackagesPage;
   webPages: WebPages;
   staticFiles: ReturnType<typeof loadStaticFiles>;
 }

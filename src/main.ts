@@ -13,7 +13,6 @@ import { FilesystemStorage } from './storage/filesystem.js';
 import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
 import { VettingPool } from './vetting/pool.js';
-import { loadPackagesPage } from './views/packages-page.js';
 import { loadStaticFiles, loadWebPages } from './web/pages.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -84,7 +83,6 @@ async function main(): Promise<void> {
     contract,
     contractDocument: JSON.parse(readFileSync(CONTRACT_JSON_PATH, 'utf8')),
     docsPage: readOptional(DOCS_PAGE_PATH),
-    packagesPage: loadPackagesPage(),
     webPages: loadWebPages(),
     staticFiles: loadStaticFiles(),
   });

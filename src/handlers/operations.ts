@@ -6,7 +6,7 @@ import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
-import { FAVICON_SVG } from '../views/favicon.js';
+import { FAVICON_SVG } from '../web/favicon.js';
 import type { Handler } from './types.js';
 
 /**

@@ -12,7 +12,7 @@ import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
 import type { ByteRange } from '../storage/storage.js';
 import type { Config } from '../config.js';
-import type { PackagesPage } from '../views/packages-page.js';
+import type { WebPages } from '../web/pages.js';
 import { toPackage } from './representations.js';
 import type { Handler } from './types.js';
 
@@ -20,10 +20,10 @@ export interface PackageHandlerDeps {
   config: Config;
   service: PackageService;
   metrics: Metrics;
-  packagesPage: PackagesPage;
+  webPages: WebPages;
 }
 
-export function packageHandlers({ config, service, metrics, packagesPage }: PackageHandlerDeps) {
+export function packageHandlers({ config, service, metrics, webPages }: PackageHandlerDeps) {
   const bodies = new BodyCache();
 
   const uploadPackage: Handler<'uploadPackage'> = async (req, res) => {
@@ -103,11 +103,12 @@ export function packageHandlers({ config, service, metrics, packagesPage }: Pack
     } else {
       setPageHeaders(res);
       bodies.sendHtml(res, `html ${kind ?? 'all'} ${base}`, service, () =>
-        packagesPage.render(
+        webPages.packagesList(
           {
             releases: kind && kind !== 'template' ? [] : service.releases(),
             untagged: records().filter((r) => r.kind === 'template' && r.tag === null),
             catalogs: CATALOG_KINDS.filter((k) => !kind || k === kind).map((k) => ({ kind: k, packages: service.catalog(k) })),
+            kind,
           },
           base,
         ),

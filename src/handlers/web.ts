@@ -10,10 +10,6 @@ import type { loadStaticFiles, WebPages } from '../web/pages.js';
 import { search, searchItems } from '../web/search.js';
 import type { Handler } from './types.js';
 
-/** The pages load their script, style sheet and search index from this host, and nothing else. */
-const WEB_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
-
 export interface WebHandlerDeps {
   config: Config;
   service: PackageService;
@@ -29,7 +25,7 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
   const getHome: Handler<'getHome'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
     const query = (req.query.q ?? '').trim();
-    setPageHeaders(res, WEB_CSP);
+    setPageHeaders(res);
     bodies.sendHtml(res, `home ${base} ${query}`, service, () => {
       const templates = service.list().filter((r) => r.kind === 'template').length;
       const counts = { templates, releases: service.releases().length, extension: 0, preset: 0, workflow: 0 };
@@ -46,7 +42,7 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
   const getPackagePage: Handler<'getPackagePage'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
     const pkg = service.catalogPackage(req.params.kind, req.params.id);
-    setPageHeaders(res, WEB_CSP);
+    setPageHeaders(res);
     bodies.sendHtml(res, `package ${pkg.kind} ${pkg.id} ${base}`, service, () => webPages.packagePage(pkg, base));
   };
 

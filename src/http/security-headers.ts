@@ -1,10 +1,12 @@
 import type { RequestHandler, Response } from 'express';
 
 /**
- * The server's own pages (/packages) hold one inline style sheet and nothing else: no script, no image, no form,
- * and no other site may frame them. /docs sets its own, wider policy (Redoc runs scripts).
+ * The server's own pages load their script, style sheet, icon and search index from this host and nothing else; their
+ * one form (search) submits here, and no other site may frame them. /docs sets its own, wider policy (Redoc inlines
+ * its scripts).
  */
-export const PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+export const PAGE_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /** Every answer: the declared media type is the only one a browser may take it for. */
 export const securityHeaders: RequestHandler = (_req, res, next) => {

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import Mustache from 'mustache';
 import type { CatalogPackage } from '../domain/catalog.js';
-import { CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
+import { CATALOG_SECTION, type CatalogKind, type PackageKind } from '../domain/kinds.js';
 import { isPep440Prerelease } from '../domain/pep440.js';
 import { assetUrl } from '../http/urls.js';
-import { humanSize } from '../views/packages-page.js';
+import type { ReleaseGroup } from '../domain/releases.js';
+import { isPrerelease } from '../domain/version.js';
+import type { PackageRecord } from '../storage/storage.js';
+import { humanSize, plural } from './format.js';
 import type { SearchItem } from './search.js';
 
 /** How the `specify` CLI names each kind: its command, and the variable that points it at one catalog. */
@@ -27,12 +30,22 @@ export interface HomeContent {
   results: readonly SearchItem[];
 }
 
+export interface ListContent {
+  /** Template releases, highest version first. */
+  releases: readonly ReleaseGroup[];
+  /** Templates that belong to no release. */
+  untagged: readonly PackageRecord[];
+  catalogs: readonly { kind: CatalogKind; packages: readonly CatalogPackage[] }[];
+  /** The one kind shown, or every kind. */
+  kind: PackageKind | undefined;
+}
+
 export interface WebPages {
   home(content: HomeContent, base: string): string;
   packagePage(pkg: CatalogPackage, base: string): string;
+  packagesList(content: ListContent, base: string): string;
 }
 
-const plural = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
 
 /** The pages, from templates read and parsed once. Mustache escapes every value; links come from vetted manifests. */
 export function loadWebPages(): WebPages {
@@ -44,6 +57,8 @@ export function loadWebPages(): WebPages {
   const layout = read('layout');
   const home = read('home');
   const packageTemplate = read('package');
+  const list = read('packages');
+  const partials = { files: read('files') };
   const page = (title: string, base: string, content: string) => Mustache.render(layout, { title, base, content });
 
   return {
@@ -68,6 +83,79 @@ export function loadWebPages(): WebPages {
         catalogLines,
       });
       return page(query ? `“${query}”` : 'Search', base, content);
+    },
+
+    packagesList({ releases, untagged, catalogs, kind }, base) {
+      const templateCount = releases.reduce((n, r) => n + r.records.length, 0) + untagged.length;
+      const count = (k: CatalogKind) => catalogs.find((c) => c.kind === k)?.packages.length ?? 0;
+      const summary = [
+        `${plural(templateCount, 'template')} in ${plural(releases.length, 'release')}`,
+        plural(count('extension'), 'extension'),
+        plural(count('preset'), 'preset'),
+        plural(count('workflow'), 'workflow'),
+      ].join(' · ');
+      const files = (records: readonly PackageRecord[]) =>
+        records.map((r) => ({
+          name: r.name,
+          url: assetUrl(base, r.name),
+          size: humanSize(r.size),
+          bytes: r.size,
+          downloads: r.downloadCount.toLocaleString('en'),
+          sha256: r.sha256,
+          shortSha: r.sha256.slice(0, 12),
+        }));
+      // What /latest serves comes first: releases by version, pre-releases after them.
+      const ordered = [...releases.filter((r) => !isPrerelease(r.tag)), ...releases.filter((r) => isPrerelease(r.tag))];
+      const showTemplates = kind === undefined || kind === 'template';
+      const content = Mustache.render(
+        list,
+        {
+          base,
+          summary,
+          all: kind === undefined,
+          kindLinks: (['template', 'extension', 'preset', 'workflow'] as const).map((k) => ({
+            kind: k,
+            title: k === 'template' ? 'Templates' : CLI[k].title,
+            current: k === kind,
+          })),
+          showTemplates,
+          hasTemplates: templateCount > 0,
+          latestTag: ordered[0]?.tag ?? 'the newest untagged templates',
+          releases: ordered.map((r) => ({
+            tag: r.tag,
+            anchor: encodeURIComponent(r.tag),
+            pinnedUrl: `${base}/releases/tags/${encodeURIComponent(r.tag)}`,
+            prerelease: isPrerelease(r.tag),
+            packages: files(r.records),
+          })),
+          hasUntagged: untagged.length > 0,
+          untagged: { packages: files(untagged) },
+          catalogs: catalogs.map(({ kind: k, packages }) => {
+            const section = CATALOG_SECTION[k];
+            return {
+              ...CLI[k],
+              section,
+              catalogUrl: `${base}/catalogs/${section}.json`,
+              none: packages.length === 0,
+              hasPackages: packages.length > 0,
+              packages: packages.map((p) => ({
+                kind: k,
+                id: p.id,
+                name: p.served.catalog.name,
+                version: p.served.catalog.version,
+                description: p.served.catalog.description,
+                author: p.served.catalog.author,
+                downloads: plural(p.versions.reduce((n, r) => n + r.downloadCount, 0), 'download'),
+                others: p.versions.length > 1 ? plural(p.versions.length, 'version') : null,
+                pageUrl: `${base}/packages/${k}/${encodeURIComponent(p.id)}`,
+                command: CLI[k].command,
+              })),
+            };
+          }),
+        },
+        partials,
+      );
+      return page('Packages', base, content);
     },
 
     packagePage(pkg, base) {

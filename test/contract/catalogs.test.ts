@@ -267,7 +267,10 @@ describe('GET /packages with kinds', () => {
     await publish(server.url, await catalogZip('extension', { id: 'html-hello' }));
     const html = await (await fetch(`${server.url}/packages`)).text();
     const shown = html.replaceAll('&#x3D;', '=').replaceAll('&#x2F;', '/').replaceAll('&lt;', '<').replaceAll('&gt;', '>');
-    expect(shown).toContain(`SPECKIT_CATALOG_URL=${server.url}/catalogs/extensions.json specify extension add html-hello`);
+    // One set-up per kind, and per package only what differs: its install command and its page.
+    expect(shown).toContain(`SPECKIT_CATALOG_URL=${server.url}/catalogs/extensions.json specify extension add <id>`);
+    expect(shown).toContain('<code>specify extension add html-hello</code>');
+    expect(shown).toContain(`href="${server.url}/packages/extension/html-hello"`);
     expect(shown).toContain(`SPECKIT_PRESET_CATALOG_URL=${server.url}/catalogs/presets.json specify preset add <id>`);
     expect(shown).toContain(`SPECKIT_WORKFLOW_CATALOG_URL=${server.url}/catalogs/workflows.json specify workflow add <id>`);
     expect(shown).toContain('.specify/extension-catalogs.yml');

@@ -142,7 +142,7 @@ describe('the Dockerfile build stage, without Docker', () => {
     const { symlink } = await import('node:fs/promises');
     await symlink(join(repo, 'node_modules'), join(dir, 'node_modules'));
     await run('npm', ['run', 'build'], { cwd: dir });
-    for (const built of ['dist/main.js', 'dist/openapi.json', 'dist/docs/index.html', 'dist/views/packages.mustache']) {
+    for (const built of ['dist/main.js', 'dist/openapi.json', 'dist/docs/index.html', 'dist/web/packages.mustache']) {
       await expect(readFile(join(dir, built))).resolves.toBeDefined();
     }
   }, 120_000);

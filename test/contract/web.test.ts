@@ -58,6 +58,8 @@ run('the web UI in a real browser', () => {
     ['search', '/?q=acme'],
     ['extension', '/packages/extension/acme-hello'],
     ['workflow', '/packages/workflow/plan-flow'],
+    ['packages', '/packages'],
+    ['presets', '/packages?kind=preset'],
   ] as const;
 
   it.each(pages)('%s fits 360, 768 and 1280 px, light and dark, with no console error', async (name, path) => {
@@ -151,6 +153,20 @@ run('the web UI in a real browser', () => {
     expect(await page.locator('a[href="https://example.com/acme"]').count()).toBe(0); // 1.1.0 is served, without a homepage
     expect(await page.locator('dl.fields').textContent()).toContain('greeting · team');
     await context.close();
+  });
+
+  it('lists packages with counts that add up, short digests, one set-up per kind and links to each package page', async () => {
+    const context = await browser.newContext({ viewport: { width: 400, height: 900 } });
+    const { page } = await open(context, '/packages');
+    expect(await page.locator('p.lead').first().textContent()).toBe('2 templates in 1 release · 1 extension · 1 preset · 1 workflow');
+    expect(await page.locator('table.files code').first().textContent()).toHaveLength(12);
+    expect(await page.locator('section#extensions pre').count()).toBe(2);
+    await page.getByRole('link', { name: 'Ext acme-hello' }).click();
+    await page.waitForURL(/\/packages\/extension\/acme-hello$/);
+    await context.close();
+    const presetsOnly = await (await fetch(`${server.url}/packages?kind=preset`)).text();
+    expect(presetsOnly).not.toContain('No templates yet');
+    expect(presetsOnly).not.toContain('id="templates"');
   });
 });
 
