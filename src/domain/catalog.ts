@@ -22,6 +22,11 @@ export interface CatalogMetadata {
   };
   /** Counts by what is provided: `{commands: 2, hooks: 1}`. */
   provides?: Record<string, number>;
+  /**
+   * What the manifest provides, by name (`{what: 'command', name: 'speckit.acme.greet'}`, a hook as `event: command`),
+   * for the package's page; not a catalog field (the CLI reads none such).
+   */
+  contents?: { what: string; name: string }[];
   repository?: string;
   homepage?: string;
   documentation?: string;

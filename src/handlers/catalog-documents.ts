@@ -37,7 +37,8 @@ function catalogEntry(pkg: CatalogPackage, base: string): Schemas['PackageCatalo
 
 /** The manifest's words, in the order the CLI shows them. */
 function describe(meta: CatalogMetadata): Omit<Schemas['CatalogEntryFields'], 'sha256' | 'size' | 'downloads' | 'created_at' | 'updated_at'> {
-  const { id, version, name, description, ...optional } = meta;
+  // `contents` is for this server's pages: a catalog entry holds only what the CLI reads.
+  const { id, version, name, description, contents: _, ...optional } = meta;
   return { id, name, version, description, ...optional };
 }
 

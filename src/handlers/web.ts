@@ -36,13 +36,19 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
 
   const getSearchIndex: Handler<'getSearchIndex'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
-    bodies.sendJson(res, `index ${base}`, service, () => ({ items: items(base).map(({ downloads: _, ...item }) => item) }));
+    bodies.sendJson(res, `index ${base}`, service, () => ({ items: items(base) }));
   };
 
   const getPackagePage: Handler<'getPackagePage'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
-    const pkg = service.catalogPackage(req.params.kind, req.params.id);
+    const { kind, id } = req.params;
     setPageHeaders(res);
+    if (kind === 'template') {
+      const release = service.release(id);
+      bodies.sendHtml(res, `release ${release.tag} ${base}`, service, () => webPages.releasePage(release, service.latest()[0]?.tag === release.tag, base));
+      return;
+    }
+    const pkg = service.catalogPackage(kind, id);
     bodies.sendHtml(res, `package ${pkg.kind} ${pkg.id} ${base}`, service, () => webPages.packagePage(pkg, base));
   };
 

@@ -248,7 +248,13 @@ function checkExtension(root: Json, check: Checker): CatalogMetadata | null {
   }
   if (id && (CORE_COMMANDS as readonly string[]).includes(id)) check.fail('/extension/id', `"${id}" is the name of a core spec-kit command`);
   if (!id || !version || !info) return null;
-  return metadata(info, root, id, version, requires, { commands: commands.length, hooks: Object.keys(hooks).length });
+  const contents = [
+    ...commands.flatMap((c) => (isObject(c) && typeof c.name === 'string' ? [{ what: 'command', name: c.name }] : [])),
+    ...Object.entries(hooks).flatMap(([event, hook]) => (isObject(hook) && typeof hook.command === 'string' ? [{ what: 'hook', name: `${event}: ${hook.command}` }] : [])),
+    ...templates.flatMap((t) => (isObject(t) && typeof t.name === 'string' ? [{ what: 'template', name: t.name }] : [])),
+    ...scripts.flatMap((t) => (isObject(t) && typeof t.name === 'string' ? [{ what: 'script', name: t.name }] : [])),
+  ];
+  return metadata(info, root, id, version, requires, { commands: commands.length, hooks: Object.keys(hooks).length }, contents);
 }
 
 function checkPreset(root: Json, check: Checker): CatalogMetadata | null {
@@ -276,7 +282,8 @@ function checkPreset(root: Json, check: Checker): CatalogMetadata | null {
     if (type === 'template' || type === 'command' || type === 'script') counts[`${type}s`] += 1;
   });
   if (!id || !version || !info) return null;
-  return metadata(info, root, id, version, requires, counts);
+  const contents = templates.flatMap((t) => (isObject(t) && typeof t.name === 'string' && typeof t.type === 'string' ? [{ what: t.type, name: t.name }] : []));
+  return metadata(info, root, id, version, requires, counts, contents);
 }
 
 function checkWorkflow(root: Json, check: Checker): CatalogMetadata | null {
@@ -289,8 +296,15 @@ function checkWorkflow(root: Json, check: Checker): CatalogMetadata | null {
   if (steps.length === 0) check.fail('/steps', 'must list at least one step');
   const requires = checkRequires(root, check, false);
   if (!id || !version || !info || !STRICT_VERSION.test(version)) return null;
-  return metadata(info, root, id, version, requires, { steps: steps.length });
+  const contents = steps.flatMap((step) => {
+    const name = isObject(step) ? (typeof step.id === 'string' ? step.id : typeof step.command === 'string' ? step.command : null) : null;
+    return name === null ? [] : [{ what: 'step', name }];
+  });
+  return metadata(info, root, id, version, requires, { steps: steps.length }, contents);
 }
+
+/** What a package page lists of a manifest's commands, hooks, templates, scripts or steps, at most. */
+const MAX_CONTENTS = 200;
 
 function checkRequires(root: Json, check: Checker, required: boolean): CatalogMetadata['requires'] {
   const requires = check.object(root, 'requires', '/requires');
@@ -311,7 +325,15 @@ function checkRequires(root: Json, check: Checker, required: boolean): CatalogMe
 }
 
 /** What the catalog shows: the manifest's own words, the optional ones only when they are strings. */
-function metadata(info: Json, root: Json, id: string, version: string, requires: CatalogMetadata['requires'], provides: Record<string, number>): CatalogMetadata {
+function metadata(
+  info: Json,
+  root: Json,
+  id: string,
+  version: string,
+  requires: CatalogMetadata['requires'],
+  provides: Record<string, number>,
+  contents: NonNullable<CatalogMetadata['contents']>,
+): CatalogMetadata {
   const text = (key: string) => (typeof info[key] === 'string' && info[key] !== '' ? { [key]: info[key] as string } : {});
   const tagSource = Array.isArray(info.tags) ? info.tags : Array.isArray(root.tags) ? root.tags : [];
   const tags = tagSource.filter((t): t is string => typeof t === 'string');
@@ -327,6 +349,7 @@ function metadata(info: Json, root: Json, id: string, version: string, requires:
     ...(tags.length ? { tags } : {}),
     ...(requires && Object.keys(requires).length ? { requires } : {}),
     provides,
+    ...(contents.length ? { contents: contents.slice(0, MAX_CONTENTS) } : {}),
     ...Object.assign({}, ...LINKS.map(text)),
   };
 }

@@ -44,6 +44,8 @@ export interface WebPages {
   home(content: HomeContent, base: string): string;
   packagePage(pkg: CatalogPackage, base: string): string;
   packagesList(content: ListContent, base: string): string;
+  /** A release of templates; `latest` when /latest serves it. */
+  releasePage(release: ReleaseGroup, latest: boolean, base: string): string;
 }
 
 
@@ -58,7 +60,18 @@ export function loadWebPages(): WebPages {
   const home = read('home');
   const packageTemplate = read('package');
   const list = read('packages');
+  const releaseTemplate = read('release');
   const partials = { files: read('files') };
+  const files = (records: readonly PackageRecord[], base: string) =>
+    records.map((r) => ({
+      name: r.name,
+      url: assetUrl(base, r.name),
+      size: humanSize(r.size),
+      bytes: r.size,
+      downloads: r.downloadCount.toLocaleString('en'),
+      sha256: r.sha256,
+      shortSha: r.sha256.slice(0, 12),
+    }));
   const page = (title: string, base: string, content: string) => Mustache.render(layout, { title, base, content });
 
   return {
@@ -94,16 +107,6 @@ export function loadWebPages(): WebPages {
         plural(count('preset'), 'preset'),
         plural(count('workflow'), 'workflow'),
       ].join(' · ');
-      const files = (records: readonly PackageRecord[]) =>
-        records.map((r) => ({
-          name: r.name,
-          url: assetUrl(base, r.name),
-          size: humanSize(r.size),
-          bytes: r.size,
-          downloads: r.downloadCount.toLocaleString('en'),
-          sha256: r.sha256,
-          shortSha: r.sha256.slice(0, 12),
-        }));
       // What /latest serves comes first: releases by version, pre-releases after them.
       const ordered = [...releases.filter((r) => !isPrerelease(r.tag)), ...releases.filter((r) => isPrerelease(r.tag))];
       const showTemplates = kind === undefined || kind === 'template';
@@ -126,10 +129,11 @@ export function loadWebPages(): WebPages {
             anchor: encodeURIComponent(r.tag),
             pinnedUrl: `${base}/releases/tags/${encodeURIComponent(r.tag)}`,
             prerelease: isPrerelease(r.tag),
-            packages: files(r.records),
+            pageUrl: `${base}/packages/template/${encodeURIComponent(r.tag)}`,
+            packages: files(r.records, base),
           })),
           hasUntagged: untagged.length > 0,
-          untagged: { packages: files(untagged) },
+          untagged: { packages: files(untagged, base) },
           catalogs: catalogs.map(({ kind: k, packages }) => {
             const section = CATALOG_SECTION[k];
             return {
@@ -158,6 +162,25 @@ export function loadWebPages(): WebPages {
       return page('Packages', base, content);
     },
 
+    releasePage(release, latest, base) {
+      const pinned = `specify init my-project --template-url ${base}/releases/tags/${encodeURIComponent(release.tag)} --ai claude --script sh`;
+      const downloads = release.records.reduce((n, r) => n + r.downloadCount, 0);
+      const content = Mustache.render(
+        releaseTemplate,
+        {
+          base,
+          tag: release.tag,
+          prerelease: isPrerelease(release.tag),
+          latest,
+          summary: `${plural(release.records.length, 'template')} · ${plural(downloads, 'download')}`,
+          pinned,
+          packages: files(release.records, base),
+        },
+        partials,
+      );
+      return page(`Templates ${release.tag}`, base, content);
+    },
+
     packagePage(pkg, base) {
       const meta = pkg.served.catalog;
       const cli = CLI[pkg.kind];
@@ -183,6 +206,8 @@ export function loadWebPages(): WebPages {
         effect: meta.effect,
         requires,
         provides,
+        contents: (meta.contents ?? []).map((c) => ({ what: c.what, name: c.name })),
+        hasContents: (meta.contents ?? []).length > 0,
         tagLine: (meta.tags ?? []).join(' · '),
         links: LINKS.filter(([field]) => meta[field]).map(([field, label]) => ({ label, url: meta[field] })),
         downloads: pkg.versions.reduce((n, r) => n + r.downloadCount, 0).toLocaleString('en'),

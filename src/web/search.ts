@@ -1,20 +1,10 @@
-import { totalDownloads, type CatalogPackage } from '../domain/catalog.js';
-import type { CatalogKind, PackageKind } from '../domain/kinds.js';
+import type { CatalogPackage } from '../domain/catalog.js';
+import type { CatalogKind } from '../domain/kinds.js';
 import type { ReleaseGroup } from '../domain/releases.js';
+import type { Schemas } from '../handlers/types.js';
 
-/** One thing a person may look for: a release of templates, or an extension, preset or workflow. */
-export interface SearchItem {
-  kind: PackageKind;
-  /** The package's id, or the release's tag. */
-  id: string;
-  name: string;
-  version: string;
-  description: string;
-  tags: string[];
-  /** The page that shows it. */
-  url: string;
-  downloads: number;
-}
+/** One thing a person may look for (a release of templates, or an extension, preset or workflow), as /search.json has it. */
+export type SearchItem = Schemas['SearchIndex']['items'][number];
 
 /** The agent and script of a template name: `spec-kit-template-claude-sh-v1.0.0.zip` → `claude-sh`. */
 function flavourOf(name: string): string {
@@ -33,8 +23,7 @@ export function searchItems(releases: readonly ReleaseGroup[], catalogs: readonl
       version: release.tag,
       description: `${release.records.length} template${release.records.length === 1 ? '' : 's'}: ${flavours.join(', ')}`,
       tags: flavours,
-      url: `${base}/packages#${encodeURIComponent(release.tag)}`,
-      downloads: release.records.reduce((n, r) => n + r.downloadCount, 0),
+      url: `${base}/packages/template/${encodeURIComponent(release.tag)}`,
     };
   });
   for (const { kind, packages } of catalogs) {
@@ -48,7 +37,6 @@ export function searchItems(releases: readonly ReleaseGroup[], catalogs: readonl
         description: meta.description,
         tags: meta.tags ?? [],
         url: `${base}/packages/${kind}/${encodeURIComponent(pkg.id)}`,
-        downloads: totalDownloads(pkg),
       });
     }
   }

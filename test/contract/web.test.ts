@@ -1,15 +1,14 @@
-import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { describeInBrowser, launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { upload } from '../helpers/upload.js';
 import { makeZip } from '../helpers/zip.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const run = existsSync(CHROMIUM) || process.env.CI === 'true' ? describe : describe.skip;
+const run = describeInBrowser;
 /** Screenshots for a person to look at, one per page, width and colour scheme. */
 const SHOTS = new URL('../../test-results/screenshots/', import.meta.url).pathname;
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -32,10 +31,7 @@ run('the web UI in a real browser', () => {
     server = await startServer({ env: { MAX_PACKAGES: '0' } });
     await publishSome(server.url);
     await mkdir(SHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
@@ -59,6 +55,7 @@ run('the web UI in a real browser', () => {
     ['extension', '/packages/extension/acme-hello'],
     ['workflow', '/packages/workflow/plan-flow'],
     ['packages', '/packages'],
+    ['release', '/packages/template/v1.2.0'],
     ['presets', '/packages?kind=preset'],
   ] as const;
 
@@ -152,6 +149,10 @@ run('the web UI in a real browser', () => {
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(await sha.getAttribute('title'));
     expect(await page.locator('a[href="https://example.com/acme"]').count()).toBe(0); // 1.1.0 is served, without a homepage
     expect(await page.locator('dl.fields').textContent()).toContain('greeting · team');
+    // What it provides, by name; the catalog itself carries only the fields the CLI reads.
+    expect(await page.locator('ul.contents').textContent()).toContain('command speckit.acme-hello.greet');
+    const catalog = await (await fetch(`${server.url}/catalogs/extensions.json`)).json();
+    expect(catalog.extensions['acme-hello'].contents).toBeUndefined();
     await context.close();
   });
 
@@ -167,6 +168,18 @@ run('the web UI in a real browser', () => {
     const presetsOnly = await (await fetch(`${server.url}/packages?kind=preset`)).text();
     expect(presetsOnly).not.toContain('No templates yet');
     expect(presetsOnly).not.toContain('id="templates"');
+  });
+
+  it('has a page per release, with its files and the specify init line pinned to it', async () => {
+    const res = await fetch(`${server.url}/packages/template/v1.2.0`);
+    expect(res.status).toBe(200);
+    const html = (await res.text()).replaceAll('&#x3D;', '=').replaceAll('&#x2F;', '/');
+    expect(html).toContain(`specify init my-project --template-url ${server.url}/releases/tags/v1.2.0 --ai claude --script sh`);
+    expect(html).toContain('spec-kit-template-copilot-ps-v1.2.0.zip');
+    expect(html).toContain('what <a href');
+    expect((await fetch(`${server.url}/packages/template/v9.9.9`)).status).toBe(404);
+    const index = (await (await fetch(`${server.url}/search.json`)).json()) as { items: { kind: string; url: string }[] };
+    expect(index.items.find((i) => i.kind === 'template')!.url).toBe(`${server.url}/packages/template/v1.2.0`);
   });
 });
 
