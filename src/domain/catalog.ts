@@ -1,37 +1,9 @@
-import type { PackageRecord } from '../storage/storage.js';
 import type { CatalogKind } from './kinds.js';
 import { comparePep440Descending, isPep440Prerelease, normalizePep440 } from './pep440.js';
+import type { CatalogMetadata, PackageRecord } from './record.js';
 import { newestUploadFirst } from './releases.js';
 
-/** What a catalog shows of a package, read from its manifest when it was vetted; stored with its record. */
-export interface CatalogMetadata {
-  id: string;
-  /** As the manifest writes it; the catalog serves it unchanged (workflow updates compare it as a string). */
-  version: string;
-  name: string;
-  description: string;
-  author?: string;
-  license?: string;
-  category?: string;
-  effect?: string;
-  tags?: string[];
-  requires?: {
-    speckit_version?: string;
-    tools?: { name: string; version?: string; required?: boolean }[];
-    integrations?: string[];
-  };
-  /** Counts by what is provided: `{commands: 2, hooks: 1}`. */
-  provides?: Record<string, number>;
-  /**
-   * What the manifest provides, by name (`{what: 'command', name: 'speckit.acme.greet'}`, a hook as `event: command`),
-   * for the package's page; not a catalog field (the CLI reads none such).
-   */
-  contents?: { what: string; name: string }[];
-  repository?: string;
-  homepage?: string;
-  documentation?: string;
-  changelog?: string;
-}
+export type { CatalogMetadata };
 
 /** A record of an extension, preset or workflow. */
 export type CatalogRecord = PackageRecord & { kind: CatalogKind; catalog: CatalogMetadata };

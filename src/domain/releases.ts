@@ -1,4 +1,4 @@
-import type { PackageRecord } from '../storage/storage.js';
+import type { PackageRecord } from './record.js';
 import { compareTagsDescending, isPrerelease } from './version.js';
 
 export interface ReleaseGroup {

@@ -2,7 +2,7 @@ import { contentTypeOf } from '../domain/names.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
 import { assetUrl } from '../http/urls.js';
-import type { PackageRecord } from '../storage/storage.js';
+import type { PackageRecord } from '../domain/record.js';
 import type { Schemas } from './types.js';
 
 /** /latest when its first package has no tag: no release's, so it has an id of its own. */

@@ -2,22 +2,12 @@ import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { PackageError, type PackageErrorCode } from '../service/errors.js';
 import { isDiskFull, StorageError } from '../storage/storage.js';
+import { HttpProblem } from './http-problem.js';
 import { closeUnreadBody } from './request-body.js';
 
-const TYPE_PREFIX = 'urn:release-server:problem:';
+export { HttpProblem };
 
-/** An error that already knows its HTTP answer. */
-export class HttpProblem extends Error {
-  constructor(
-    readonly status: number,
-    readonly kind: string,
-    detail: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(detail);
-    this.name = 'HttpProblem';
-  }
-}
+const TYPE_PREFIX = 'urn:release-server:problem:';
 
 const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
   'not-found': 404,

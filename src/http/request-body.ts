@@ -1,5 +1,5 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { HttpProblem } from './problem.js';
+import { HttpProblem } from './http-problem.js';
 
 /**
  * What is read of a refused body, at most, after the answer: enough for a client that sent ahead to get the

@@ -1,33 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { CatalogMetadata } from '../domain/catalog.js';
-import type { PackageKind } from '../domain/kinds.js';
+import type { PackageRecord } from '../domain/record.js';
 
-/** What is known of one stored package; persisted beside its bytes. */
-export interface PackageRecord {
-  /** Stable, never reused. */
-  id: number;
-  name: string;
-  size: number;
-  /** Lower-case hex. */
-  sha256: string;
-  /** ISO 8601: when a package of this name was first stored. */
-  createdAt: string;
-  /** ISO 8601: when the current bytes were uploaded. */
-  updatedAt: string;
-  downloadCount: number;
-  /** The release it belongs to (`v0.2.0`), or null; always null for catalog packages. */
-  tag: string | null;
-  /** Decided by the manifest at upload; records stored before kinds existed are templates. */
-  kind: PackageKind;
-  /** What the catalog shows of an extension, preset or workflow; null for a template. */
-  catalog: CatalogMetadata | null;
-  /**
-   * The store's reference to the immutable bytes this record describes (filesystem: their sha256; s3: an object
-   * key). Set by `publish`; whatever a caller passes is ignored. Bytes are read through the record, never by name,
-   * so that headers taken from a record and the bytes sent after them always belong together.
-   */
-  blob: string;
-}
+export type { PackageRecord };
 
 /** Bytes written to a private staging area: invisible until published, gone when discarded. */
 export interface StagedBlob {

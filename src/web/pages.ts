@@ -6,7 +6,7 @@ import { isPep440Prerelease } from '../domain/pep440.js';
 import { assetUrl } from '../http/urls.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
-import type { PackageRecord } from '../storage/storage.js';
+import type { PackageRecord } from '../domain/record.js';
 import { humanSize, plural } from './format.js';
 import type { SearchItem } from './search.js';
 
