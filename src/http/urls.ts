@@ -46,9 +46,19 @@ function hostOf(req: RequestLike): string {
   } catch {
     forwarded = undefined;
   }
-  if (forwarded && HOST.test(forwarded)) return forwarded;
+  if (isValidHost(forwarded)) return forwarded;
   const direct = req.headers.host;
-  if (direct && HOST.test(direct)) return direct;
+  if (isValidHost(direct)) return direct;
   const { localAddress, localPort } = req.socket;
   return localAddress?.includes(':') ? `[${localAddress}]:${localPort}` : `${localAddress ?? 'localhost'}:${localPort}`;
+}
+
+/** A host[:port] that makes a URL: the shape above, and one the URL parser takes (a port up to 65535, a real IPv6). */
+function isValidHost(value: string | undefined): value is string {
+  if (!value || !HOST.test(value)) return false;
+  try {
+    return new URL(`http://${value}/`).host !== '';
+  } catch {
+    return false;
+  }
 }

@@ -96,9 +96,18 @@ function checkEntry(zip: ZipEntry, violations: Violation[]): ArchiveEntry | null
   const mode = (zip.externalAttributes >>> 16) & S_IFMT;
   if (mode === S_IFLNK) return fail('symbolic links are refused by spec-kit');
   if (mode !== 0 && mode !== S_IFREG && mode !== S_IFDIR) return fail('special files are refused by spec-kit');
+  // Bit 0 encrypted, 5 patched data, 6 strong encryption, 13 an encrypted central directory: Python's zipfile
+  // opens none of them, so the CLI could not install the package.
   if (zip.flags & 0x1) return fail('encrypted entries cannot be installed');
+  if (zip.flags & 0x2060) return fail('patched or strongly encrypted entries cannot be installed (general purpose flag bits 5, 6 or 13)');
   if (zip.method !== STORED && zip.method !== DEFLATED) return fail(`compression method ${zip.method} is refused by spec-kit (only stored and deflated)`);
-  const directory = decoded.endsWith('/') || decoded.endsWith('\\');
+  // Python's zipfile takes only a trailing "/" for a directory, so a name ending in "\\" is a file to it (the CLI
+  // then maps the "\\"): refused, rather than vetted as an empty directory while a client extracts its bytes.
+  if (decoded.endsWith('\\')) return fail('the name ends in "\\": zip readers disagree on whether it is a directory');
+  const directory = decoded.endsWith('/');
+  // A directory is never read (some tools deflate it to two bytes of nothing); one that declares content is a lie.
+  if (directory && zip.uncompressedSize !== 0) return fail('is a directory entry that declares content');
+  if (!directory && zip.method === DEFLATED && zip.compressedSize === 0) return fail('is deflated but holds no compressed data');
   return { name: normalizeEntryName(decoded), directory, zip };
 }
 

@@ -80,7 +80,11 @@ export function normalizeEntryName(raw: string): string {
   return name.endsWith('/') ? name.slice(0, -1) : name;
 }
 
-/** Names that one case-insensitive, normalising file system (macOS, Windows) would store as one. */
+/**
+ * Names that one case-insensitive, normalising file system (macOS, Windows) would store as one, as the CLI compares
+ * them (Python's casefold after NFC): upper then lower case folds what toLowerCase alone keeps apart ("ß" and "SS",
+ * "ς" and "σ").
+ */
 export function collisionKey(name: string): string {
-  return name.normalize('NFC').toLowerCase();
+  return name.normalize('NFC').toUpperCase().toLowerCase().normalize('NFC');
 }

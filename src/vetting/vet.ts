@@ -1,4 +1,5 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { CatalogMetadata } from '../domain/catalog.js';
 import { CATALOG_KINDS, MANIFEST_FILE, type CatalogKind } from '../domain/kinds.js';
 import { inflateMembers, openArchive, type ArchiveLimits, type ArchiveSource } from './archive.js';
@@ -44,7 +45,8 @@ export async function vetFile(path: string): Promise<Verdict> {
         }
         return buffer.subarray(0, done);
       },
-      stream: (start, end) => createReadStream(path, { start, end: end - 1, highWaterMark: 64 * 1024 }),
+      // An empty range is an empty stream (createReadStream throws on end < start).
+      stream: (start, end) => (end <= start ? Readable.from([]) : createReadStream(path, { start, end: end - 1, highWaterMark: 64 * 1024 })),
       readInto: (buffer, offset) => (offset >= size ? 0 : readSync(fd, buffer, 0, Math.min(buffer.length, size - offset), offset)),
     };
     return await vetArchive(source);

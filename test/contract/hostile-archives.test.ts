@@ -336,6 +336,37 @@ describe('archives zip readers disagree on (vetting must see what every client e
     expect(await refused(zip)).toContainEqual({ path: 'c\u00a0■.md', message: expect.stringContaining('not valid UTF-8') });
   });
 
+  it('a member whose name ends in a backslash, which Python extracts as a file but a "directory" check would skip', async () => {
+    // 64 MiB of zeros behind a name ending in "\\": vetted as an empty directory, it was never inflated nor CRC-checked.
+    const zip = zipBytes([...benign('bs-ext'), { name: 'pad\\', data: Buffer.alloc(64 * 1024 * 1024), method: 8 }]);
+    expect(await refused(zip)).toContainEqual({ path: 'pad\\', message: expect.stringContaining('ends in "\\"') });
+  });
+
+  it('a directory entry that declares content', async () => {
+    const zip = zipBytes([...benign('dir-data-ext'), { name: 'docs/', data: 'not nothing' }]);
+    expect(await refused(zip)).toContainEqual({ path: 'docs/', message: expect.stringContaining('declares content') });
+  });
+
+  it('a deflated member with no compressed bytes at all (a 500 before)', async () => {
+    const zip = zipBytes([...benign('empty-deflate-ext'), { name: 'empty.txt', data: '', method: 8, body: Buffer.alloc(0) }]);
+    expect(await refused(zip)).toContainEqual({ path: 'empty.txt', message: expect.stringContaining('no compressed data') });
+  });
+
+  it.each([
+    ['5 (patched data)', 0x0820],
+    ['6 (strong encryption)', 0x0840],
+  ])('an entry with general purpose flag bit %s, which Python cannot open', async (_what, flags) => {
+    const zip = zipBytes([benign('flag-ext')[0]!, { name: 'commands/greet.md', data: '# Greet\n', flags }]);
+    expect(await refused(zip)).toContainEqual({ path: 'commands/greet.md', message: expect.stringContaining('patched or strongly encrypted') });
+  });
+
+  it('names equal under Python\'s casefold but not under toLowerCase ("ß" and "SS", "ς" and "σ")', async () => {
+    const sharp = zipBytes([...benign('fold-ext'), { name: 'commands/Straße.md', data: 'a' }, { name: 'commands/STRASSE.md', data: 'b' }]);
+    expect(await refused(sharp)).toContainEqual({ path: 'commands/STRASSE.md', message: expect.stringContaining('collides') });
+    const sigma = zipBytes([...benign('fold-ext'), { name: 'commands/ς.md', data: 'a' }, { name: 'commands/σ.md', data: 'b' }]);
+    expect(await refused(sigma)).toContainEqual({ path: 'commands/σ.md', message: expect.stringContaining('collides') });
+  });
+
   it('the same name twice, byte for byte and after decoding', async () => {
     const twice = zipBytes([...benign('dup-ext'), { name: 'commands/greet.md', data: '# Other\n' }]);
     expect(await refused(twice)).toContainEqual({ path: 'commands/greet.md', message: expect.stringContaining('appears twice') });

@@ -247,6 +247,19 @@ describe('host headers', () => {
     }
   });
 
+  it('ignores a host no URL can hold (a port over 65535, a broken IPv6 or IPv4): writes are not a 500, URLs fall back', async () => {
+    for (const host of ['example.com:99999', '[::1]:70000', '[:::::]', '1.2.3.4.5']) {
+      const del = await rawExchange(server.url, `DELETE /assets/nope.zip HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`);
+      expect(del.text, host).toMatch(/^HTTP\/1\.1 404 /);
+      const latest = await rawExchange(server.url, `GET /latest HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(latest.text, host).toMatch(/^HTTP\/1\.1 200 /);
+      expect(latest.text).not.toContain(host);
+    }
+    const forwarded = await fetch(`${server.url}/latest`, { headers: { 'x-forwarded-host': 'evil.example:99999' } });
+    expect(forwarded.status).toBe(200);
+    expect(await forwarded.text()).not.toContain('evil.example');
+  });
+
   it('uses a valid forwarded host, and says in Vary that the URLs depend on it', async () => {
     const res = await fetch(`${server.url}/latest`, { headers: { 'x-forwarded-host': 'releases.example.com', 'x-forwarded-proto': 'https' } });
     expect((await res.json()).assets[0].browser_download_url).toBe('https://releases.example.com/assets/hosted-v1.0.0.zip');

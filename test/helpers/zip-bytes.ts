@@ -12,6 +12,8 @@ export interface EntrySpec {
   data?: Buffer | string;
   /** 0 stored (default), 8 deflated. */
   method?: number;
+  /** The compressed bytes as written, instead of `data` stored or deflated. */
+  body?: Buffer;
   /** General purpose flags of both headers; 0x0800 (UTF-8) by default. */
   flags?: number;
   /** Unix mode in the external attributes; a regular file (or a directory, for a name ending in `/`) by default. */
@@ -36,7 +38,7 @@ export function member(spec: EntrySpec): Member {
   const name = typeof spec.name === 'string' ? Buffer.from(spec.name, 'utf8') : spec.name;
   const data = Buffer.from(spec.data ?? '');
   const method = spec.method ?? 0;
-  const body = method === 8 ? deflateRawSync(data) : data;
+  const body = spec.body ?? (method === 8 ? deflateRawSync(data) : data);
   const flags = (spec.flags ?? 0x0800) | (spec.descriptor ? 0x0008 : 0);
   const extra = spec.extra ?? Buffer.alloc(0);
   const crc = crc32(data);
