@@ -77,7 +77,8 @@ function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter
     const challenge = wantsHtml(req, html) ? 'Basic realm="release-server"' : 'Bearer realm="release-server"';
     const credential = credentialOf(req.headers.authorization);
     if (credential === null) {
-      limiter.fail(client);
+      // Not a failure: nothing was guessed. Every browser's first request to a private page has no credential, and
+      // counting those would let people behind one NAT, or one stray bot, lock each other out.
       const how = scope === 'read' ? 'Authorization: Bearer <token>, or Basic with the token as password' : 'Authorization: Bearer <token>';
       throw new HttpProblem(401, 'unauthorized', `a token is required (${how})`, { 'WWW-Authenticate': challenge });
     }

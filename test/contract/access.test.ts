@@ -221,7 +221,9 @@ describe('failed authentications', () => {
     const limited = await startServer({ env: { AUTH_TOKEN: '', TOKENS_FILE: tokens.path, READ_ACCESS: 'token', AUTH_FAILURES_PER_MINUTE: '3' } });
     try {
       const from = (address: string, headers: Record<string, string> = {}) => fetch(`${limited.url}/latest`, { headers: { 'x-forwarded-for': address, ...headers } });
-      for (let i = 0; i < 3; i++) expect((await from('203.0.113.7')).status).toBe(401);
+      // Requests without a credential guess nothing and are not counted; wrong tokens are.
+      for (let i = 0; i < 5; i++) expect((await from('203.0.113.7')).status).toBe(401);
+      for (let i = 0; i < 3; i++) expect((await from('203.0.113.7', bearer('wrong-token-00000000000000'))).status).toBe(401);
       const blocked = await from('203.0.113.7', bearer(TOKENS.admin));
       expect(blocked.status).toBe(429);
       const wait = Number(blocked.headers.get('retry-after'));
