@@ -13,9 +13,8 @@ type RequestLike = Pick<Request, 'protocol' | 'host' | 'headers' | 'socket'> & {
  */
 export function baseUrl(req: RequestLike, publicUrl: string | null): string {
   if (publicUrl !== null) return publicUrl;
-  req.res?.vary('Host');
-  req.res?.vary('X-Forwarded-Host');
-  req.res?.vary('X-Forwarded-Proto');
+  // One call: each parses the Vary header already set, and this runs on every read that builds a URL.
+  req.res?.vary('Host, X-Forwarded-Host, X-Forwarded-Proto');
   return `${schemeOf(req)}://${hostOf(req)}`;
 }
 
