@@ -1,7 +1,5 @@
-import { createHash } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
 import type { Response } from 'express';
-import { notModified } from '../http/conditional.js';
+import { fixedBody, sendFixed } from '../http/body-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import type { Metrics } from '../metrics.js';
@@ -65,24 +63,12 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
     res.type('application/yaml').send(contract);
   };
 
-  // The page is 2.6 MB with Redoc inlined and a tenth of it gzipped: compressed once, on the first request that
-  // accepts it, and revalidated by its ETag.
-  let docsGzipped: Buffer | null = null;
-  const docsEtag = docsPage ? `"${createHash('sha256').update(docsPage).digest('base64url').slice(0, 32)}"` : '';
-  const getApiDocs: Handler<'getApiDocs'> = (req, res) => {
-    if (!docsPage) throw new HttpProblem(404, 'not-found', 'the API docs were not built; run `npm run build`');
+  // 2.6 MB with Redoc inlined and a tenth of that gzipped: compressed once, and revalidated by its ETag.
+  const docs = docsPage ? fixedBody('text/html; charset=utf-8', docsPage) : null;
+  const getApiDocs: Handler<'getApiDocs'> = (_req, res) => {
+    if (!docs) throw new HttpProblem(404, 'not-found', 'the API docs were not built; run `npm run build`');
     setPageHeaders(res, DOCS_CSP);
-    res.set('ETag', docsEtag).vary('Accept-Encoding');
-    if (notModified(req, docsEtag)) {
-      res.status(304).end();
-      return;
-    }
-    if (req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      docsGzipped ??= gzipSync(docsPage);
-      res.set('Content-Encoding', 'gzip').type('text/html').send(docsGzipped);
-      return;
-    }
-    res.type('text/html').send(docsPage);
+    sendFixed(res, docs);
   };
 
   const getMetrics: Handler<'getMetrics'> = async (_req, res) => {

@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import { CATALOG_KINDS } from '../domain/kinds.js';
-import { BodyCache } from '../http/body-cache.js';
-import { notModified } from '../http/conditional.js';
+import { BodyCache, sendFixed } from '../http/body-cache.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import { baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
@@ -52,17 +50,10 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
     bodies.sendHtml(res, `package ${pkg.kind} ${pkg.id} ${base}`, service, () => webPages.packagePage(pkg, base));
   };
 
-  const etags = Object.fromEntries(Object.entries(staticFiles).map(([name, file]) => [name, `"${createHash('sha256').update(file.bytes).digest('base64url').slice(0, 32)}"`]));
   const getStaticFile: Handler<'getStaticFile'> = (req, res) => {
-    const file = staticFiles[req.params.file];
-    const etag = etags[req.params.file]!;
     // Revalidated, not cached blind: a new release of the server changes them.
-    res.set({ ETag: etag, 'Cache-Control': 'no-cache' });
-    if (notModified(req, etag)) {
-      res.status(304).end();
-      return;
-    }
-    res.type(file.type).send(file.bytes);
+    res.set('Cache-Control', 'no-cache');
+    sendFixed(res, staticFiles[req.params.file]);
   };
 
   return { getHome, getSearchIndex, getPackagePage, getStaticFile };

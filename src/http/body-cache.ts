@@ -64,16 +64,7 @@ export class BodyCache {
     const hit = this.entries.get(key);
     if (!hit || hit.revision !== now.revision) return false;
     if (hit.countsRevision !== now.countsRevision && Date.now() - hit.builtAt >= COUNTS_MAX_AGE_MS) return false;
-    res.set('ETag', hit.etag).vary('Accept-Encoding');
-    if (notModified(res.req, hit.etag)) {
-      res.status(304).end();
-    } else if (hit.bytes.length >= GZIP_MIN_BYTES && res.req.acceptsEncodings('gzip', 'identity') === 'gzip') {
-      // /latest with a thousand packages is ~450 KiB of JSON and ~10× smaller gzipped; compressed once, not per request.
-      hit.gzipped ??= gzipSync(hit.bytes);
-      res.set('Content-Encoding', 'gzip').type(hit.type).send(hit.gzipped);
-    } else {
-      res.type(hit.type).send(hit.bytes);
-    }
+    sendFixed(res, hit);
     return true;
   }
 
@@ -81,6 +72,35 @@ export class BodyCache {
     if (res.statusCode !== 200) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(key, { revision: now.revision, countsRevision: now.countsRevision, builtAt: Date.now(), type, bytes, etag });
+  }
+}
+
+/** A body that never changes while the process runs (the API docs, the pages' script and style sheet). */
+export interface FixedBody {
+  type: string;
+  bytes: Buffer;
+  etag: string;
+  /** The same bytes gzipped, made on the first request that accepts gzip. */
+  gzipped?: Buffer;
+}
+
+export function fixedBody(type: string, bytes: Buffer): FixedBody {
+  return { type, bytes, etag: strongEtag(bytes) };
+}
+
+/**
+ * Sends a body whose bytes and ETag are known: 304 for a matching If-None-Match, else the bytes, gzipped (once, then
+ * kept) for a client that takes gzip. /latest with a thousand packages is ~450 KiB of JSON and ~10× smaller gzipped.
+ */
+export function sendFixed(res: Response, body: FixedBody): void {
+  res.set('ETag', body.etag).vary('Accept-Encoding');
+  if (notModified(res.req, body.etag)) {
+    res.status(304).end();
+  } else if (body.bytes.length >= GZIP_MIN_BYTES && res.req.acceptsEncodings('gzip', 'identity') === 'gzip') {
+    body.gzipped ??= gzipSync(body.bytes);
+    res.set('Content-Encoding', 'gzip').type(body.type).send(body.gzipped);
+  } else {
+    res.type(body.type).send(body.bytes);
   }
 }
 

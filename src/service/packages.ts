@@ -382,7 +382,6 @@ export class PackageService {
     return this.countSaves;
   }
 
-  /** Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. */
   /**
    * Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. Resolves
    * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.

@@ -325,20 +325,7 @@ export class FilesystemStorage implements Storage {
       ...(state.invalid.length > 0 ? { invalidRecords: state.invalid } : {}),
       ...(state.countBatches.length > 0 ? { countBatches: state.countBatches } : {}),
     };
-    const tmp = join(this.tmpDir, `index-${seq}-${randomUUID()}`);
-    try {
-      const handle = await open(tmp, 'wx');
-      try {
-        await handle.writeFile(JSON.stringify(index));
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await link(tmp, join(this.indexDir, generationName(seq)));
-      await syncDir(this.indexDir);
-    } finally {
-      await rm(tmp, { force: true }).catch(() => undefined);
-    }
+    await writeGenerationFile(this.tmpDir, this.indexDir, index);
     this.generations.push(seq);
     while (this.generations.length > KEEP_GENERATIONS + 1) {
       const old = this.generations.shift()!;
@@ -510,6 +497,28 @@ function asNotFound(err: unknown, name: string): unknown {
 }
 
 /** Makes a rename or link durable. */
+/**
+ * Writes `index` as generation `index.seq`: a temp file in `tmpDir`, fsynced, then hard-linked to
+ * `indexDir/<seq>.json` (create-only: an existing generation is never replaced) and the directory synced. The temp
+ * file goes either way, so a full disk leaves nothing behind. The server and the recovery command both write this way.
+ */
+export async function writeGenerationFile(tmpDir: string, indexDir: string, index: IndexFile): Promise<void> {
+  const tmp = join(tmpDir, `index-${index.seq}-${randomUUID()}`);
+  try {
+    const handle = await open(tmp, 'wx');
+    try {
+      await handle.writeFile(JSON.stringify(index));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await link(tmp, join(indexDir, generationName(index.seq)));
+    await syncDir(indexDir);
+  } finally {
+    await rm(tmp, { force: true }).catch(() => undefined);
+  }
+}
+
 export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {

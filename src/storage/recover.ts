@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, type IndexFile } from './filesystem.js';
+import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, writeGenerationFile, type IndexFile } from './filesystem.js';
 import { highestId, recordProblem } from './records.js';
 import type { PackageRecord } from './storage.js';
 
@@ -99,20 +99,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   const index: IndexFile = { version: 2, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [] };
   const tmpDir = join(stateDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
-  const tmp = join(tmpDir, `recover-${seq}`);
-  try {
-    const handle = await open(tmp, 'w');
-    try {
-      await handle.writeFile(JSON.stringify(index));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await link(tmp, join(indexDir, generationName(seq)));
-    await syncDir(indexDir);
-  } finally {
-    await rm(tmp, { force: true });
-  }
+  await writeGenerationFile(tmpDir, indexDir, index);
 
   const named = new Set([...records.values(), ...(invalid as { blob?: string }[])].map((r) => r?.blob));
   const orphans: { sha256: string; size: number }[] = [];

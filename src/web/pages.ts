@@ -3,6 +3,7 @@ import Mustache from 'mustache';
 import type { CatalogPackage } from '../domain/catalog.js';
 import { CATALOG_SECTION, type CatalogKind, type PackageKind } from '../domain/kinds.js';
 import { isPep440Prerelease } from '../domain/pep440.js';
+import { fixedBody, type FixedBody } from '../http/body-cache.js';
 import { assetUrl } from '../http/urls.js';
 import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
@@ -234,10 +235,10 @@ export function loadWebPages(): WebPages {
 }
 
 /** The pages' script and style sheet, read once. */
-export function loadStaticFiles(): Record<'app.js' | 'app.css', { type: string; bytes: Buffer }> {
+export function loadStaticFiles(): Record<'app.js' | 'app.css', FixedBody> {
   const read = (name: string) => readFileSync(new URL(`./static/${name}`, import.meta.url));
   return {
-    'app.js': { type: 'text/javascript; charset=utf-8', bytes: read('app.js') },
-    'app.css': { type: 'text/css; charset=utf-8', bytes: read('app.css') },
+    'app.js': fixedBody('text/javascript; charset=utf-8', read('app.js')),
+    'app.css': fixedBody('text/css; charset=utf-8', read('app.css')),
   };
 }
