@@ -398,11 +398,19 @@ export interface paths {
          *     and checked against spec-kit's extraction rules (entry names, symlinks, ZIP64, compression methods,
          *     entry and size limits counted in real inflated bytes, CRC). Its manifest decides its kind:
          *
-         *     - `extension.yml`, `preset.yml` or `workflow.yml` at the archive root or in its only top-level directory:
-         *       an extension, preset or workflow. The manifest is validated as the `specify` CLI validates it, plus
-         *       what the CLI leaves unchecked (every file it names exists; the id is not one the CLI resolves
-         *       locally). It is stored as `{kind}-{id}-{version}.zip` whatever the uploaded file's name, and appears in
-         *       its catalog. `id` + `version` (PEP 440) is immutable: 409 unless `overwrite=true`.
+         *     - `extension.yml`, `preset.yml`, `workflow.yml`, `step.yml` (with `__init__.py` beside it), `bundle.yml`
+         *       or `integration.yml` at the archive root or in its only top-level directory: a package of that kind.
+         *       The manifest is validated as the `specify` CLI validates it, plus what the CLI leaves unchecked (every
+         *       file it names exists; the id is not one the CLI resolves locally). It is stored as
+         *       `{kind}-{id}-{version}.{zip|tar.gz|yml}` whatever the uploaded file's name, and appears in its catalog.
+         *       `id` + `version` (PEP 440) is immutable: 409 unless `overwrite=true` (and 409 even then while a catalog
+         *       snapshot holds that version).
+         *     - Extensions, presets and workflows may also be `.tar.gz` (detected from the bytes; no links or special
+         *       files). A workflow, bundle or integration may be its bare manifest (`workflow.yml`, `bundle.yml`,
+         *       `integration.yml`), not zipped.
+         *     - A bundle is checked as the CLI will install it: every extension, preset and workflow it provides is
+         *       pinned to a semver `version` stored here with that kind (or shipped with the CLI); 422 names each
+         *       component that is not.
          *     - no manifest: a template, stored under the uploaded file's name, which must be a plain safe file name.
          *
          *     A package that fails vetting answers 422 with every violation in `errors` (`path`, `message`), and
@@ -504,13 +512,211 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/catalogs/steps.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workflow step catalog
+         * @description For `SPECKIT_STEP_CATALOG_URL` or `.specify/step-catalogs.yml` (`specify workflow step add <id>`). A step
+         *     is **executable Python**: the CLI downloads its `step.yml`, its `__init__.py` and every file in
+         *     `extra_files` one by one, and checks no sha256. Every URL here is therefore immutable: it names the sha256
+         *     of the vetted package the file came from (`GET /files/{sha256}/{path}`), never a path an upload can change.
+         */
+        get: operations["getStepCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/bundles.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The bundle catalog
+         * @description For `.specify/bundle-catalogs.yml` (the CLI has no environment variable for bundles). A bundle's
+         *     components install from the catalogs the user configured for their kinds, which must serve the versions
+         *     the bundle pins: see `GET /setup`, and `GET /catalogs/snapshots/{name}/{catalog}` for pinned versions.
+         */
+        get: operations["getBundleCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/integrations.json": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The integration catalog
+         * @description For `SPECKIT_INTEGRATION_CATALOG_URL` or `.specify/integration-catalogs.yml`: entries for
+         *     `specify integration search` and `info`, with no download.
+         */
+        get: operations["getIntegrationCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The catalog snapshots
+         * @description Every snapshot, newest first, with the versions it holds and the URLs of its catalogs.
+         */
+        get: operations["listSnapshots"];
+        put?: never;
+        /**
+         * Freeze every catalog under a name
+         * @description Freezes the six catalogs as they are served now: each id at the version its catalog serves, unless
+         *     `versions` chooses another stored version. The snapshot's catalogs then serve exactly those versions,
+         *     byte for byte, whatever is uploaded later; neither deletion, overwrite nor retention can remove a version
+         *     a snapshot holds. Refused with 409, naming each pin, when a bundle in the snapshot pins a version that the
+         *     snapshot's catalog of that kind does not serve; 409 too when the name is taken.
+         */
+        post: operations["createSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/snapshots/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The snapshot's name. */
+                name: components["parameters"]["SnapshotName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete a snapshot
+         * @description Its versions stay stored, and become deletable again unless another snapshot or a bundle holds them.
+         */
+        delete: operations["deleteSnapshot"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/snapshots/{name}/{catalog}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The snapshot's name. */
+                name: components["parameters"]["SnapshotName"];
+                /** @description Which of the snapshot's catalogs. */
+                catalog: "extensions.json" | "presets.json" | "workflows.json" | "steps.json" | "bundles.json" | "integrations.json";
+            };
+            cookie?: never;
+        };
+        /**
+         * One catalog of a snapshot
+         * @description Shaped as the live catalog of that kind, serving exactly the versions frozen in the snapshot. The bytes
+         *     never change for a given public URL (entries carry no download counts). `GET /setup?snapshot={name}`
+         *     writes the CLI configuration that points every kind here.
+         */
+        get: operations["getSnapshotCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/files/{sha256}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The SHA-256 of the stored package (a step) the file belongs to. */
+                sha256: string;
+                /**
+                 * @description The file's path inside the package, below its root, with `/` written `%2F`.
+                 * @example __init__.py
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * One file of a stored step package
+         * @description The file as vetted, read from the immutable package named by its sha256: the same URL always gives the
+         *     same bytes, or 404 once that package is deleted or replaced. The step catalog's `step_yml_url`, `init_url`
+         *     and `extra_files` point here.
+         */
+        get: operations["getPackageFile"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/setup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The CLI configuration for this server
+         * @description What a user would otherwise assemble by hand, generated for this server's public URL: the six
+         *     `*-catalogs.yml` files (for `~/.specify/` or a project's `.specify/`), a bundle source that replaces the
+         *     built-in `community` one (air-gapped sites need it for `bundle search`), the environment-variable lines,
+         *     and, for a private server, an `auth.json`. An HTML page by default; `format` returns one file as text.
+         *     `snapshot` points every kind at that snapshot's catalogs, so that bundles pinned to its versions install.
+         */
+        get: operations["getSetup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/catalogs/{kind}/{id}": {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 /** @description Which catalog. */
-                kind: "extensions" | "presets" | "workflows";
+                kind: "extensions" | "presets" | "workflows" | "steps" | "bundles" | "integrations";
                 /**
                  * @description The id, as in the catalog.
                  * @example acme-hello
@@ -520,7 +726,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Every stored version of one extension, preset or workflow
+         * Every stored version of one catalog package
          * @description Highest PEP 440 version first. Each version downloads from its own URL, so a team can pin one:
          *     `specify extension add --from <download_url>`.
          */
@@ -674,11 +880,14 @@ export interface components {
         };
         /**
          * @description What a package is, decided by its manifest at upload: `template` (no manifest; read through `/latest`),
-         *     `extension`, `preset` or `workflow` (served in the catalogs).
+         *     or one of the six catalog kinds.
          * @enum {string}
          */
-        PackageKind: "template" | "extension" | "preset" | "workflow";
-        /** @description What the `specify` CLI shows of a catalog entry, taken from the package's manifest. */
+        PackageKind: "template" | "extension" | "preset" | "workflow" | "step" | "bundle" | "integration";
+        /**
+         * @description What the `specify` CLI shows of a catalog entry, taken from the package's manifest. Each kind's entry holds
+         *     only the fields the CLI reads or upstream's catalogs of that kind document.
+         */
         CatalogEntryFields: {
             /** @example acme-hello */
             id: string;
@@ -713,17 +922,18 @@ export interface components {
             homepage?: string;
             documentation?: string;
             changelog?: string;
-            /** @description Hex SHA-256 of the archive; the CLI checks it before it installs. */
-            sha256: string;
-            size: number;
+            /** @description A bundle's role. */
+            role?: string;
+            /** @description Hex SHA-256 of the download; the CLI checks it before it installs (not for steps). */
+            sha256?: string;
             /** @description Downloads of every version of this id. */
-            downloads: number;
+            downloads?: number;
             /** Format: date-time */
-            created_at: string;
+            created_at?: string;
             /** Format: date-time */
-            updated_at: string;
+            updated_at?: string;
         };
-        /** @description An extension or preset entry. */
+        /** @description An extension, preset or bundle entry. */
         PackageCatalogEntry: components["schemas"]["CatalogEntryFields"] & {
             /**
              * Format: uri
@@ -731,13 +941,102 @@ export interface components {
              */
             download_url: string;
         };
-        /** @description A workflow entry; the CLI reads its archive from `url`. */
+        /** @description A workflow entry; the CLI reads its archive or bare `workflow.yml` from `url`. */
         WorkflowCatalogEntry: components["schemas"]["CatalogEntryFields"] & {
             /**
              * Format: uri
-             * @description Absolute URL of the archive, on the public URL.
+             * @description Absolute URL of the archive or YAML, on the public URL.
              */
             url: string;
+        };
+        /** @description A workflow step entry; each file downloads from the immutable package it was vetted in. */
+        StepCatalogEntry: components["schemas"]["CatalogEntryFields"] & {
+            /** Format: uri */
+            step_yml_url: string;
+            /**
+             * Format: uri
+             * @description The step's `__init__.py`, which the CLI runs.
+             */
+            init_url: string;
+            /** @description Every other file of the package, by its relative path. */
+            extra_files: {
+                [key: string]: string;
+            };
+        };
+        StepCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id (the step's `type_key`). */
+            steps: {
+                [key: string]: components["schemas"]["StepCatalogEntry"];
+            };
+        };
+        BundleCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id. */
+            bundles: {
+                [key: string]: components["schemas"]["PackageCatalogEntry"];
+            };
+        };
+        IntegrationCatalog: {
+            /** @enum {string} */
+            schema_version: "1.0";
+            /** Format: date-time */
+            updated_at: string;
+            /** Format: uri */
+            catalog_url: string;
+            /** @description Keyed by id; search and info only, no download. */
+            integrations: {
+                [key: string]: components["schemas"]["CatalogEntryFields"];
+            };
+        };
+        /** @example 2026-12 */
+        SnapshotNameValue: string;
+        SnapshotRequest: {
+            name: components["schemas"]["SnapshotNameValue"];
+            /** @description Versions to hold instead of the served ones, by kind and id: `{"extension": {"acme-hello": "1.0.0"}}`. */
+            versions?: {
+                extension?: components["schemas"]["VersionChoice"];
+                preset?: components["schemas"]["VersionChoice"];
+                workflow?: components["schemas"]["VersionChoice"];
+                step?: components["schemas"]["VersionChoice"];
+                bundle?: components["schemas"]["VersionChoice"];
+                integration?: components["schemas"]["VersionChoice"];
+            };
+        };
+        VersionChoice: {
+            [key: string]: string;
+        };
+        Snapshot: {
+            name: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description The name of the token that made it. */
+            created_by: string;
+            /** @description The URL of each of its catalogs, by kind. */
+            catalogs: {
+                [key: string]: string;
+            };
+            /**
+             * Format: uri
+             * @description The CLI configuration that points every kind at this snapshot.
+             */
+            setup_url?: string;
+            /** @description What it holds, by kind and id: `{"extension": {"acme-hello": "1.0.0"}}`. */
+            versions: {
+                [key: string]: {
+                    [key: string]: string;
+                };
+            };
         };
         ExtensionCatalog: {
             /** @enum {string} */
@@ -784,15 +1083,19 @@ export interface components {
             /** @description Highest PEP 440 version first. */
             versions: components["schemas"]["CatalogVersion"][];
         };
-        /** @description One stored version; workflows carry `url`, extensions and presets `download_url`. */
+        /** @description One stored version; workflows carry `url`, steps `step_yml_url`, integrations no download, the others `download_url`. */
         CatalogVersion: {
             version: string;
             /** Format: uri */
             download_url?: string;
             /** Format: uri */
             url?: string;
+            /** Format: uri */
+            step_yml_url?: string;
             sha256: string;
             size: number;
+            /** @description The bundles that pin this version and the snapshots that hold it; it cannot be deleted while any does. */
+            held_by?: string[];
             /** Format: date-time */
             created_at: string;
             downloads: number;
@@ -1034,6 +1337,8 @@ export interface components {
         };
     };
     parameters: {
+        /** @description The snapshot's name. */
+        SnapshotName: components["schemas"]["SnapshotNameValue"];
         /**
          * @description A release tag, e.g. `v0.2.0`.
          * @example v0.2.0
@@ -1553,6 +1858,15 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            /** @description A stored bundle pins this version, or a catalog snapshot holds it; the problem names them. Delete the bundle (or the snapshot) first. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };
@@ -1672,7 +1986,7 @@ export interface operations {
                 "multipart/form-data": {
                     /**
                      * Format: binary
-                     * @description The package, a zip archive; a template's file name becomes its package name.
+                     * @description The package (a zip, a tar.gz or a bare manifest); a template's file name becomes its package name.
                      */
                     file: string;
                 };
@@ -1702,7 +2016,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
-            /** @description A package of that name exists and `overwrite` is not true. */
+            /** @description A package of that name exists and `overwrite` is not true, or a catalog snapshot holds the version replaced. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -1874,6 +2188,293 @@ export interface operations {
             default: components["responses"]["Problem"];
         };
     };
+    getStepCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StepCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getBundleCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BundleCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getIntegrationCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listSnapshots: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The snapshots. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    createSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SnapshotRequest"];
+            };
+        };
+        responses: {
+            /** @description The snapshot. */
+            201: {
+                headers: {
+                    /** @description The snapshot's extension catalog. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description A version chosen in `versions` is not stored. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The name is taken, or a bundle's pin is not served by the snapshot (each one is named). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    deleteSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The snapshot's name. */
+                name: components["parameters"]["SnapshotName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSnapshotCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description The snapshot's name. */
+                name: components["parameters"]["SnapshotName"];
+                /** @description Which of the snapshot's catalogs. */
+                catalog: "extensions.json" | "presets.json" | "workflows.json" | "steps.json" | "bundles.json" | "integrations.json";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExtensionCatalog"] | components["schemas"]["PresetCatalog"] | components["schemas"]["WorkflowCatalog"] | components["schemas"]["StepCatalog"] | components["schemas"]["BundleCatalog"] | components["schemas"]["IntegrationCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getPackageFile: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description The SHA-256 of the stored package (a step) the file belongs to. */
+                sha256: string;
+                /**
+                 * @description The file's path inside the package, below its root, with `/` written `%2F`.
+                 * @example __init__.py
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSetup: {
+        parameters: {
+            query?: {
+                /** @description One generated file instead of the page. */
+                format?: "extension-catalogs.yml" | "preset-catalogs.yml" | "workflow-catalogs.yml" | "step-catalogs.yml" | "integration-catalogs.yml" | "bundle-catalogs.yml" | "env" | "auth.json";
+                /** @description A snapshot's name. */
+                snapshot?: components["schemas"]["SnapshotNameValue"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page, or the file asked for. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                    "text/plain": string;
+                    "application/yaml": string;
+                    "application/json": Record<string, never>;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
     getCatalogPackage: {
         parameters: {
             query?: never;
@@ -1883,7 +2484,7 @@ export interface operations {
             };
             path: {
                 /** @description Which catalog. */
-                kind: "extensions" | "presets" | "workflows";
+                kind: "extensions" | "presets" | "workflows" | "steps" | "bundles" | "integrations";
                 /**
                  * @description The id, as in the catalog.
                  * @example acme-hello

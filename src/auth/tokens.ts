@@ -3,7 +3,7 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
 import { parse as parseYaml } from 'yaml';
 
-export const SCOPES = ['read', 'write', 'delete'] as const;
+export const SCOPES = ['read', 'write', 'delete', 'curate'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface Token {
@@ -75,7 +75,7 @@ export class TokenRegistry {
       if (entries.has(hashHex)) throw new Error(`token "${name}" has the same hash as "${entries.get(hashHex)!.name}"`);
       entries.set(hashHex, { name, scopes: new Set(scopes), hash: Buffer.from(hashHex, 'hex') });
     };
-    if (this.defaultToken !== null) add('default', sha256Hex(this.defaultToken), ['write', 'delete']);
+    if (this.defaultToken !== null) add('default', sha256Hex(this.defaultToken), ['write', 'delete', 'curate']);
     if (this.file) for (const t of parseTokensFile(readFileSync(this.file, 'utf8'), this.file)) add(t.name, t.sha256, t.scopes);
     return entries;
   }

@@ -23,5 +23,10 @@ export function isSafeName(name: string): boolean {
 
 /** The media type a package is served with, by its name: what browsers, the CLIs and presigned URLs all get. */
 export function contentTypeOf(name: string): string {
-  return name.toLowerCase().endsWith('.zip') ? 'application/zip' : 'application/octet-stream';
+  const lower = name.toLowerCase();
+  if (lower.endsWith('.zip')) return 'application/zip';
+  // The CLI takes an archive's format from the suffix, else from these types, and refuses a disagreement.
+  if (lower.endsWith('.tar.gz') || lower.endsWith('.tgz')) return 'application/gzip';
+  if (lower.endsWith('.yml') || lower.endsWith('.yaml')) return 'application/yaml';
+  return 'application/octet-stream';
 }

@@ -1,4 +1,4 @@
-import type { PackageKind } from './kinds.js';
+import type { BundleComponentKind, CatalogKind, PackageKind } from './kinds.js';
 
 /** What is known of one stored package; persisted beside its bytes. */
 export interface PackageRecord {
@@ -27,6 +27,53 @@ export interface PackageRecord {
   blob: string;
 }
 
+/**
+ * A record that is no package: a catalog snapshot, stored and replicated as records are (its bytes are its content
+ * as JSON), and kept by the service apart from every package view, so that no listing can show it by mistake.
+ */
+export type SnapshotRecord = Omit<PackageRecord, 'kind' | 'catalog' | 'tag'> & { kind: 'snapshot'; catalog: null; tag: null; snapshot: SnapshotContent };
+
+/** What storage holds: packages and snapshots. */
+export type StoredRecord = PackageRecord | SnapshotRecord;
+
+export function isSnapshotRecord(record: StoredRecord): record is SnapshotRecord {
+  return record.kind === 'snapshot';
+}
+
+/**
+ * A catalog snapshot: for each kind, the records (by id, which is never reused) its catalog serves, one per
+ * package id. Its records cannot be deleted, overwritten or removed by retention while it exists.
+ */
+export interface SnapshotContent {
+  /** `2026-12`, `stable`: the name in `/catalogs/snapshots/{name}/…`. */
+  name: string;
+  members: Partial<Record<CatalogKind, number[]>>;
+  /** The token that made it. */
+  createdBy: string;
+}
+
+/** A file inside a stored zip, located when it was vetted: a step's files are served from there, one by one. */
+export interface PackageMember {
+  /** Relative path, `/`-separated, as the archive names it below the step's root. */
+  path: string;
+  /** Uncompressed. */
+  size: number;
+  /** Lower-case hex SHA-256 of the uncompressed bytes. */
+  sha256: string;
+  /** Where the member's (compressed) data starts in the package's bytes, past its local header. */
+  offset: number;
+  compressedSize: number;
+  method: 'stored' | 'deflated';
+}
+
+/** One component a bundle installs, as its `bundle.yml` names it under `provides`. */
+export interface BundleComponent {
+  kind: BundleComponentKind;
+  id: string;
+  /** The pinned version; steps may be unpinned. */
+  version?: string;
+}
+
 /** What a catalog shows of a package, read from its manifest when it was vetted; stored with its record. */
 export interface CatalogMetadata {
   id: string;
@@ -51,6 +98,12 @@ export interface CatalogMetadata {
    * for the package's page; not a catalog field (the CLI reads none such).
    */
   contents?: { what: string; name: string }[];
+  /** A bundle's role (`security-engineer`). */
+  role?: string;
+  /** A step's files (step.yml, __init__.py and any others), each served from the vetted package. */
+  files?: PackageMember[];
+  /** A bundle's components; the service checks each pin at upload and refuses to delete what one pins. */
+  components?: BundleComponent[];
   repository?: string;
   homepage?: string;
   documentation?: string;

@@ -26,7 +26,7 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
     setPageHeaders(res);
     bodies.sendHtml(res, `home ${base} ${query}`, service, () => {
       const templates = service.list().filter((r) => r.kind === 'template').length;
-      const counts = { templates, releases: service.releases().length, extension: 0, preset: 0, workflow: 0 };
+      const counts = { templates, releases: service.releases().length, extension: 0, preset: 0, workflow: 0, step: 0, bundle: 0, integration: 0 };
       for (const { kind, packages } of catalogs()) counts[kind] = packages.length;
       return webPages.home({ counts, query, results: search(items(base), query) }, base);
     });

@@ -9,7 +9,7 @@ import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, StorageError, type ByteRange, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -30,7 +30,7 @@ export interface IndexFile {
   seq: number;
   /** The highest id ever handed out. */
   lastId: number;
-  records: PackageRecord[];
+  records: StoredRecord[];
   /** Records that failed validation when an index was loaded, kept verbatim: never served, never lost. */
   invalidRecords?: unknown[];
   /** Ids of the last count batches applied (see Storage.addDownloads). */
@@ -38,7 +38,7 @@ export interface IndexFile {
 }
 
 interface State {
-  records: Map<string, PackageRecord>;
+  records: Map<string, StoredRecord>;
   lastId: number;
   invalid: unknown[];
   countBatches: string[];
@@ -149,7 +149,7 @@ export class FilesystemStorage implements Storage {
     this.indexDir = join(this.stateDir, 'index');
   }
 
-  async open(): Promise<PackageRecord[]> {
+  async open(): Promise<StoredRecord[]> {
     await mkdir(this.indexDir, { recursive: true });
     await mkdir(this.blobsDir, { recursive: true });
     // Only the server's own staging area: what an interrupted upload or index write left there.
@@ -190,7 +190,7 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
+  async publish(staged: StagedBlob, input: StoredRecord, options: { ifAbsent?: boolean } = {}): Promise<StoredRecord> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
     // One process owns a directory, so the state is the store: nobody else can have written the name meanwhile.
     if (options.ifAbsent && this.state.records.has(input.name)) {
@@ -200,8 +200,8 @@ export class FilesystemStorage implements Storage {
     staged.claim();
     const blob = staged.sha256;
     this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 0) + 1);
-    let replaced: PackageRecord | undefined;
-    let stored: PackageRecord;
+    let replaced: StoredRecord | undefined;
+    let stored: StoredRecord;
     try {
       const created = await this.linkBlob(staged.path, blob);
       try {
@@ -209,7 +209,7 @@ export class FilesystemStorage implements Storage {
           replaced = draft.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const record: PackageRecord = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
+          const record: StoredRecord = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
           draft.records.set(record.name, record);
           return record;
         });
@@ -244,11 +244,11 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  async refresh(): Promise<PackageRecord[] | null> {
+  async refresh(): Promise<StoredRecord[] | null> {
     return null;
   }
 
-  async read(record: PackageRecord, range?: ByteRange): Promise<Readable> {
+  async read(record: StoredRecord, range?: ByteRange): Promise<Readable> {
     if (!isFsBlob(record.blob)) throw new StorageError('not-found', `no bytes for ${record.name}`);
     // The callback API: on the hot path of every download, fs/promises' FileHandle costs several times more.
     const fd = await new Promise<number>((resolve, reject) =>

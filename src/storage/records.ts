@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { isPackageKind } from '../domain/kinds.js';
 import { isSafeName } from '../domain/names.js';
-import type { PackageRecord } from './storage.js';
+import type { StoredRecord } from './storage.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 
@@ -19,6 +19,11 @@ export function recordProblem(value: unknown, checkBlob: (blob: string) => boole
   }
   if (!Number.isSafeInteger(r.downloadCount) || (r.downloadCount as number) < 0) return 'downloadCount is not a non-negative integer';
   if (r.tag !== null && typeof r.tag !== 'string') return 'tag is neither text nor null';
+  if (r.kind === 'snapshot') {
+    const c = r.snapshot as Record<string, unknown> | undefined;
+    if (typeof c !== 'object' || c === null || typeof c.name !== 'string' || typeof c.members !== 'object' || c.members === null) return 'a snapshot without its name and members';
+    return null;
+  }
   if (!isPackageKind(r.kind)) return 'kind is not a package kind';
   if (r.kind === 'template') {
     if (r.catalog !== null) return 'a template has catalog metadata';
@@ -47,14 +52,14 @@ export function validateRecords(
   checkBlob: (blob: string) => boolean,
   log: Logger,
   file: string,
-): { records: PackageRecord[]; invalid: unknown[] } {
-  const records: PackageRecord[] = [];
+): { records: StoredRecord[]; invalid: unknown[] } {
+  const records: StoredRecord[] = [];
   const invalid: unknown[] = [];
   const names = new Set<string>();
   const ids = new Set<number>();
   raw.forEach((value, position) => {
     let problem = recordProblem(value, checkBlob);
-    const record = value as PackageRecord;
+    const record = value as StoredRecord;
     if (!problem && names.has(record.name)) problem = 'another record has the same name';
     if (!problem && ids.has(record.id)) problem = 'another record has the same id';
     if (problem) {

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, writeGenerationFile, type IndexFile } from './filesystem.js';
 import { highestId, recordProblem } from './records.js';
-import type { PackageRecord } from './storage.js';
+import type { StoredRecord } from './storage.js';
 
 const GENERATION = /^(\d{12})\.json$/;
 
@@ -60,7 +60,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   if (damaged.length === 0 && !missing) return null;
 
   const blobExists = (blob: string) => isFsBlob(blob) && existsSync(join(stateDir, 'blobs', blob.slice(0, 2), blob));
-  const records = new Map<string, PackageRecord>((base?.records ?? []).map((r) => [r.name, r]));
+  const records = new Map<string, StoredRecord>((base?.records ?? []).map((r) => [r.name, r]));
   const invalid: unknown[] = [...(base?.invalidRecords ?? [])];
   for (const record of base?.records ?? []) if (recordProblem(record, isFsBlob)) invalid.push(record);
   for (const r of invalid) records.delete((r as { name?: string }).name ?? '');
@@ -72,7 +72,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
     lastId = Math.max(lastId, highestId(found), ...[...text.matchAll(/"(?:lastId|id)":(\d+)/g)].map((m) => Number(m[1])));
     for (const candidate of found) {
       if (recordProblem(candidate, blobExists)) continue;
-      const record = candidate as PackageRecord;
+      const record = candidate as StoredRecord;
       const current = records.get(record.name);
       if (current && Date.parse(current.updatedAt) > Date.parse(record.updatedAt)) continue;
       records.set(record.name, { ...record, downloadCount: Math.max(record.downloadCount, current?.downloadCount ?? 0) });
@@ -81,7 +81,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   }
   lastId += damaged.length;
   // Two names for one id cannot be served: the later keeps it, the other is kept aside.
-  const byId = new Map<number, PackageRecord>();
+  const byId = new Map<number, StoredRecord>();
   for (const record of [...records.values()].sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt))) {
     if (byId.has(record.id)) {
       records.delete(record.name);

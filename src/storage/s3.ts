@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, StorageError, type ByteRange, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
 
 export interface S3Settings {
   /** e.g. `http://127.0.0.1:7480`; the SDK's default (AWS) when null. */
@@ -33,8 +33,6 @@ export interface S3Settings {
   prefix: string;
   forcePathStyle: boolean;
 }
-
-type StoredRecord = PackageRecord;
 
 /** A blob no record names any more, and since when: deleted once no presigned URL or download can still need it. */
 interface Retired {
@@ -167,7 +165,7 @@ export class S3Storage implements Storage {
     this.indexKey = `${settings.prefix}index.json`;
   }
 
-  async open(): Promise<PackageRecord[]> {
+  async open(): Promise<StoredRecord[]> {
     await this.check();
     await this.load();
     this.changedUnseen = false;
@@ -232,10 +230,10 @@ export class S3Storage implements Storage {
     return this.stagingDir;
   }
 
-  async publish(staged: StagedBlob, input: PackageRecord, options: { ifAbsent?: boolean } = {}): Promise<PackageRecord> {
+  async publish(staged: StagedBlob, input: StoredRecord, options: { ifAbsent?: boolean } = {}): Promise<StoredRecord> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
     staged.claim();
-    let stored!: PackageRecord;
+    let stored!: StoredRecord;
     try {
       // Decided inside the commit, against the index as it is in the bucket: a name another replica has just
       // published is a conflict here too, and ids come from the one counter every replica shares. The replaced
@@ -271,7 +269,7 @@ export class S3Storage implements Storage {
     });
   }
 
-  async refresh(): Promise<PackageRecord[] | null> {
+  async refresh(): Promise<StoredRecord[] | null> {
     await this.commits;
     try {
       await this.load({ ifChanged: true });
@@ -289,7 +287,7 @@ export class S3Storage implements Storage {
   }
 
   /** By the record's own blob, never by name: the bytes are the ones the record describes, or not-found. */
-  async read(record: PackageRecord, range?: ByteRange): Promise<Readable> {
+  async read(record: StoredRecord, range?: ByteRange): Promise<Readable> {
     if (!isS3Blob(record.blob)) throw new StorageError('not-found', `no bytes for ${record.name}`);
     return this.readKey(record.blob, range);
   }
@@ -329,7 +327,7 @@ export class S3Storage implements Storage {
    * A presigned GET of a package's bytes, valid `expiresInSeconds`, that saves as `filename`: the client downloads
    * from the store, not through this server (as GitHub redirects release assets).
    */
-  async presignedUrl(record: PackageRecord, expiresInSeconds: number): Promise<string> {
+  async presignedUrl(record: StoredRecord, expiresInSeconds: number): Promise<string> {
     const { name } = record;
     if (!isS3Blob(record.blob)) throw new StorageError('not-found', `no bytes for ${name}`);
     const command = new GetObjectCommand({
@@ -473,7 +471,7 @@ export class S3Storage implements Storage {
 }
 
 /** The service may change what it is handed (counts it adds); the state held here stays as stored. */
-function copy(record: StoredRecord): PackageRecord {
+function copy(record: StoredRecord): StoredRecord {
   return { ...record };
 }
 

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { PackageRecord } from '../domain/record.js';
+import type { PackageRecord, StoredRecord } from '../domain/record.js';
 
-export type { PackageRecord };
+export type { PackageRecord, StoredRecord };
 
 /** Bytes written to a private staging area: invisible until published, gone when discarded. */
 export interface StagedBlob {
@@ -34,7 +34,7 @@ export interface Storage {
    * Nothing the server did not store itself is ever adopted. Rejects with StorageError('damaged'), naming the file
    * and how to recover, when the index cannot be trusted; a damaged index is never rewritten.
    */
-  open(): Promise<PackageRecord[]>;
+  open(): Promise<StoredRecord[]>;
   /** Streams `source` into the staging area and makes it durable. Rejects, leaving nothing, when `source` fails. */
   stage(source: Readable): Promise<StagedBlob>;
   /**
@@ -43,7 +43,7 @@ export interface Storage {
    * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
    * store, even if another process wrote it a moment ago.
    */
-  publish(staged: StagedBlob, record: PackageRecord, options?: { ifAbsent?: boolean }): Promise<PackageRecord>;
+  publish(staged: StagedBlob, record: StoredRecord, options?: { ifAbsent?: boolean }): Promise<StoredRecord>;
   /**
    * Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. A
    * `batch` id that was applied already is not applied again: a flush retried after a failure (or after an answer
@@ -54,18 +54,18 @@ export interface Storage {
    * Opens the bytes `record` names (the whole of them without a range). Rejects with StorageError('not-found') when
    * they are gone (the record was replaced or removed, and no download holds them any more).
    */
-  read(record: PackageRecord, range?: ByteRange): Promise<Readable>;
+  read(record: StoredRecord, range?: ByteRange): Promise<Readable>;
   /** Removes a package's record; its bytes go once nothing refers to them. Rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
   /**
    * Every record, when the store changed since the last call (another process wrote to it), else null. Cheap when
    * nothing changed: one conditional request at most.
    */
-  refresh(): Promise<PackageRecord[] | null>;
+  refresh(): Promise<StoredRecord[] | null>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;
   /** A URL that serves the record's bytes straight from the store for a while, where the store can make one. */
-  presignedUrl?(record: PackageRecord, expiresInSeconds: number): Promise<string>;
+  presignedUrl?(record: StoredRecord, expiresInSeconds: number): Promise<string>;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { CatalogKind } from '../domain/kinds.js';
 import { isPep440Specifier, isPep440Version } from '../domain/pep440.js';
 import { escapeForDisplay } from './entry-names.js';
 import type { Violation } from './zip-structure.js';
-import { BUNDLED_IDS, CORE_COMMANDS, RESERVED_WORKFLOW_IDS } from './reserved-ids.js';
+import { CORE_COMMANDS, RESERVED_IDS } from './reserved-ids.js';
 
 type Json = Record<string, unknown>;
 
@@ -415,7 +415,7 @@ class Checker {
       this.fail(`${at}/id`, `"${id}" must match ${pattern.source}`);
       return undefined;
     }
-    const reserved = kind === 'workflow' ? RESERVED_WORKFLOW_IDS : BUNDLED_IDS[kind];
+    const reserved = RESERVED_IDS[kind];
     if (reserved.includes(id)) {
       this.fail(`${at}/id`, `"${id}" is reserved: the spec-kit CLI resolves it locally and never asks a catalog`);
       return undefined;

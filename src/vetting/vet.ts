@@ -1,7 +1,7 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { CatalogMetadata } from '../domain/catalog.js';
-import { CATALOG_KINDS, MANIFEST_FILE, type CatalogKind } from '../domain/kinds.js';
+import { CATALOG_KINDS, MANIFEST_FILE, type CatalogKind, type PackageFormat } from '../domain/kinds.js';
 import { inflateMembers, openArchive, type ArchiveLimits, type ArchiveSource } from './archive.js';
 import { checkManifest, MANIFEST_LIMITS } from './manifest.js';
 import type { Violation } from './zip-structure.js';
@@ -13,8 +13,8 @@ export type { Violation } from './zip-structure.js';
  * spec-kit would not install it. The service turns a refusal into its own error.
  */
 export type Verdict =
-  | { accepted: true; kind: 'template'; catalog: null }
-  | { accepted: true; kind: CatalogKind; catalog: CatalogMetadata }
+  | { accepted: true; kind: 'template'; format: 'zip'; catalog: null }
+  | { accepted: true; kind: CatalogKind; format: PackageFormat; catalog: CatalogMetadata }
   | { accepted: false; violations: Violation[] };
 
 const MiB = 1024 * 1024;
@@ -86,14 +86,14 @@ export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
   violations.push(...inflated.violations);
   if (!located.manifest || kind === 'template') {
     if (violations.length > 0) return refuse(violations);
-    return { accepted: true, kind: 'template', catalog: null };
+    return { accepted: true, kind: 'template', format: 'zip', catalog: null };
   }
   const text = inflated.kept.get(located.manifest.path);
   if (!text) return refuse(violations);
   const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: archive.files });
   violations.push(...checked.violations);
   if (violations.length > 0 || !checked.metadata) return refuse(violations);
-  return { accepted: true, kind: located.manifest.kind, catalog: checked.metadata };
+  return { accepted: true, kind: located.manifest.kind, format: 'zip', catalog: checked.metadata };
 }
 
 /**

@@ -16,6 +16,9 @@ const CLI: Record<CatalogKind, { title: string; command: string; envVar: string 
   extension: { title: 'Extensions', command: 'extension', envVar: 'SPECKIT_CATALOG_URL' },
   preset: { title: 'Presets', command: 'preset', envVar: 'SPECKIT_PRESET_CATALOG_URL' },
   workflow: { title: 'Workflows', command: 'workflow', envVar: 'SPECKIT_WORKFLOW_CATALOG_URL' },
+  step: { title: 'Workflow steps', command: 'workflow step', envVar: 'SPECKIT_STEP_CATALOG_URL' },
+  bundle: { title: 'Bundles', command: 'bundle', envVar: '' },
+  integration: { title: 'Integrations', command: 'integration', envVar: 'SPECKIT_INTEGRATION_CATALOG_URL' },
 };
 
 const LINKS = [
