@@ -57,6 +57,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(admitBody(deps.config.maxUploadBytes));
+  // The one JSON request body (a snapshot's name and versions) is small; anything larger is no such request.
+  app.use(express.json({ limit: '256kb', type: 'application/json' }));
   app.use(
     OpenApiValidator.middleware({
       // A copy: the validator bundles the document it is given in place.

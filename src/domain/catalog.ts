@@ -1,11 +1,11 @@
-import type { CatalogKind } from './kinds.js';
+import { FORMAT_SUFFIX, type CatalogKind, type PackageFormat } from './kinds.js';
 import { comparePep440Descending, isPep440Prerelease, normalizePep440 } from './pep440.js';
 import type { CatalogMetadata, PackageRecord } from './record.js';
 import { newestUploadFirst } from './releases.js';
 
 export type { CatalogMetadata };
 
-/** A record of an extension, preset or workflow. */
+/** A record of a package that a catalog lists. */
 export type CatalogRecord = PackageRecord & { kind: CatalogKind; catalog: CatalogMetadata };
 
 export function isCatalogRecord(record: PackageRecord): record is CatalogRecord {
@@ -27,9 +27,12 @@ export function totalDownloads(pkg: CatalogPackage): number {
   return pkg.versions.reduce((sum, r) => sum + r.downloadCount, 0);
 }
 
-/** The stored name of a catalog package: the uploaded file name does not matter, kind, id and version do. */
-export function catalogFileName(kind: CatalogKind, id: string, version: string): string {
-  return `${kind}-${id}-${normalizePep440(version)}.zip`;
+/**
+ * The stored name of a catalog package: the uploaded file name does not matter, kind, id, version and format do
+ * (the CLI takes an archive's format from its URL's suffix, so the suffix always says what the bytes are).
+ */
+export function catalogFileName(kind: CatalogKind, id: string, version: string, format: PackageFormat): string {
+  return `${kind}-${id}-${normalizePep440(version)}${FORMAT_SUFFIX[format]}`;
 }
 
 /** Groups the records of one kind by id, ids in alphabetical order. */

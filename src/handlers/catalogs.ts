@@ -1,11 +1,12 @@
 import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
-import { kindOfSection, type CatalogKind } from '../domain/kinds.js';
+import { CATALOG_SECTION, kindOfSection, type CatalogKind } from '../domain/kinds.js';
 import { BodyCache } from '../http/body-cache.js';
 import { baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
+import type { Snapshot } from '../catalog/snapshots.js';
 import { catalogDocument, versionsDocument } from './catalog-documents.js';
-import type { Handler } from './types.js';
+import type { Handler, Schemas } from './types.js';
 
 export function catalogHandlers({ config, service }: { config: Config; service: PackageService }) {
   const bodies = new BodyCache();
@@ -19,11 +20,61 @@ export function catalogHandlers({ config, service }: { config: Config; service: 
     const base = baseUrl(req, config.publicUrl);
     // The validator has checked `kind` against the enum of sections.
     const pkg = service.catalogPackage(kindOfSection(req.params.kind)!, req.params.id);
-    bodies.sendJson(res, `versions ${pkg.kind} ${pkg.id} ${base}`, service, () => versionsDocument(pkg, base));
+    bodies.sendJson(res, `versions ${pkg.kind} ${pkg.id} ${base}`, service, () => versionsDocument(pkg, base, (r) => service.holdersOf(r)));
   };
 
-  const getExtensionCatalog: Handler<'getExtensionCatalog'> = catalog('extension');
-  const getPresetCatalog: Handler<'getPresetCatalog'> = catalog('preset');
-  const getWorkflowCatalog: Handler<'getWorkflowCatalog'> = catalog('workflow');
-  return { getExtensionCatalog, getPresetCatalog, getWorkflowCatalog, getCatalogPackage };
+  const snapshotCatalogUrl = (base: string, name: string, kind: CatalogKind) => `${base}/catalogs/snapshots/${encodeURIComponent(name)}/${CATALOG_SECTION[kind]}.json`;
+  const describeSnapshot = (snapshot: Snapshot, base: string): Schemas['Snapshot'] => ({
+    name: snapshot.name,
+    created_at: snapshot.createdAt,
+    created_by: snapshot.createdBy,
+    catalogs: Object.fromEntries([...snapshot.catalogs.keys()].map((kind) => [kind, snapshotCatalogUrl(base, snapshot.name, kind)])),
+    setup_url: `${base}/setup?snapshot=${encodeURIComponent(snapshot.name)}`,
+    versions: Object.fromEntries([...snapshot.catalogs].map(([kind, packages]) => [kind, Object.fromEntries(packages.map((p) => [p.id, p.served.catalog.version]))])),
+  });
+
+  // A snapshot's catalogs are built from records nothing may change (service.remove and publish refuse), and carry
+  // no download counts: the same bytes for as long as the snapshot lives.
+  const getSnapshotCatalog: Handler<'getSnapshotCatalog'> = (req, res) => {
+    const base = baseUrl(req, config.publicUrl);
+    const snapshot = service.snapshot(req.params.name);
+    const kind = kindOfSection(req.params.catalog.replace(/\.json$/, ''))!;
+    bodies.sendJson(res, `snapshot ${snapshot.name} ${snapshot.record.id} ${kind} ${base}`, service, () =>
+      catalogDocument(kind, snapshot.catalogs.get(kind) ?? [], base, { url: snapshotCatalogUrl(base, snapshot.name, kind), frozenAt: snapshot.createdAt }),
+    );
+  };
+
+  const listSnapshots: Handler<'listSnapshots'> = (req, res) => {
+    const base = baseUrl(req, config.publicUrl);
+    bodies.sendJson(res, `snapshots ${base}`, service, () => service.snapshots().map((s) => describeSnapshot(s, base)));
+  };
+
+  const createSnapshot: Handler<'createSnapshot'> = async (req, res) => {
+    const body = req.body as Schemas['SnapshotRequest'];
+    const createdBy = res.locals.tokenName ?? 'unknown';
+    const snapshot = await service.createSnapshot(body.name, body.versions ?? {}, createdBy);
+    const base = baseUrl(req, config.publicUrl);
+    res.locals.audit = { package: `snapshot ${snapshot.name}` };
+    res.status(201).location(snapshotCatalogUrl(base, snapshot.name, 'extension')).json(describeSnapshot(snapshot, base));
+  };
+
+  const deleteSnapshot: Handler<'deleteSnapshot'> = async (req, res) => {
+    await service.deleteSnapshot(req.params.name);
+    res.locals.audit = { package: `snapshot ${req.params.name}` };
+    res.status(204).end();
+  };
+
+  return {
+    getExtensionCatalog: catalog('extension') as Handler<'getExtensionCatalog'>,
+    getPresetCatalog: catalog('preset') as Handler<'getPresetCatalog'>,
+    getWorkflowCatalog: catalog('workflow') as Handler<'getWorkflowCatalog'>,
+    getStepCatalog: catalog('step') as Handler<'getStepCatalog'>,
+    getBundleCatalog: catalog('bundle') as Handler<'getBundleCatalog'>,
+    getIntegrationCatalog: catalog('integration') as Handler<'getIntegrationCatalog'>,
+    getCatalogPackage,
+    getSnapshotCatalog,
+    listSnapshots,
+    createSnapshot,
+    deleteSnapshot,
+  };
 }

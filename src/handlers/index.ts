@@ -1,4 +1,5 @@
 import { catalogHandlers } from './catalogs.js';
+import { fileHandlers } from './files.js';
 import { operationHandlers, type OperationHandlerDeps } from './operations.js';
 import { packageHandlers, type PackageHandlerDeps } from './packages.js';
 import { releaseHandlers } from './releases.js';
@@ -9,5 +10,7 @@ export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps & WebHandler
 
 /** Every operation of the contract, keyed by operationId. */
 export function createHandlers(deps: HandlerDeps): Handlers {
-  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
+  // TEMP until the set-up module lands
+  const getSetup = () => { throw new Error('TEMP'); };
+  return { getSetup, ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...fileHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
 }

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { Request, Response } from 'express';
 import { CATALOG_KINDS } from '../domain/kinds.js';
 import { contentTypeOf } from '../domain/names.js';
@@ -6,6 +5,7 @@ import { BodyCache } from '../http/body-cache.js';
 import { notModified } from '../http/conditional.js';
 import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
+import { streamTo } from '../http/stream.js';
 import type { UploadedFile } from '../http/upload.js';
 import { assetUrl, baseUrl } from '../http/urls.js';
 import type { Metrics } from '../metrics.js';
@@ -139,27 +139,6 @@ function requestedRange(req: Request<{ filename: string }>, size: number, etag: 
   // Malformed, or several ranges: RFC 9110 lets a server answer those with the whole representation.
   if (ranges === -2 || ranges === undefined || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
   return ranges[0];
-}
-
-/**
- * Pipes the bytes to the client and settles when either side is done. Plain pipe() rather than
- * stream.pipeline(): measured ~15% more small downloads per second (no AbortSignal machinery per request).
- * A client that goes away is not an error; a read error is logged by pino-http and cuts the response short,
- * so the client sees a truncated body, never a complete-looking wrong one.
- */
-function streamTo(bytes: Readable, res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    bytes.once('error', (err) => {
-      res.err = err;
-      res.destroy(err);
-      resolve();
-    });
-    res.once('close', () => {
-      bytes.destroy();
-      resolve();
-    });
-    bytes.pipe(res);
-  });
 }
 
 /** The validator checks that `overwrite` is a boolean; Express 5's query getter may still hand it over as text. */

@@ -12,6 +12,7 @@ const TYPE_PREFIX = 'urn:release-server:problem:';
 const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
   'not-found': 404,
   exists: 409,
+  held: 409,
   'invalid-name': 400,
   'invalid-tag': 400,
   empty: 400,

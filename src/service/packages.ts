@@ -1,9 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { createInflateRaw } from 'node:zlib';
 import type { Logger } from 'pino';
+import { pinnedRecords, pinProblems } from '../catalog/pins.js';
+import { freeze, snapshotOf, snapshotRecordName, type Snapshot, type VersionChoices } from '../catalog/snapshots.js';
 import { unsafeNameReason } from '../domain/names.js';
-import { catalogFileName, catalogPackages, type CatalogPackage } from '../domain/catalog.js';
+import { catalogFileName, catalogPackages, isCatalogRecord, type CatalogPackage, type CatalogRecord } from '../domain/catalog.js';
 import { CATALOG_KINDS, type CatalogKind, type PackageKind } from '../domain/kinds.js';
+import { isSnapshotRecord, type PackageMember, type SnapshotRecord, type StoredRecord } from '../domain/record.js';
 import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
@@ -42,6 +46,12 @@ interface Views {
   catalogs: Map<CatalogKind, CatalogPackage[]>;
   /** Keyed `kind/id`. */
   catalogById: Map<string, CatalogPackage>;
+  /** Newest first. */
+  snapshots: Snapshot[];
+  /** What keeps a record from deletion (`bundle acme-kit 1.0.0`, `snapshot 2026-12`), by record id. */
+  holders: Map<number, string[]>;
+  /** Packages whose files are served one by one (steps), by the sha256 of their bytes. */
+  withFiles: Map<string, CatalogRecord>;
 }
 
 /**
@@ -52,6 +62,8 @@ interface Views {
 export class PackageService {
   private readonly index = new Map<string, PackageRecord>();
   private readonly byId = new Map<number, PackageRecord>();
+  /** Snapshot records, by snapshot name: kept apart from the packages, so no package view can list one. */
+  private readonly snapshotRecords = new Map<string, SnapshotRecord>();
   /** Views of the index, rebuilt lazily after a change. */
   private views: Views | null = null;
   private readonly lock = new Mutex();
@@ -84,12 +96,7 @@ export class PackageService {
   /** Loads the index. The server listens meanwhile: reads answer 503 and uploads wait until it is done. */
   open(): Promise<void> {
     this.opening ??= (async () => {
-      for (const record of await this.storage.open()) {
-        this.index.set(record.name, record);
-        this.byId.set(record.id, record);
-        this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
-      }
-      this.changed();
+      this.take(await this.storage.open());
       this.loaded = true;
       this.log.info({ packages: this.index.size }, 'package index loaded');
     })();
@@ -140,6 +147,22 @@ export class PackageService {
     return found;
   }
 
+  /** Every snapshot, newest first. */
+  snapshots(): readonly Snapshot[] {
+    return this.currentViews().snapshots;
+  }
+
+  snapshot(name: string): Snapshot {
+    const found = this.currentViews().snapshots.find((s) => s.name === name);
+    if (!found) throw new PackageError('not-found', `no snapshot named ${name}`);
+    return found;
+  }
+
+  /** The bundles that pin this record and the snapshots that hold it: while any does, it cannot be deleted. */
+  holdersOf(record: PackageRecord): readonly string[] {
+    return this.currentViews().holders.get(record.id) ?? [];
+  }
+
   getById(id: number): PackageRecord {
     this.assertLoaded();
     const record = this.byId.get(id);
@@ -154,13 +177,22 @@ export class PackageService {
       const templates = newestFirst.filter((r) => r.kind === 'template');
       const releases = releasesNewestFirst(templates);
       const catalogs = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst)]));
+      const catalogById = new Map([...catalogs.values()].flat().map((p) => [`${p.kind}/${p.id}`, p]));
+      const catalogRecord = (id: number) => {
+        const record = this.byId.get(id);
+        return record && isCatalogRecord(record) ? record : undefined;
+      };
+      const snapshots = [...this.snapshotRecords.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id - a.id).map((r) => snapshotOf(r, catalogRecord));
       this.views = {
         newestFirst,
         latest: latestOrder(templates, releases),
         releases,
         byTag: new Map(releases.map((r) => [r.tag, r])),
         catalogs,
-        catalogById: new Map([...catalogs.values()].flat().map((p) => [`${p.kind}/${p.id}`, p])),
+        catalogById,
+        snapshots,
+        withFiles: new Map([...catalogById.values()].flatMap((p) => p.versions).filter((r) => r.catalog.files).map((r) => [r.sha256, r])),
+        holders: holdersOf(catalogs.get('bundle') ?? [], snapshots, (kind, id) => catalogById.get(`${kind}/${id}`)?.versions ?? []),
       };
     }
     return this.views;
@@ -197,11 +229,11 @@ export class PackageService {
       // Outside the lock: vetting reads the whole archive, and other uploads need not wait for it.
       const verdict = await this.options.vet(staged.localPath);
       if (!verdict.accepted) throw refused(verdict.violations);
-      const { kind, catalog } = verdict;
+      const { kind, catalog, format } = verdict;
       if (catalog && options.tag !== undefined) {
         throw new PackageError('invalid-tag', `tag applies to templates; this ${kind}'s version (${catalog.version}) comes from its manifest`);
       }
-      const storedName = catalog ? catalogFileName(kind as CatalogKind, catalog.id, catalog.version) : name;
+      const storedName = catalog ? catalogFileName(kind as CatalogKind, catalog.id, catalog.version, format) : name;
       const tag = catalog ? null : options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
       if (tag === null && !catalog && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
       return await this.lock.run(async () => {
@@ -210,9 +242,18 @@ export class PackageService {
           ? this.currentViews().catalogById.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
           : undefined;
         const existing = this.index.get(storedName) ?? sameVersion;
+        const what = catalog ? `${kind} ${catalog.id} ${existing?.catalog?.version ?? catalog.version}` : storedName;
         if (existing && !options.overwrite) {
-          const what = catalog ? `${kind} ${catalog.id} ${existing.catalog?.version ?? catalog.version}` : storedName;
           throw new PackageError('exists', `${what} already exists; upload with overwrite=true to replace it`);
+        }
+        // A snapshot serves these exact bytes (its sha256 is in the frozen catalog): they cannot change under it.
+        const snapshots = existing ? this.holdersOf(existing).filter((h) => h.startsWith('snapshot ')) : [];
+        if (snapshots.length > 0) {
+          throw new PackageError('held', `${what} cannot be replaced: ${snapshots.join(', ')} holds it; publish a new version instead`);
+        }
+        if (catalog?.components) {
+          const problems = pinProblems(catalog.components, (k, id) => this.currentViews().catalogById.get(`${k}/${id}`)?.versions ?? []);
+          if (problems.length > 0) throw refused(problems);
         }
         const now = this.stamp();
         const record: PackageRecord = {
@@ -254,9 +295,69 @@ export class PackageService {
     }
   }
 
+  /**
+   * Freezes every catalog under `name` (see catalog/snapshots.ts), stored as a record of its own: the commit point is
+   * the store's conditional publish, so two replicas cannot both create one name.
+   */
+  async createSnapshot(name: string, choices: VersionChoices, createdBy: string): Promise<Snapshot> {
+    return this.lock.run(async () => {
+      await this.refreshLocked();
+      if (this.snapshotRecords.has(name)) throw new PackageError('exists', `a snapshot named ${name} exists; delete it first or choose another name`);
+      const frozen = freeze((kind) => this.catalog(kind), choices);
+      if (!frozen.ok && 'missing' in frozen) throw new PackageError('not-found', `not stored here: ${frozen.missing.join(', ')}`);
+      if (!frozen.ok) {
+        const pins = frozen.pins.map((p) => `${p.path}: ${p.message}`);
+        throw new PackageError('held', `the snapshot would break a bundle's pins: ${pins.join('; ')}; choose the pinned versions in "versions"`, frozen.pins);
+      }
+      const content = { name, members: frozen.members, createdBy };
+      const bytes = Buffer.from(`${JSON.stringify(content)}\n`);
+      const staged = await this.storage.stage(Readable.from([bytes]));
+      try {
+        const now = this.stamp();
+        const record: SnapshotRecord = {
+          id: 0, name: snapshotRecordName(name), size: staged.size, sha256: staged.sha256, createdAt: now, updatedAt: now,
+          downloadCount: 0, tag: null, kind: 'snapshot', catalog: null, blob: '', snapshot: content,
+        };
+        let stored: StoredRecord;
+        try {
+          stored = await this.storage.publish(staged, record, { ifAbsent: true });
+        } catch (err) {
+          if (err instanceof StorageError && err.code === 'conflict') throw new PackageError('exists', `a snapshot named ${name} exists`);
+          throw err;
+        }
+        if (!isSnapshotRecord(stored)) throw new Error('the store changed the kind of a snapshot record');
+        this.snapshotRecords.set(name, stored);
+        this.changed();
+        this.log.info({ snapshot: name, createdBy, members: Object.fromEntries(Object.entries(frozen.members).map(([k, ids]) => [k, ids.length])) }, `snapshot ${name} created`);
+        return this.snapshot(name);
+      } finally {
+        await staged.discard();
+      }
+    });
+  }
+
+  async deleteSnapshot(name: string): Promise<void> {
+    await this.lock.run(async () => {
+      const record = this.snapshotRecords.get(name);
+      if (!record) throw new PackageError('not-found', `no snapshot named ${name}`);
+      try {
+        await this.storage.remove(record.name);
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
+      }
+      this.snapshotRecords.delete(name);
+      this.changed();
+      this.log.info({ snapshot: name }, `snapshot ${name} deleted`);
+    });
+  }
+
   async remove(name: string): Promise<void> {
     await this.lock.run(async () => {
-      this.get(name);
+      const record = this.get(name);
+      const holders = this.holdersOf(record);
+      if (holders.length > 0) {
+        throw new PackageError('held', `${name} cannot be deleted: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it; delete ${holders.length > 1 ? 'them' : 'it'} first`);
+      }
       await this.deleteLocked(name);
       this.log.info({ name }, 'package deleted');
     });
@@ -289,6 +390,28 @@ export class PackageService {
         throw new PackageError('not-found', `no package named ${name}`);
       }
     }
+  }
+
+  /**
+   * One file of a stored step package, found by the package's sha256 and read from where vetting located it: the
+   * same URL always gives the same bytes, or not-found once no stored package has that sha256.
+   */
+  async openFile(sha256: string, path: string): Promise<{ member: PackageMember; bytes: Readable }> {
+    const record = this.currentViews().withFiles.get(sha256);
+    const member = record?.catalog.files?.find((f) => f.path === path);
+    if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+    if (member.size === 0) return { member, bytes: Readable.from([]) };
+    let raw: Readable;
+    try {
+      raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
+    } catch (err) {
+      if (err instanceof StorageError && err.code === 'not-found') throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+      throw err;
+    }
+    if (member.method === 'stored') return { member, bytes: raw };
+    const inflate = createInflateRaw();
+    raw.once('error', (err) => inflate.destroy(err));
+    return { member, bytes: raw.pipe(inflate) };
   }
 
   /** Where the record's bytes can be fetched from the store directly, or null when this storage cannot say. */
@@ -333,14 +456,26 @@ export class PackageService {
     const records = await this.storage.refresh();
     this.lastRefreshAt = Date.now();
     if (!records) return;
-    this.index.clear();
-    this.byId.clear();
     for (const record of records) {
       // Downloads counted here and not yet stored stay in what this replica shows.
       record.downloadCount += this.unsavedFor(record.name);
+    }
+    this.take(records);
+  }
+
+  /** Replaces the index with `records` from the store, snapshots apart. */
+  private take(records: readonly StoredRecord[]): void {
+    this.index.clear();
+    this.byId.clear();
+    this.snapshotRecords.clear();
+    for (const record of records) {
+      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+      if (isSnapshotRecord(record)) {
+        this.snapshotRecords.set(record.snapshot.name, record);
+        continue;
+      }
       this.index.set(record.name, record);
       this.byId.set(record.id, record);
-      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
     }
     this.changed();
   }
@@ -429,7 +564,8 @@ export class PackageService {
     if (max === 0 || !kept.catalog) return removed;
     const group = this.catalogPackage(kept.kind as CatalogKind, kept.catalog.id);
     let excess = group.versions.length - max;
-    const lowestFirst = group.versions.filter((r) => r !== group.served && r.name !== kept.name).reverse();
+    // A version a bundle pins or a snapshot holds is never removed: it counts, and the next one goes instead.
+    const lowestFirst = group.versions.filter((r) => r !== group.served && r.name !== kept.name && this.holdersOf(r).length === 0).reverse();
     for (const record of lowestFirst) {
       if (excess <= 0) break;
       await this.deleteLocked(record.name);
@@ -480,4 +616,28 @@ function refused(violations: { path: string; message: string }[]): PackageError 
   const summary = first ? `${first.path}: ${first.message}` : 'the package cannot be installed';
   const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : '';
   return new PackageError('invalid-package', `the package was refused: ${summary}${more}`, violations);
+}
+
+/**
+ * What holds each record: the bundles that pin it (every stored version of every bundle) and the snapshots that
+ * freeze it. A bundle never holds itself, and an unpinned step holds nothing (no version to keep).
+ */
+function holdersOf(
+  bundles: readonly CatalogPackage[],
+  snapshots: readonly Snapshot[],
+  versionsOf: (kind: CatalogKind, id: string) => readonly CatalogRecord[],
+): Map<number, string[]> {
+  const holders = new Map<number, string[]>();
+  const hold = (id: number, by: string) => {
+    const list = holders.get(id);
+    if (!list) holders.set(id, [by]);
+    else if (!list.includes(by)) list.push(by);
+  };
+  for (const bundle of bundles.flatMap((p) => p.versions)) {
+    for (const pinned of pinnedRecords(bundle.catalog.components ?? [], versionsOf)) hold(pinned.id, `bundle ${bundle.catalog.id} ${bundle.catalog.version}`);
+  }
+  for (const snapshot of snapshots) {
+    for (const pkg of [...snapshot.catalogs.values()].flat()) hold(pkg.served.id, `snapshot ${snapshot.name}`);
+  }
+  return holders;
 }

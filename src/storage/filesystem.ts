@@ -190,7 +190,7 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  async publish(staged: StagedBlob, input: StoredRecord, options: { ifAbsent?: boolean } = {}): Promise<StoredRecord> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
     // One process owns a directory, so the state is the store: nobody else can have written the name meanwhile.
     if (options.ifAbsent && this.state.records.has(input.name)) {
@@ -201,7 +201,7 @@ export class FilesystemStorage implements Storage {
     const blob = staged.sha256;
     this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 0) + 1);
     let replaced: StoredRecord | undefined;
-    let stored: StoredRecord;
+    let stored: R;
     try {
       const created = await this.linkBlob(staged.path, blob);
       try {
@@ -209,7 +209,7 @@ export class FilesystemStorage implements Storage {
           replaced = draft.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const record: StoredRecord = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
+          const record: R = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
           draft.records.set(record.name, record);
           return record;
         });

@@ -4,12 +4,15 @@ import { isSafeName } from '../domain/names.js';
 import type { StoredRecord } from './storage.js';
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** A snapshot's record name: a leading dot keeps it apart from every package name. */
+const SNAPSHOT_NAME = /^\.snapshot-[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Why a stored record cannot be served, or null when it can. Checks shape only: cheap enough for 100,000 records. */
 export function recordProblem(value: unknown, checkBlob: (blob: string) => boolean): string | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not an object';
   const r = value as Record<string, unknown>;
-  if (typeof r.name !== 'string' || !isSafeName(r.name)) return 'name missing or not a safe file name';
+  const snapshot = r.kind === 'snapshot';
+  if (typeof r.name !== 'string' || !(snapshot ? SNAPSHOT_NAME.test(r.name) : isSafeName(r.name))) return 'name missing or not a safe file name';
   if (!Number.isSafeInteger(r.id) || (r.id as number) <= 0) return 'id is not a positive integer';
   if (!Number.isSafeInteger(r.size) || (r.size as number) < 0) return 'size is not a non-negative integer';
   if (typeof r.sha256 !== 'string' || !SHA256.test(r.sha256)) return 'sha256 is not 64 lower-case hex digits';
@@ -19,7 +22,7 @@ export function recordProblem(value: unknown, checkBlob: (blob: string) => boole
   }
   if (!Number.isSafeInteger(r.downloadCount) || (r.downloadCount as number) < 0) return 'downloadCount is not a non-negative integer';
   if (r.tag !== null && typeof r.tag !== 'string') return 'tag is neither text nor null';
-  if (r.kind === 'snapshot') {
+  if (snapshot) {
     const c = r.snapshot as Record<string, unknown> | undefined;
     if (typeof c !== 'object' || c === null || typeof c.name !== 'string' || typeof c.members !== 'object' || c.members === null) return 'a snapshot without its name and members';
     return null;

@@ -230,10 +230,10 @@ export class S3Storage implements Storage {
     return this.stagingDir;
   }
 
-  async publish(staged: StagedBlob, input: StoredRecord, options: { ifAbsent?: boolean } = {}): Promise<StoredRecord> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
     staged.claim();
-    let stored!: StoredRecord;
+    let stored!: R;
     try {
       // Decided inside the commit, against the index as it is in the bucket: a name another replica has just
       // published is a conflict here too, and ids come from the one counter every replica shares. The replaced

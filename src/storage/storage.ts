@@ -43,7 +43,7 @@ export interface Storage {
    * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
    * store, even if another process wrote it a moment ago.
    */
-  publish(staged: StagedBlob, record: StoredRecord, options?: { ifAbsent?: boolean }): Promise<StoredRecord>;
+  publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: { ifAbsent?: boolean }): Promise<R>;
   /**
    * Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. A
    * `batch` id that was applied already is not applied again: a flush retried after a failure (or after an answer

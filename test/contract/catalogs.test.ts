@@ -118,7 +118,7 @@ describe('GET /catalogs/{kind}.json', () => {
     expect(doc.updated_at >= served.updated_at).toBe(true);
   });
 
-  it('carries everything the CLI shows, from the manifest, and an absolute download_url on the public URL', async () => {
+  it('carries everything the CLI shows, from the manifest, and an absolute download_url on the public URL; nothing the CLI does not read', async () => {
     const doc = await getJson(`${catalog.url}/catalogs/extensions.json`);
     const rich = doc.extensions['acme-rich'];
     const bytes = await bytesAt(`${catalog.url}/assets/extension-acme-rich-1.0.0.zip`);
@@ -140,7 +140,6 @@ describe('GET /catalogs/{kind}.json', () => {
       changelog: 'https://git.example.com/acme/rich/CHANGELOG.md',
       download_url: 'https://specs.example.com/org/assets/extension-acme-rich-1.0.0.zip',
       sha256: sha256(bytes),
-      size: bytes.length,
       downloads: expect.any(Number),
       created_at: expect.any(String),
       updated_at: expect.any(String),
