@@ -237,6 +237,8 @@ export class PackageService {
       const tag = catalog ? null : options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
       if (tag === null && !catalog && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
       return await this.lock.run(async () => {
+        // Decide on the store's state: another replica may have made a snapshot or stored a pinned version.
+        await this.refreshLocked();
         // `1.0` and `1.0.0` are one PEP 440 version, stored under two names: either one is the version replaced.
         const sameVersion = catalog
           ? this.currentViews().catalogById.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
@@ -353,6 +355,8 @@ export class PackageService {
 
   async remove(name: string): Promise<void> {
     await this.lock.run(async () => {
+      // A snapshot or bundle another replica stored since the last poll holds as much as one made here.
+      await this.refreshLocked();
       const record = this.get(name);
       const holders = this.holdersOf(record);
       if (holders.length > 0) {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
-import { rawZip, templateZip } from '../helpers/packages.js';
+import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
 import { streamUpload, upload } from '../helpers/upload.js';
@@ -71,6 +71,21 @@ describe('two replicas over one bucket', () => {
       expect(await names(b)).not.toContain('short-lived.zip');
       expect((await fetch(`${b.url}/assets/short-lived.zip`)).status).toBe(404);
     }, 5000);
+  });
+
+  it('a snapshot made on A is served by B, holds its versions there too, and a racing name gets one 201', async () => {
+    const form = new FormData();
+    form.append('file', new Blob([(await catalogZip('extension', { id: 'replica-ext', version: '1.0.0' })) as BlobPart]), 'e.zip');
+    expect((await fetch(`${a.url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(201);
+    const create = (server: RunningServer) =>
+      fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"replicated"}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+    const statuses = (await Promise.all([create(a), create(b)])).map((r) => r.status).sort();
+    expect(statuses).toEqual([201, 409]);
+    const frozen = async (server: RunningServer) => (await (await fetch(`${server.url}/catalogs/snapshots/replicated/extensions.json`)).text()).replaceAll(server.url, 'BASE');
+    await eventually(async () => expect(await frozen(b)).toBe(await frozen(a)), 5000);
+    expect(JSON.parse(await frozen(b)).extensions['replica-ext'].version).toBe('1.0.0');
+    const refused = await fetch(`${b.url}/assets/extension-replica-ext-1.0.0.zip`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(refused.status).toBe(409);
   });
 
   it('download counts from both replicas add up, and survive a restart', async () => {
