@@ -924,6 +924,12 @@ export interface components {
             changelog?: string;
             /** @description A bundle's role. */
             role?: string;
+            /**
+             * @description Extensions and bundles published with a token marked `verified: true` in `tokens_file`; absent otherwise.
+             *     The CLI shows a badge and filters on it (`search --verified`).
+             * @enum {boolean}
+             */
+            verified?: true;
             /** @description Hex SHA-256 of the download; the CLI checks it before it installs (not for steps). */
             sha256?: string;
             /** @description Downloads of every version of this id. */

@@ -9,6 +9,8 @@ export type Scope = (typeof SCOPES)[number];
 export interface Token {
   name: string;
   scopes: ReadonlySet<Scope>;
+  /** The catalogs mark what this token publishes `verified` (the CLI's badge and `search --verified`). */
+  verified: boolean;
 }
 
 interface Entry extends Token {
@@ -70,19 +72,19 @@ export class TokenRegistry {
 
   private build(): Map<string, Entry> {
     const entries = new Map<string, Entry>();
-    const add = (name: string, hashHex: string, scopes: Scope[]): void => {
+    const add = (name: string, hashHex: string, scopes: Scope[], verified = false): void => {
       if ([...entries.values()].some((e) => e.name === name)) throw new Error(`token name "${name}" is used twice`);
       if (entries.has(hashHex)) throw new Error(`token "${name}" has the same hash as "${entries.get(hashHex)!.name}"`);
-      entries.set(hashHex, { name, scopes: new Set(scopes), hash: Buffer.from(hashHex, 'hex') });
+      entries.set(hashHex, { name, scopes: new Set(scopes), verified, hash: Buffer.from(hashHex, 'hex') });
     };
     if (this.defaultToken !== null) add('default', sha256Hex(this.defaultToken), ['write', 'delete', 'curate']);
-    if (this.file) for (const t of parseTokensFile(readFileSync(this.file, 'utf8'), this.file)) add(t.name, t.sha256, t.scopes);
+    if (this.file) for (const t of parseTokensFile(readFileSync(this.file, 'utf8'), this.file)) add(t.name, t.sha256, t.scopes, t.verified);
     return entries;
   }
 }
 
-/** `- {name, scopes, sha256}` entries; throws naming the entry at the first that is wrong. */
-export function parseTokensFile(text: string, path: string): { name: string; scopes: Scope[]; sha256: string }[] {
+/** `- {name, scopes, sha256, verified?}` entries; throws naming the entry at the first that is wrong. */
+export function parseTokensFile(text: string, path: string): { name: string; scopes: Scope[]; sha256: string; verified: boolean }[] {
   let parsed: unknown;
   try {
     parsed = parseYaml(text);
@@ -92,16 +94,17 @@ export function parseTokensFile(text: string, path: string): { name: string; sco
   if (parsed === null || parsed === undefined) return [];
   if (!Array.isArray(parsed)) throw new Error(`${path} must hold a list of {name, scopes, sha256}`);
   return parsed.map((raw: unknown, index) => {
-    const entry = raw as { name?: unknown; scopes?: unknown; sha256?: unknown };
+    const entry = raw as { name?: unknown; scopes?: unknown; sha256?: unknown; verified?: unknown };
     const label = `${path} entry ${index + 1}${typeof entry?.name === 'string' ? ` ("${entry.name}")` : ''}`;
     if (typeof entry !== 'object' || entry === null) throw new Error(`${label} must be a mapping`);
-    const unknown = Object.keys(entry).filter((k) => !['name', 'scopes', 'sha256'].includes(k));
+    const unknown = Object.keys(entry).filter((k) => !['name', 'scopes', 'sha256', 'verified'].includes(k));
     if (unknown.length) throw new Error(`${label} has an unknown key "${unknown[0]}"`);
     if (typeof entry.name !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(entry.name)) throw new Error(`${label} needs a name of letters, digits, ".", "_" or "-"`);
     if (!Array.isArray(entry.scopes) || entry.scopes.length === 0 || !entry.scopes.every((s) => SCOPES.includes(s as Scope))) {
       throw new Error(`${label} needs scopes among ${SCOPES.join(', ')}`);
     }
     if (typeof entry.sha256 !== 'string' || !/^[0-9a-fA-F]{64}$/.test(entry.sha256)) throw new Error(`${label} needs sha256: the hex SHA-256 of the token`);
-    return { name: entry.name, scopes: entry.scopes as Scope[], sha256: entry.sha256.toLowerCase() };
+    if (entry.verified !== undefined && typeof entry.verified !== 'boolean') throw new Error(`${label} has verified that is neither true nor false`);
+    return { name: entry.name, scopes: entry.scopes as Scope[], sha256: entry.sha256.toLowerCase(), verified: entry.verified === true };
   });
 }

@@ -98,6 +98,8 @@ export interface CatalogMetadata {
    * for the package's page; not a catalog field (the CLI reads none such).
    */
   contents?: { what: string; name: string }[];
+  /** Set by the server, never by a manifest: published with a token marked `verified` in tokens_file. */
+  verified?: boolean;
   /** A bundle's role (`security-engineer`). */
   role?: string;
   /** A step's files (step.yml, __init__.py and any others), each served from the vetted package. */

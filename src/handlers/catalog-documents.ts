@@ -12,11 +12,11 @@ const EPOCH = new Date(0).toISOString();
  * own catalogs of it carry (../shared/docs/speckit-kinds.md). Nothing else reaches an entry.
  */
 const ENTRY_FIELDS: Record<CatalogKind, readonly string[]> = {
-  extension: ['id', 'name', 'version', 'description', 'author', 'license', 'category', 'effect', 'tags', 'requires', 'provides', 'repository', 'homepage', 'documentation', 'changelog', 'downloads', 'created_at', 'updated_at'],
+  extension: ['id', 'name', 'version', 'description', 'verified', 'author', 'license', 'category', 'effect', 'tags', 'requires', 'provides', 'repository', 'homepage', 'documentation', 'changelog', 'downloads', 'created_at', 'updated_at'],
   preset: ['id', 'name', 'version', 'description', 'author', 'license', 'tags', 'requires', 'provides', 'repository', 'homepage', 'documentation', 'created_at', 'updated_at'],
   workflow: ['id', 'name', 'version', 'description', 'author', 'license', 'tags', 'requires', 'repository', 'documentation', 'changelog', 'created_at', 'updated_at'],
   step: ['id', 'name', 'version', 'description', 'author', 'license', 'tags', 'repository'],
-  bundle: ['id', 'name', 'version', 'role', 'description', 'author', 'license', 'requires', 'provides', 'repository', 'tags'],
+  bundle: ['id', 'name', 'version', 'role', 'description', 'verified', 'author', 'license', 'requires', 'provides', 'repository', 'tags'],
   integration: ['id', 'name', 'version', 'description', 'author', 'license', 'repository', 'tags'],
 };
 

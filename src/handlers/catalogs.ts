@@ -51,7 +51,7 @@ export function catalogHandlers({ config, service }: { config: Config; service: 
 
   const createSnapshot: Handler<'createSnapshot'> = async (req, res) => {
     const body = req.body as Schemas['SnapshotRequest'];
-    const createdBy = res.locals.tokenName ?? 'unknown';
+    const createdBy = res.locals.token?.name ?? 'unknown';
     const snapshot = await service.createSnapshot(body.name, body.versions ?? {}, createdBy);
     const base = baseUrl(req, config.publicUrl);
     res.locals.audit = { package: `snapshot ${snapshot.name}` };

@@ -33,6 +33,7 @@ export function packageHandlers({ config, service, metrics, webPages }: PackageH
       overwrite: isTrue(req.query.overwrite),
       tag: req.query.tag,
       expectedSha256: req.get('x-checksum-sha256'),
+      verified: res.locals.token?.verified ?? false,
     });
     const base = baseUrl(req, config.publicUrl);
     metrics.uploaded(record.kind);

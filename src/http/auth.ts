@@ -33,8 +33,8 @@ declare module 'express-serve-static-core' {
     audit?: { package?: string; size?: number; sha256?: string };
     /** The operation a request was aimed at, known before the contract's validator runs (it may never run). */
     operationId?: string;
-    /** The name of the token the request authenticated with, when it presented one. */
-    tokenName?: string;
+    /** The token the request authenticated with, when it presented one. */
+    token?: Token;
   }
 }
 
@@ -97,7 +97,7 @@ function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter
       limiter.fail(client);
       throw new HttpProblem(401, 'unauthorized', 'the token is not valid', { 'WWW-Authenticate': `${challenge}, error="invalid_token"` });
     }
-    res.locals.tokenName = token.name;
+    res.locals.token = token;
     if (scope !== 'read') auditOnFinish(req, res, audit, operation.operationId, token);
     if (scope !== 'read' && !token.scopes.has(scope)) {
       throw new HttpProblem(403, 'forbidden', `token "${token.name}" lacks the ${scope} scope`, {

@@ -35,6 +35,8 @@ export interface PublishOptions {
   expectedSha256?: string | undefined;
   /** The release, instead of the version at the end of the name (templates only). */
   tag?: string | undefined;
+  /** Published with a token marked `verified`: its catalog entry says so. */
+  verified?: boolean;
 }
 
 interface Views {
@@ -229,7 +231,8 @@ export class PackageService {
       // Outside the lock: vetting reads the whole archive, and other uploads need not wait for it.
       const verdict = await this.options.vet(staged.localPath);
       if (!verdict.accepted) throw refused(verdict.violations);
-      const { kind, catalog, format } = verdict;
+      const { kind, format } = verdict;
+      const catalog = verdict.catalog && options.verified ? { ...verdict.catalog, verified: true } : verdict.catalog;
       if (catalog && options.tag !== undefined) {
         throw new PackageError('invalid-tag', `tag applies to templates; this ${kind}'s version (${catalog.version}) comes from its manifest`);
       }

@@ -22,12 +22,13 @@ async function snapshot(base: string, body: Json, token = TOKEN): Promise<Respon
 
 const CURATOR = 'snapshot-curator-token-0123456789';
 const WRITER = 'snapshot-writer-token-0123456789';
+const PUBLISHER = 'verified-publisher-token-0123456789';
 
 let server: RunningServer;
 beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'rs-snapshots-'));
   const entry = (name: string, scopes: string[], token: string) => `- name: ${name}\n  scopes: [${scopes.join(', ')}]\n  sha256: ${createHash('sha256').update(token).digest('hex')}\n`;
-  await writeFile(join(dir, 'tokens.yaml'), entry('curator', ['curate'], CURATOR) + entry('writer', ['write', 'delete'], WRITER));
+  await writeFile(join(dir, 'tokens.yaml'), entry('curator', ['curate'], CURATOR) + entry('writer', ['write', 'delete'], WRITER) + entry('publisher', ['write'], PUBLISHER) + '  verified: true\n');
   server = await startServer({ env: { MAX_VERSIONS_PER_PACKAGE: '2', TOKENS_FILE: join(dir, 'tokens.yaml') } });
   for (const [kind, id] of [['extension', 'snap-ext'], ['preset', 'snap-preset'], ['workflow', 'snap-flow']] as const) {
     expect((await publish(server.url, await catalogZip(kind, { id, version: '1.0.0' }))).status).toBe(201);
@@ -35,6 +36,24 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await server.stop();
+});
+
+describe('verified', () => {
+  it('marks what a token with verified: true publishes, and nothing else', async () => {
+    const form = new FormData();
+    form.append('file', new Blob([(await catalogZip('extension', { id: 'vouched-ext' })) as BlobPart]), 'e.zip');
+    expect((await fetch(`${server.url}/upload`, { method: 'POST', body: form, headers: bearer(PUBLISHER) })).status).toBe(201);
+    const catalog = await (await fetch(`${server.url}/catalogs/extensions.json`)).json();
+    expect(catalog.extensions['vouched-ext'].verified).toBe(true);
+    expect(catalog.extensions['snap-ext']).not.toHaveProperty('verified');
+    // Only the server sets it: a manifest that claims it is not believed.
+    const claimed = await publish(server.url, await catalogZip('extension', { id: 'claims-ext', info: { verified: true } }));
+    expect([201, 422]).toContain(claimed.status);
+    const again = await (await fetch(`${server.url}/catalogs/extensions.json`)).json();
+    expect(again.extensions['claims-ext']?.verified).toBeUndefined();
+    await fetch(`${server.url}/assets/extension-vouched-ext-1.0.0.zip`, { method: 'DELETE', headers: bearer() });
+    await fetch(`${server.url}/assets/extension-claims-ext-1.0.0.zip`, { method: 'DELETE', headers: bearer() });
+  });
 });
 
 describe('catalog snapshots', () => {
