@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
 import { VettingPool } from './vetting/pool.js';
 import { loadStaticFiles, loadWebPages } from './web/pages.js';
+import { cliAcceptsUrl } from './http/urls.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -105,6 +106,9 @@ async function main(): Promise<void> {
     const { address, port } = server.address() as AddressInfo;
     const url = config.publicUrl ?? `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address.includes(':') ? `[${address}]` : address}:${port}`;
     log.info({ address, port, url, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, `listening on ${url}`);
+    if (config.publicUrl && !cliAcceptsUrl(config.publicUrl)) {
+      log.warn({ publicUrl: config.publicUrl }, `the spec-kit CLI refuses ${config.publicUrl}: it fetches catalogs and downloads over https, or http to localhost only; set public_url to the https URL clients use`);
+    }
   });
 
   limitConnections(server, config);

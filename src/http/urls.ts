@@ -61,3 +61,9 @@ function isValidHost(value: string | undefined): value is string {
     return false;
   }
 }
+
+/** The spec-kit CLI fetches catalogs and downloads over https, or plain http to a loopback host only. */
+export function cliAcceptsUrl(url: string): boolean {
+  const parsed = new URL(url);
+  return parsed.protocol === 'https:' || (parsed.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(parsed.hostname));
+}
