@@ -143,7 +143,8 @@ function bundleCatalogsYaml(input: ClientSetupInput, url: string): string {
     '# page (the same snapshot) alongside this one.',
     'schema_version: "1.0"',
     'catalogs:',
-    `  - id: ${quote(sourceName(input))}`,
+    // One id whatever the snapshot: a project's file then replaces the user file's source rather than adding one.
+    `  - id: ${quote(SOURCE_NAME)}`,
     `    url: ${quote(url)}`,
     '    priority: 1',
     '    install_policy: install-allowed',
