@@ -36,6 +36,18 @@ export const SETUP_FORMATS = [
 ] as const;
 export type SetupFormat = (typeof SETUP_FORMATS)[number];
 
+/** What each generated file is for, shown beside it on /setup. */
+export const SETUP_PURPOSE: Record<SetupFormat, string> = {
+  'extension-catalogs.yml': 'Where `specify extension search`, `specify extension add` and `specify init --extension` find extensions.',
+  'preset-catalogs.yml': 'Where `specify preset search`, `specify preset add` and `specify init --preset` find presets.',
+  'workflow-catalogs.yml': 'Where `specify workflow search` and `specify workflow add` find workflows.',
+  'step-catalogs.yml': 'Where `specify workflow step search` and `specify workflow step add` find workflow steps. A step is executable Python, and the CLI checks no sha256 for it.',
+  'integration-catalogs.yml': 'What `specify integration search` and `info` list. Integrations are not downloaded: only built-in ones install.',
+  'bundle-catalogs.yml': 'Where `specify bundle search` and `specify bundle install` find bundles. It also replaces the built-in `community` source, which is on the internet: without that, bundle search fails offline. A bundle installs each component from the catalog configured for its kind and fails when the version there is not the one it pins, so use all these files from the same page.',
+  env: 'The environment variables, one catalog per kind.',
+  'auth.json': 'The token for this server: which host gets it, and from which environment variable.',
+};
+
 /** The variable `auth.json` reads the token from. */
 export const TOKEN_ENV = 'RELEASE_SERVER_TOKEN';
 /** The name (bundles: the id) this server's catalogs have in the generated files. */
