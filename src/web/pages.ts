@@ -9,6 +9,7 @@ import type { ReleaseGroup } from '../domain/releases.js';
 import { isPrerelease } from '../domain/version.js';
 import type { PackageRecord } from '../domain/record.js';
 import { humanSize, plural } from './format.js';
+import { authJson, clientSetup, hostName, SETUP_PURPOSE, TOKEN_ENV, type SetupFormat } from '../setup/client-setup.js';
 import type { SearchItem } from './search.js';
 
 /** How the `specify` CLI names each kind: its command, and the variable that points it at one catalog. */
@@ -50,6 +51,19 @@ export interface WebPages {
   packagesList(content: ListContent, base: string): string;
   /** A release of templates; `latest` when /latest serves it. */
   releasePage(release: ReleaseGroup, latest: boolean, base: string): string;
+  /** GET /setup: the CLI's configuration for this server (src/setup/client-setup.ts), live or for a snapshot. */
+  setup(content: SetupContent, base: string): string;
+}
+
+export interface SetupContent {
+  /** The snapshot the files point at, or null for the live catalogs. */
+  snapshot: string | null;
+  /** The snapshots to choose from, newest first. */
+  snapshots: readonly { name: string; created_at: string }[];
+  /** Reads need a token: the page then shows auth.json. */
+  privateServer: boolean;
+  /** The host auth.json names; the base URL's host when omitted. */
+  host?: string;
 }
 
 
@@ -65,6 +79,7 @@ export function loadWebPages(): WebPages {
   const packageTemplate = read('package');
   const list = read('packages');
   const releaseTemplate = read('release');
+  const setupTemplate = read('setup');
   const partials = { files: read('files') };
   const files = (records: readonly PackageRecord[], base: string) =>
     records.map((r) => ({
@@ -185,6 +200,41 @@ export function loadWebPages(): WebPages {
       return page(`Templates ${release.tag}`, base, content);
     },
 
+    setup({ snapshot, snapshots, privateServer, host }, base) {
+      const generated = clientSetup({ base, snapshot, privateServer, host: host ?? base });
+      const fileUrl = (format: SetupFormat) => `${base}/setup?${new URLSearchParams(snapshot === null ? { format } : { format, snapshot }).toString()}`;
+      const auth = privateServer ? ` -H "Authorization: Bearer $${TOKEN_ENV}"` : '';
+      const files = generated.files.filter((f) => f.format !== 'env');
+      const fetch = [
+        'mkdir -p ~/.specify',
+        ...files.map((f) => `curl -fsS${auth} -o ~/.specify/${f.fileName} ${shellQuote(fileUrl(f.format))}`),
+        ...(privateServer ? ['chmod 600 ~/.specify/auth.json'] : []),
+      ].join('\n');
+      const content = Mustache.render(setupTemplate, {
+        base,
+        snapshot,
+        liveUrl: `${base}/setup`,
+        hasSnapshots: snapshots.length > 0,
+        snapshots: snapshots.map((s) => ({ name: s.name, created: s.created_at.slice(0, 10), current: s.name === snapshot, url: `${base}/setup?snapshot=${encodeURIComponent(s.name)}` })),
+        fetch,
+        files: files.map((f) => ({
+          anchor: f.format.replace(/[^a-z0-9-]/g, '-'),
+          fileName: f.fileName,
+          where: `~/.specify/${f.fileName}`,
+          purpose: SETUP_PURPOSE[f.format].replaceAll('`', ''),
+          text: f.text,
+          url: fileUrl(f.format),
+        })),
+        envText: generated.byFormat.env?.text ?? '',
+        envUrl: fileUrl('env'),
+        privateServer,
+        host: hostName(host ?? base),
+        tokenEnv: TOKEN_ENV,
+        authBasic: privateServer ? authJson(host ?? base, 'basic-pat') : '',
+      });
+      return page(snapshot === null ? 'Set up' : `Set up, snapshot ${snapshot}`, base, content);
+    },
+
     packagePage(pkg, base) {
       const meta = pkg.served.catalog;
       const cli = CLI[pkg.kind];
@@ -235,6 +285,10 @@ export function loadWebPages(): WebPages {
       return page(`${meta.name} (${pkg.kind})`, base, content);
     },
   };
+}
+
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The pages' script and style sheet, read once. */
