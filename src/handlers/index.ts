@@ -10,7 +10,5 @@ export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps & WebHandler
 
 /** Every operation of the contract, keyed by operationId. */
 export function createHandlers(deps: HandlerDeps): Handlers {
-  // TEMP until the set-up module lands
-  const getSetup = () => { throw new Error('TEMP'); };
-  return { getSetup, ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...fileHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
+  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...fileHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
 }

@@ -1,9 +1,11 @@
 import type { Config } from '../config.js';
 import { CATALOG_KINDS } from '../domain/kinds.js';
 import { BodyCache, sendFixed } from '../http/body-cache.js';
+import { HttpProblem } from '../http/problem.js';
 import { setPageHeaders } from '../http/security-headers.js';
 import { baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
+import { setupFile } from '../setup/client-setup.js';
 import type { loadStaticFiles, WebPages } from '../web/pages.js';
 import { search, searchItems } from '../web/search.js';
 import type { Handler } from './types.js';
@@ -56,5 +58,25 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
     sendFixed(res, staticFiles[req.params.file]);
   };
 
-  return { getHome, getSearchIndex, getPackagePage, getStaticFile };
+  // What a user would otherwise assemble by hand from the CLI's docs, for this server's URL (src/setup/).
+  const getSetup: Handler<'getSetup'> = (req, res) => {
+    const base = baseUrl(req, config.publicUrl);
+    const snapshot = req.query.snapshot ?? null;
+    // An unknown snapshot is a 404 here rather than files that point at catalogs that 404.
+    if (snapshot !== null) service.snapshot(snapshot);
+    const privateServer = config.readAccess === 'token';
+    const format = req.query.format;
+    if (format) {
+      const file = setupFile({ base, snapshot, privateServer, host: base }, format);
+      if (!file) throw new HttpProblem(404, 'not-found', 'auth.json is for private servers; this one lets anyone read, so the CLI needs no credentials for it');
+      res.type(file.contentType).set('Cache-Control', 'no-cache').send(file.text);
+      return;
+    }
+    setPageHeaders(res);
+    bodies.sendHtml(res, `setup ${base} ${snapshot ?? ''}`, service, () =>
+      webPages.setup({ snapshot, snapshots: service.snapshots().map((s) => ({ name: s.name, created_at: s.createdAt })), privateServer }, base),
+    );
+  };
+
+  return { getHome, getSearchIndex, getPackagePage, getStaticFile, getSetup };
 }
