@@ -7,7 +7,8 @@
 //   3. /latest with 1,000 packages: req/s and p99, ours (response validation on) / nginx serving the same bytes
 //   4. scale: small-package download req/s with 10,000 vs 10 packages stored; start-up to ready with 10,000
 //   5. memory: the server's peak RSS across a 100 MiB upload and 8 parallel 100 MiB downloads
-//   6. /catalogs/extensions.json with 1,000 extensions published: req/s, ours / nginx serving the same bytes
+//   6. each of the six catalogs (1,000 extensions; 100 presets, workflows, steps, bundles, integrations, all
+//      published through /upload): req/s, ours / nginx serving the same bytes
 //   7. upload of a 40 MiB extension (manifest vetting included) / a template zip of the same size
 //   8. s3 backend on a throwaway Ceph RGW (scripts/s3-test-server.sh): 100 MiB download and upload through the server
 //      / the AWS SDK on the same RGW directly; /latest with 1,000 packages on s3 / on filesystem; idle S3 requests
@@ -149,16 +150,22 @@ async function main() {
   results.memory = { idle: before.now, peak: (await rss(server.pid)).peak };
   await stop(server);
 
-  // 6. /catalogs/extensions.json with 1,000 extensions, published through /upload (so each was vetted)
+  // 6. Every catalog, each kind published through /upload (so each package was vetted, each bundle's pins checked)
   server = await startOurs(join(work, 'ours-catalog'));
   await publishExtensions(server.url, 1000);
-  const catalog = Buffer.from(await (await fetch(`${server.url}/catalogs/extensions.json`)).arrayBuffer());
-  await writeFile(join(nginxRoot, 'extensions.json'), catalog);
-  results.catalogBytes = catalog.length;
-  results.catalog = await alternate(
-    async () => wrk(`${server.url}/catalogs/extensions.json`),
-    async () => wrk(`${nginx.url}/catalogs/extensions.json`),
-  );
+  await publishAll(server.url, kindPackages(100));
+  await mkdir(join(nginxRoot, 'catalogs'), { recursive: true });
+  results.catalogs = [];
+  for (const section of ['extensions', 'presets', 'workflows', 'steps', 'bundles', 'integrations']) {
+    const body = Buffer.from(await (await fetch(`${server.url}/catalogs/${section}.json`)).arrayBuffer());
+    const entries = Object.keys(JSON.parse(body.toString())[section]).length;
+    await writeFile(join(nginxRoot, 'catalogs', `${section}.json`), body);
+    const measured = await alternate(
+      async () => wrk(`${server.url}/catalogs/${section}.json`),
+      async () => wrk(`${nginx.url}/catalogs/${section}.json`),
+    );
+    results.catalogs.push({ section, entries, bytes: body.length, ...measured });
+  }
   await stop(server);
 
   // 7. A 40 MiB extension against a 40 MiB template: the same four 10 MB stored members of random bytes
@@ -289,32 +296,50 @@ tags: [bench]
 `;
 }
 
-/** Publishes `count` small extensions, 8 uploads at a time. */
-async function publishExtensions(url, count) {
-  const zips = await Promise.all(
-    Array.from({ length: count }, (_, i) => {
-      const zip = new yazl.ZipFile();
-      zip.addBuffer(Buffer.from(extensionManifest(`bench-ext-${i}`, `1.${i % 10}.0`)), 'extension.yml', { mtime: new Date(0) });
-      zip.addBuffer(Buffer.from(`# Greet ${i}\n`), 'commands/greet.md', { mtime: new Date(0) });
-      zip.end();
-      return new Promise((resolve) => {
-        const chunks = [];
-        zip.outputStream.on('data', (c) => chunks.push(c));
-        zip.outputStream.on('end', () => resolve(Buffer.concat(chunks)));
-      });
-    }),
-  );
+/** `count` packages of each kind but extensions, as a CI pipeline would publish them: name and bytes. */
+function kindPackages(count) {
+  const packages = [];
+  for (let i = 0; i < count; i++) {
+    packages.push(['preset.zip', zipOf({ 'preset.yml': `schema_version: "1.0"\npreset:\n  id: bench-preset-${i}\n  name: Bench preset ${i}\n  version: "1.0.${i}"\n  description: A preset published by the benchmark\n  author: Bench\nrequires:\n  speckit_version: ">=0.1.0"\nprovides:\n  templates:\n    - type: template\n      name: spec-template\n      file: templates/spec-template.md\n`, 'templates/spec-template.md': `# Spec ${i}\n` })]);
+    packages.push(['workflow.yml', Promise.resolve(Buffer.from(`schema_version: "1.0"\nworkflow:\n  id: bench-flow-${i}\n  name: Bench flow ${i}\n  version: "1.0.${i}"\n  description: A workflow published by the benchmark\nsteps:\n  - id: plan\n    command: speckit.plan\n`))]);
+    packages.push(['step.zip', zipOf({ 'step.yml': `step:\n  type_key: bench-step-${i}\n  name: Bench step ${i}\n  version: "1.0.${i}"\n  description: A step published by the benchmark\n`, '__init__.py': `# step ${i}\n`, 'helpers/util.py': 'VALUE = 1\n' })]);
+    packages.push(['bundle.yml', Promise.resolve(Buffer.from(`schema_version: "1.0"\nbundle:\n  id: bench-bundle-${i}\n  name: Bench bundle ${i}\n  version: "1.0.${i}"\n  role: developer\n  description: A bundle published by the benchmark\n  author: Bench\n  license: MIT\nrequires:\n  speckit_version: ">=0.1.0"\nprovides:\n  extensions:\n    - id: bench-ext-${i}\n      version: "1.${i % 10}.0"\n`))]);
+    packages.push(['integration.yml', Promise.resolve(Buffer.from(`schema_version: "1.0"\nintegration:\n  id: bench-agent-${i}\n  name: Bench agent ${i}\n  version: "1.0.${i}"\n  description: An integration published by the benchmark\n  author: Bench\n  repository: https://example.com/bench\n  license: MIT\nrequires:\n  speckit_version: ">=0.1.0"\nprovides:\n  scripts:\n    - update-context.sh\n`))]);
+  }
+  return packages;
+}
+
+function zipOf(files) {
+  const zip = new yazl.ZipFile();
+  for (const [name, text] of Object.entries(files)) zip.addBuffer(Buffer.from(text), name, { mtime: new Date(0) });
+  zip.end();
+  return new Promise((resolve) => {
+    const chunks = [];
+    zip.outputStream.on('data', (c) => chunks.push(c));
+    zip.outputStream.on('end', () => resolve(Buffer.concat(chunks)));
+  });
+}
+
+/** Publishes [name, bytes] pairs, 8 uploads at a time; every one must be stored. */
+async function publishAll(url, packages) {
   let next = 0;
   await Promise.all(
     Array.from({ length: 8 }, async () => {
-      while (next < zips.length) {
+      while (next < packages.length) {
+        const [name, bytes] = packages[next++];
         const form = new FormData();
-        form.append('file', new Blob([zips[next++]]), 'extension.zip');
+        form.append('file', new Blob([await bytes]), name);
         const res = await fetch(`${url}/upload`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } });
-        if (res.status !== 201) throw new Error(`publishing an extension answered ${res.status}: ${await res.text()}`);
+        if (res.status !== 201) throw new Error(`publishing ${name} answered ${res.status}: ${await res.text()}`);
       }
     }),
   );
+}
+
+/** Publishes `count` small extensions, 8 uploads at a time. */
+function publishExtensions(url, count) {
+  const zips = Array.from({ length: count }, (_, i) => ['extension.zip', zipOf({ 'extension.yml': extensionManifest(`bench-ext-${i}`, `1.${i % 10}.0`), 'commands/greet.md': `# Greet ${i}\n` })]);
+  return publishAll(url, zips);
 }
 
 /** A then B, RUNS times, so drift on a shared machine hits both alike. */
@@ -371,7 +396,7 @@ http {
     listen 127.0.0.1:${port};
     root ${root};
     location = /latest { default_type application/json; alias ${root}/latest.json; }
-    location = /catalogs/extensions.json { default_type application/json; alias ${root}/extensions.json; }
+    location /catalogs/ { default_type application/json; alias ${root}/catalogs/; }
     location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
   }
 }
@@ -521,11 +546,13 @@ function render(r) {
   const peak = r.memory.peak / MiB;
   add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB (idle ${(r.memory.idle / MiB).toFixed(0)} MiB)`, '', `${peak.toFixed(0)} MiB`, '≤ 120 MiB', peak <= 120);
 
-  const catalogOurs = r.catalog.ours.map((x) => x.rps);
-  const catalogTheirs = r.catalog.theirs.map((x) => x.rps);
-  const ct = median(catalogOurs) / median(catalogTheirs);
-  add(`/catalogs/extensions.json, 1,000 extensions (${(r.catalogBytes / 1024).toFixed(0)} KiB)`, spread(catalogOurs, reqs), `nginx static ${spread(catalogTheirs, reqs)}`, `${ct.toFixed(2)}×`, '≥ 0.5×', ct >= 0.5);
-  add('/catalogs/extensions.json p99', spread(r.catalog.ours.map((x) => x.p99), ms), `nginx ${spread(r.catalog.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  for (const c of r.catalogs) {
+    const ours = c.ours.map((x) => x.rps);
+    const theirs = c.theirs.map((x) => x.rps);
+    const ratio = median(ours) / median(theirs);
+    add(`/catalogs/${c.section}.json, ${c.entries.toLocaleString('en')} entries (${(c.bytes / 1024).toFixed(0)} KiB)`, spread(ours, reqs), `nginx static ${spread(theirs, reqs)}`, `${ratio.toFixed(2)}×`, '≥ 0.5×', ratio >= 0.5);
+    add(`/catalogs/${c.section}.json p99`, spread(c.ours.map((x) => x.p99), ms), `nginx ${spread(c.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  }
   const vt = ratio(r.vetting.ours, r.vetting.theirs);
   add('upload 40 MiB extension (vetted) vs template', spread(r.vetting.ours, mbs), `template ${spread(r.vetting.theirs, mbs)}`, `${vt.toFixed(2)}×`, '≥ 0.8×', vt >= 0.8);
   const vn = median(r.vetting.ours) / median(r.vettingNginx);
@@ -569,7 +596,8 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
 - scale: the same wrk on \`/assets/small.zip\` (1 KiB) with 10,000 and with 10 packages stored
 - start-up: spawn to the first 200 from \`/readyz\`, records already written by an earlier start (no re-hashing)
 - memory: VmHWM of the server process (/proc) after one 100 MiB upload and 8 parallel 100 MiB downloads
-- catalog: 1,000 extensions published through \`POST /upload\` (each vetted), then the same wrk on \`/catalogs/extensions.json\`;
+- catalogs: 1,000 extensions and 100 each of presets, workflows (bare YAML), steps, bundles (pinning stored extensions)
+  and integrations, published through \`POST /upload\` (each vetted), then the same wrk on each \`/catalogs/{kind}.json\`;
   nginx serves the bytes ours answered, as a static file
 - vetting: \`curl -F file=@… '/upload?overwrite=true'\` of a ${(r.vettingSizes.extension / MiB).toFixed(1)} MiB extension (extension.yml, one command, four
   10 MB stored members of random bytes) alternating with a ${(r.vettingSizes.template / MiB).toFixed(1)} MiB template holding the same members.
