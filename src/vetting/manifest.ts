@@ -73,15 +73,16 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
  * and parse within the manifest bounds.
  */
 export function manifestKindOf(text: Buffer): { kind: CatalogKind } | { violations: Violation[] } {
-  const neither = (why: string) => ({ violations: [{ path: '(upload)', message: `is neither a zip nor a tar.gz archive, nor a YAML manifest: ${why}` }] });
+  // "(archive)" and "not a readable zip archive" as the zip reader says it of bytes that are no package at all.
+  const neither = (why: string) => ({ violations: [{ path: '(archive)', message: `not a readable zip archive, tar.gz archive or YAML manifest: ${why}` }] });
   try {
     strictUtf8.decode(text);
   } catch {
     return neither('it is not UTF-8 text');
   }
-  const check = new Checker({ kind: 'workflow', path: '(upload)', text, files: null });
+  const check = new Checker({ kind: 'workflow', path: '(archive)', text, files: null });
   const root = parseBounded(text, check);
-  if (root === undefined) return { violations: check.violations };
+  if (root === undefined) return { violations: check.violations.map((v) => ({ path: v.path, message: `not a readable zip archive, tar.gz archive or YAML manifest: as YAML, it ${v.message}` })) };
   if (!isObject(root)) return neither('it is not a YAML mapping');
   if (isObject(root.bundle)) return { kind: 'bundle' };
   const kinds = CATALOG_KINDS.filter((kind) => KIND_RULES[kind].manifestKey in root);
