@@ -147,6 +147,9 @@ export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
   return { accepted: true, kind: located.manifest.kind, format: 'zip', catalog };
 }
 
+/** `workflow step add` downloads each file of a step through `_read_response_within_limit`: 5 MiB at most. */
+const MAX_STEP_FILE_BYTES = 5 * 1024 * 1024;
+
 /**
  * A step installs as the files the catalog lists one by one, each relative to the step's root (where step.yml
  * is): `__init__.py` must be there beside it, and a file outside that root (beside the one top-level directory)
@@ -156,8 +159,11 @@ function checkStepLayout(entries: readonly ArchiveEntry[], files: ReadonlySet<st
   const violations: Violation[] = [];
   if (!files.has(`${root}__init__.py`)) violations.push({ path: `${root}__init__.py`, message: 'is missing: a step is a zip holding step.yml and __init__.py side by side' });
   for (const entry of entries) {
-    if (!entry.directory && !entry.name.startsWith(root)) {
+    if (entry.directory) continue;
+    if (!entry.name.startsWith(root)) {
       violations.push({ path: escapeForDisplay(entry.name), message: `is outside the step's directory "${root.slice(0, -1)}": the spec-kit CLI installs only the files below step.yml` });
+    } else if (entry.zip.uncompressedSize > MAX_STEP_FILE_BYTES) {
+      violations.push({ path: escapeForDisplay(entry.name), message: `is ${entry.zip.uncompressedSize} bytes; the spec-kit CLI fetches each step file with a limit of ${MAX_STEP_FILE_BYTES}` });
     }
   }
   return violations;

@@ -299,6 +299,12 @@ describe('steps: a zip holding step.yml and __init__.py', () => {
     ]);
   });
 
+  it('refuses a step file over 5 MiB (the CLI fetches each with that limit)', async () => {
+    const zip = zipBytes([...specs(''), { name: 'model.bin', data: Buffer.alloc(5 * 1024 * 1024 + 1), method: 8 }]);
+    expect(violationsOf(await vet(zip))).toEqual([{ path: 'model.bin', message: expect.stringContaining('with a limit of 5242880') }]);
+    expect(await vet(zipBytes([...specs(''), { name: 'model.bin', data: Buffer.alloc(5 * 1024 * 1024), method: 8 }]))).toMatchObject({ accepted: true });
+  });
+
   it('refuses a file outside the step directory', async () => {
     const zip = zipBytes([...specs('acme-lint/'), { name: 'README.md', data: 'x' }]);
     expect(violationsOf(await vet(zip))).toEqual([{ path: 'README.md', message: expect.stringContaining('outside the step') }]);
