@@ -47,6 +47,12 @@ export interface ManifestFacts {
  */
 export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata | null; violations: Violation[] } {
   const check = new Checker(facts);
+  // The CLI decodes step.yml, bundle.yml and integration.yml as strict UTF-8 before it parses them. (Extension,
+  // preset and workflow manifests are vetted as they were before these kinds came.)
+  if (STRICT_UTF8_KINDS.has(facts.kind) && !isUtf8(facts.text)) {
+    check.fail('', 'is not UTF-8 text: the spec-kit CLI cannot read it');
+    return { metadata: null, violations: check.violations };
+  }
   const root = parseBounded(facts.text, check);
   if (root === undefined) return { metadata: null, violations: check.violations };
   if (!isObject(root)) {
@@ -65,6 +71,16 @@ export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const STRICT_UTF8_KINDS: ReadonlySet<CatalogKind> = new Set(['step', 'bundle', 'integration']);
+
+function isUtf8(text: Buffer): boolean {
+  try {
+    strictUtf8.decode(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The kind of a bare manifest (a YAML upload), from its top-level key: `workflow:`, `bundle:`, `integration:`
@@ -75,11 +91,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 export function manifestKindOf(text: Buffer): { kind: CatalogKind } | { violations: Violation[] } {
   // "(archive)" and "not a readable zip archive" as the zip reader says it of bytes that are no package at all.
   const neither = (why: string) => ({ violations: [{ path: '(archive)', message: `not a readable zip archive, tar.gz archive or YAML manifest: ${why}` }] });
-  try {
-    strictUtf8.decode(text);
-  } catch {
-    return neither('it is not UTF-8 text');
-  }
+  if (!isUtf8(text)) return neither('it is not UTF-8 text');
   const check = new Checker({ kind: 'workflow', path: '(archive)', text, files: null });
   const root = parseBounded(text, check);
   if (root === undefined) return { violations: check.violations.map((v) => ({ path: v.path, message: `not a readable zip archive, tar.gz archive or YAML manifest: as YAML, it ${v.message}` })) };

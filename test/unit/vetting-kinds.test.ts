@@ -305,6 +305,11 @@ describe('steps: a zip holding step.yml and __init__.py', () => {
     expect(await vet(zipBytes([...specs(''), { name: 'model.bin', data: Buffer.alloc(5 * 1024 * 1024), method: 8 }]))).toMatchObject({ accepted: true });
   });
 
+  it('refuses a step.yml that is not UTF-8 (the CLI decodes it strictly)', async () => {
+    const latin1 = Buffer.from(stringify(stepManifest('acme-lint', { author: 'Ren\u00e9' })), 'latin1');
+    expect(violationsOf(await vet(zipBytes([{ name: 'step.yml', data: latin1 }, { name: '__init__.py', data: init }])))).toEqual([{ path: 'step.yml', message: expect.stringContaining('not UTF-8') }]);
+  });
+
   it('refuses a file outside the step directory', async () => {
     const zip = zipBytes([...specs('acme-lint/'), { name: 'README.md', data: 'x' }]);
     expect(violationsOf(await vet(zip))).toEqual([{ path: 'README.md', message: expect.stringContaining('outside the step') }]);
