@@ -108,17 +108,12 @@ class TarWalker {
   private memberCount = 0;
   private dataBytes = 0;
   private metaBytes = 0;
-  private streamBytes = 0;
 
   constructor(
     private readonly limits: ArchiveLimits,
     private readonly keep: (name: string) => boolean,
     private readonly maxKeptBytes: number,
   ) {}
-
-  get bytes(): number {
-    return this.streamBytes;
-  }
 
   fail(path: string, message: string, fatal = true): void {
     if (this.violations.length < MAX_VIOLATIONS) this.violations.push({ path, message });
@@ -146,13 +141,11 @@ class TarWalker {
             return;
           }
         }
-        this.streamBytes += n;
         return;
       }
       if (this.dataLeft > 0) {
         const n = Math.min(this.dataLeft, chunk.length - pos);
         this.take(chunk.subarray(pos, pos + n));
-        this.streamBytes += n;
         this.dataLeft -= n;
         pos += n;
         if (this.dataLeft === 0) this.endData();
@@ -161,7 +154,6 @@ class TarWalker {
       if (this.padLeft > 0) {
         const n = Math.min(this.padLeft, chunk.length - pos);
         if (!this.countMeta(n)) return;
-        this.streamBytes += n;
         this.padLeft -= n;
         pos += n;
         continue;
@@ -170,7 +162,6 @@ class TarWalker {
       chunk.copy(this.header, this.headerFill, pos, pos + n);
       this.headerFill += n;
       pos += n;
-      this.streamBytes += n;
       if (this.headerFill === BLOCK) {
         this.headerFill = 0;
         if (!this.countMeta(BLOCK)) return;
