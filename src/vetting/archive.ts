@@ -1,3 +1,4 @@
+import { createHash, type Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createInflateRaw, crc32 } from 'node:zlib';
 import {
@@ -156,8 +157,10 @@ export async function inflateMembers(
   limits: ArchiveLimits,
   keep: (name: string) => boolean,
   maxKeptBytes: number,
-): Promise<{ kept: Map<string, Buffer>; violations: Violation[] }> {
+  options: { sha256?: boolean } = {},
+): Promise<{ kept: Map<string, Buffer>; violations: Violation[]; sha256: Map<string, string> }> {
   const kept = new Map<string, Buffer>();
+  const digests = new Map<string, string>();
   const violations: Violation[] = [];
   let total = 0;
   for (const entry of entries) {
@@ -170,7 +173,8 @@ export async function inflateMembers(
     }
     const room = limits.maxTotalBytes - total;
     const wanted = keep(entry.name);
-    const result = await inflateEntry(source, entry.zip, Math.min(declared, room), wanted ? maxKeptBytes : 0);
+    const hash = options.sha256 ? createHash('sha256') : undefined;
+    const result = await inflateEntry(source, entry.zip, Math.min(declared, room), wanted ? maxKeptBytes : 0, hash);
     total += result.bytes;
     if (result.error) violations.push({ path, message: result.error });
     else if (result.bytes > room) {
@@ -182,13 +186,16 @@ export async function inflateMembers(
       violations.push({ path, message: 'its CRC-32 does not match its bytes (the archive is corrupt)' });
     } else if (result.trailing) {
       violations.push({ path, message: 'its compressed data does not end where its deflate stream ends: zip readers disagree on what follows' });
-    } else if (wanted) {
-      if (result.bytes > maxKeptBytes) violations.push({ path, message: `is ${result.bytes} bytes; a manifest may have at most ${maxKeptBytes}` });
-      else kept.set(entry.name, Buffer.concat(result.chunks));
+    } else {
+      if (hash) digests.set(entry.name, hash.digest('hex'));
+      if (wanted) {
+        if (result.bytes > maxKeptBytes) violations.push({ path, message: `is ${result.bytes} bytes; a manifest may have at most ${maxKeptBytes}` });
+        else kept.set(entry.name, Buffer.concat(result.chunks));
+      }
     }
     if (violations.length >= MAX_VIOLATIONS) break;
   }
-  return { kept, violations };
+  return { kept, violations, sha256: digests };
 }
 
 interface Inflated {
@@ -207,7 +214,7 @@ const STORED_CHUNK = 64 * 1024;
  * A stored member, read through one reused buffer: a stream would allocate a buffer per chunk outside the heap,
  * and tens of MiB of them pile up before V8 collects them (the worker's memory stays flat this way).
  */
-function readStored(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number): Inflated {
+function readStored(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number, hash?: Hash): Inflated {
   const result: Inflated = { bytes: 0, crc: 0, chunks: [] };
   const buffer = Buffer.allocUnsafe(Math.min(STORED_CHUNK, Math.max(1, entry.compressedSize)));
   let offset = entry.dataOffset;
@@ -218,14 +225,15 @@ function readStored(source: ArchiveSource, entry: ZipEntry, cap: number, keepByt
     const part = buffer.subarray(0, n);
     result.bytes += n;
     result.crc = crc32(part, result.crc);
+    hash?.update(part);
     if (result.bytes <= keepBytes) result.chunks.push(Buffer.from(part));
     offset += n;
   }
   return result;
 }
 
-function inflateEntry(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number): Promise<Inflated> {
-  if (entry.method === STORED) return Promise.resolve(readStored(source, entry, cap, keepBytes));
+function inflateEntry(source: ArchiveSource, entry: ZipEntry, cap: number, keepBytes: number, hash?: Hash): Promise<Inflated> {
+  if (entry.method === STORED) return Promise.resolve(readStored(source, entry, cap, keepBytes, hash));
   return new Promise((resolve) => {
     const raw = source.stream(entry.dataOffset, entry.dataOffset + entry.compressedSize);
     const inflater = entry.method === DEFLATED ? createInflateRaw() : null;
@@ -245,6 +253,7 @@ function inflateEntry(source: ArchiveSource, entry: ZipEntry, cap: number, keepB
       const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
       result.bytes += part.length;
       result.crc = crc32(part, result.crc);
+      hash?.update(part);
       if (result.bytes <= keepBytes) result.chunks.push(part);
       if (result.bytes > cap) finish();
     });

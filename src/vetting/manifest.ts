@@ -1,8 +1,9 @@
 import { isAlias, isMap, isPair, isScalar, isSeq, Lexer, parseDocument, type Document } from 'yaml';
 import type { CatalogMetadata } from '../domain/catalog.js';
-import type { CatalogKind } from '../domain/kinds.js';
+import { BUNDLE_COMPONENT_KINDS, CATALOG_KINDS, KIND_RULES, type CatalogKind } from '../domain/kinds.js';
+import type { BundleComponent } from '../domain/record.js';
 import { isPep440Specifier, isPep440Version } from '../domain/pep440.js';
-import { escapeForDisplay } from './entry-names.js';
+import { escapeForDisplay, unsafeEntryNameReason } from './entry-names.js';
 import type { Violation } from './zip-structure.js';
 import { CORE_COMMANDS, RESERVED_IDS } from './reserved-ids.js';
 
@@ -13,6 +14,14 @@ const WORKFLOW_ID = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 const COMMAND = /^speckit\.([a-z0-9-]+)\.([a-z0-9-]+)$/;
 const PRESET_COMMAND = /^[a-z0-9.-]+$/;
 const STRICT_VERSION = /^\d+\.\d+\.\d+$/;
+/** A step's `type_key`: a directory name in `.specify/workflows/steps/` and part of a Python module name. */
+const STEP_ID = /^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/;
+const MAX_STEP_ID = 64;
+/** upstream `bundler/models/manifest.py` `_SAFE_BUNDLE_ID`: it becomes part of file names. */
+const BUNDLE_ID = /^[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?$/;
+/** upstream `bundler/lib/versioning.py` `is_semver`: full SemVer 2.0, after an optional leading `v`/`V`. */
+const SEMVER = /^(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)\.(?:0|[1-9]\d*)(?:-(?:(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+(?:[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
+export const isBundleSemver = (value: string): boolean => SEMVER.test(/^[vV]/.test(value) ? value.slice(1) : value);
 const RUNTIMES = new Set(['bash', 'powershell', 'python']);
 const PRESET_TYPES = new Set(['template', 'command', 'script']);
 const STRATEGIES = new Set(['replace', 'prepend', 'append', 'wrap']);
@@ -24,8 +33,11 @@ export interface ManifestFacts {
   /** Where the manifest sits: `extension.yml` or `acme-hello/extension.yml`. */
   path: string;
   text: Buffer;
-  /** Every file of the archive, by normalised name. */
-  files: ReadonlySet<string>;
+  /**
+   * Every file of the archive, by normalised name; null for a bare manifest (a YAML upload), which has no files:
+   * then the checks that a named file exists are skipped (see `vetManifestText`).
+   */
+  files: ReadonlySet<string> | null;
 }
 
 /**
@@ -35,6 +47,12 @@ export interface ManifestFacts {
  */
 export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata | null; violations: Violation[] } {
   const check = new Checker(facts);
+  // The CLI decodes step.yml, bundle.yml and integration.yml as strict UTF-8 before it parses them. (Extension,
+  // preset and workflow manifests are vetted as they were before these kinds came.)
+  if (STRICT_UTF8_KINDS.has(facts.kind) && !isUtf8(facts.text)) {
+    check.fail('', 'is not UTF-8 text: the spec-kit CLI cannot read it');
+    return { metadata: null, violations: check.violations };
+  }
   const root = parseBounded(facts.text, check);
   if (root === undefined) return { metadata: null, violations: check.violations };
   if (!isObject(root)) {
@@ -42,10 +60,47 @@ export function checkManifest(facts: ManifestFacts): { metadata: CatalogMetadata
     return { metadata: null, violations: check.violations };
   }
   checkText(root, '', check);
-  if (root.schema_version !== '1.0') check.fail('/schema_version', 'must be the string "1.0"');
-  const metadata = facts.kind === 'extension' ? checkExtension(root, check) : facts.kind === 'preset' ? checkPreset(root, check) : checkWorkflow(root, check);
+  // A step.yml has no schema_version upstream (the CLI reads only `step:`); every other manifest says "1.0".
+  if (facts.kind !== 'step' && root.schema_version !== '1.0') {
+    check.fail('/schema_version', typeof root.schema_version === 'number' ? 'must be the string "1.0" (quote it)' : 'must be the string "1.0"');
+  }
+  const checkers = { extension: checkExtension, preset: checkPreset, workflow: checkWorkflow, step: checkStep, bundle: checkBundle, integration: checkIntegration };
+  const metadata = checkers[facts.kind](root, check);
   checkLinks(root[facts.kind], `/${facts.kind}`, check);
   return { metadata: check.violations.length === 0 ? metadata : null, violations: check.violations };
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const STRICT_UTF8_KINDS: ReadonlySet<CatalogKind> = new Set(['step', 'bundle', 'integration']);
+
+function isUtf8(text: Buffer): boolean {
+  try {
+    strictUtf8.decode(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The kind of a bare manifest (a YAML upload), from its top-level key: `workflow:`, `bundle:`, `integration:`
+ * (and `extension:`, `preset:`, `step:`, which the caller refuses: they need an archive). A bundle.yml may also
+ * have an `integration:` mapping (the integration it targets), so `bundle:` decides first. The text must be UTF-8
+ * and parse within the manifest bounds.
+ */
+export function manifestKindOf(text: Buffer): { kind: CatalogKind } | { violations: Violation[] } {
+  // "(archive)" and "not a readable zip archive" as the zip reader says it of bytes that are no package at all.
+  const neither = (why: string) => ({ violations: [{ path: '(archive)', message: `not a readable zip archive, tar.gz archive or YAML manifest: ${why}` }] });
+  if (!isUtf8(text)) return neither('it is not UTF-8 text');
+  const check = new Checker({ kind: 'workflow', path: '(archive)', text, files: null });
+  const root = parseBounded(text, check);
+  if (root === undefined) return { violations: check.violations.map((v) => ({ path: v.path, message: `not a readable zip archive, tar.gz archive or YAML manifest: as YAML, it ${v.message}` })) };
+  if (!isObject(root)) return neither('it is not a YAML mapping');
+  if (isObject(root.bundle)) return { kind: 'bundle' };
+  const kinds = CATALOG_KINDS.filter((kind) => KIND_RULES[kind].manifestKey in root);
+  if (kinds.length === 1) return { kind: kinds[0]! };
+  if (kinds.length === 0) return neither('a bare manifest is a workflow.yml, bundle.yml or integration.yml, and its top-level key (workflow:, bundle: or integration:) says which');
+  return neither(`it has more than one manifest's top-level key (${kinds.map((k) => `${KIND_RULES[k].manifestKey}:`).join(', ')})`);
 }
 
 /**
@@ -156,6 +211,8 @@ const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 const CONTROL_OR_BREAK = /[\u0000-\u001f\u007f-\u009f]/;
 /** Marks that reorder how text is shown (Trojan Source): the displayed name is not the one read. */
 const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+/** The manifests' own blocks, whose fields the catalog shows. */
+const CATALOG_BLOCKS = new Set(['/extension', '/preset', '/workflow', '/step', '/bundle', '/integration']);
 /** Keys of the extension/preset/workflow block whose text may span lines; the rest are shown on one line. */
 const MULTILINE_KEYS = new Set(['description']);
 
@@ -183,7 +240,7 @@ function checkText(value: unknown, pointer: string, check: Checker, oneLine = fa
   for (const [key, item] of Object.entries(value)) {
     const at = `${pointer}/${escapePointer(key)}`;
     checkText(key, at, check, true);
-    const catalogField = (depth === 1 && ['/extension', '/preset', '/workflow'].includes(pointer)) || at === '/tags' || pointer.startsWith('/requires');
+    const catalogField = (depth === 1 && CATALOG_BLOCKS.has(pointer)) || at === '/tags' || pointer.startsWith('/requires');
     checkText(item, at, check, oneLine || (catalogField && !MULTILINE_KEYS.has(key)));
   }
 }
@@ -303,6 +360,170 @@ function checkWorkflow(root: Json, check: Checker): CatalogMetadata | null {
   return metadata(info, root, id, version, requires, { steps: steps.length }, contents);
 }
 
+/**
+ * A step's `step.yml` (upstream `workflow step add` and `load_custom_steps`): a mapping whose `step:` mapping
+ * holds `type_key`, the id the catalog lists it under and the directory it installs into. The CLI reads
+ * `name`, `version`, `description` and `author` from it when the catalog entry lacks them; we require `name`,
+ * `version` (PEP 440) and `description` so that the catalog has them. A step.yml has no `schema_version`.
+ */
+function checkStep(root: Json, check: Checker): CatalogMetadata | null {
+  const info = check.object(root, 'step', '/step');
+  if (!info) check.fail('/step', 'is required: a step.yml holds a `step:` mapping');
+  if (!info) return null;
+  const id = check.string(info, 'type_key', '/step/type_key', true);
+  let validId = id !== undefined;
+  if (id !== undefined) {
+    const unsafe = unsafeEntryNameReason(id);
+    if (!STEP_ID.test(id) || id.length > MAX_STEP_ID) {
+      check.fail('/step/type_key', `"${id}" must match ${STEP_ID.source} and have at most ${MAX_STEP_ID} characters`);
+      validId = false;
+    } else if (RESERVED_IDS.step.includes(id)) {
+      check.fail('/step/type_key', `"${id}" is reserved: it is a step type built into the spec-kit CLI, which refuses to install a step with its name`);
+      validId = false;
+    } else if (unsafe) {
+      check.fail('/step/type_key', `"${id}" cannot be a directory name on every system: ${unsafe}`);
+      validId = false;
+    }
+  }
+  check.string(info, 'name', '/step/name', true);
+  check.string(info, 'description', '/step/description', true);
+  const version = check.version(info, '/step/version');
+  const requires = checkRequires(root, check, false);
+  if (!id || !validId || !version) return null;
+  return metadata(info, root, id, version, requires, null, []);
+}
+
+/**
+ * A `bundle.yml`, by upstream's structural rules (`bundler/models/manifest.py`, `from_dict` and
+ * `structural_errors`), each problem reported (upstream stops at the first shape error): schema_version "1.0";
+ * bundle id (a slug), name, version (SemVer, an optional leading `v`), role, description, author and license;
+ * requires.speckit_version; `provides.{extensions,presets,steps,workflows}` lists of mappings with an `id` and a
+ * SemVer `version` (steps may be unpinned), presets with an integer `priority` and a `strategy`; `tags`,
+ * `requires.tools` and `requires.mcp` lists of strings; `integration` a mapping. Whether each pin exists on this
+ * server is the service's check, not this one.
+ */
+function checkBundle(root: Json, check: Checker): CatalogMetadata | null {
+  const info = check.object(root, 'bundle', '/bundle');
+  if (!info) check.fail('/bundle', 'is required: a bundle.yml holds a `bundle:` mapping');
+  const fields: Record<string, string | undefined> = {};
+  for (const key of ['id', 'name', 'version', 'role', 'description', 'author', 'license']) fields[key] = check.string(info ?? {}, key, `/bundle/${key}`, info !== undefined);
+  const { id, version } = fields;
+  let valid = true;
+  if (id !== undefined && !BUNDLE_ID.test(id)) {
+    check.fail('/bundle/id', `"${id}" must be a slug matching ${BUNDLE_ID.source}`);
+    valid = false;
+  }
+  if (version !== undefined && !isBundleSemver(version)) {
+    check.fail('/bundle/version', `"${version}" is not SemVer (X.Y.Z, an optional leading v)`);
+    valid = false;
+  }
+  const requiresBlock = check.object(root, 'requires', '/requires');
+  if (!requiresBlock) check.fail('/requires/speckit_version', 'is required');
+  const speckit = check.string(requiresBlock ?? {}, 'speckit_version', '/requires/speckit_version', requiresBlock !== undefined);
+  if (speckit !== undefined && !isPep440Specifier(speckit)) check.fail('/requires/speckit_version', `"${speckit}" is not a PEP 440 version specifier`);
+  stringList(requiresBlock, 'tools', '/requires/tools', check);
+  stringList(requiresBlock, 'mcp', '/requires/mcp', check);
+  const tags = stringList(root, 'tags', '/tags', check);
+  const integration = check.object(root, 'integration', '/integration');
+  const integrationId = integration && typeof integration.id === 'string' && integration.id.trim() !== '' ? integration.id.trim() : undefined;
+  if (integration && integration.id !== undefined && integration.id !== null && integrationId === undefined) check.fail('/integration/id', 'must be a non-empty string');
+
+  const provides = check.object(root, 'provides', '/provides') ?? {};
+  const components: BundleComponent[] = [];
+  const counts: Record<string, number> = {};
+  for (const [section, kind] of Object.entries(BUNDLE_COMPONENT_KINDS)) {
+    const items = check.list(provides, section, `/provides/${section}`);
+    counts[section] = items.length;
+    items.forEach((item, i) => {
+      const rawId = isObject(item) ? item.id : undefined;
+      const shownId = typeof rawId === 'string' && rawId.trim() !== '' ? rawId.trim() : undefined;
+      const at = `provides.${section}[${i}]${shownId ? ` (${escapeForDisplay(shownId)})` : ''}`;
+      const fail = (message: string) => check.failAt(at, message);
+      if (!isObject(item)) return fail('must be a mapping with an id');
+      if (shownId === undefined) fail(rawId === undefined || rawId === null || rawId === '' ? 'has no id' : 'its id must be a non-empty string');
+      const rawVersion = item.version;
+      let pinned: string | undefined;
+      if (rawVersion === undefined || rawVersion === null || rawVersion === '') {
+        if (kind !== 'step') fail(`must be pinned to a version: the spec-kit CLI installs a bundle's ${section} only at a pinned SemVer version`);
+      } else if (typeof rawVersion !== 'string') {
+        fail(`its version must be a SemVer string, not ${typeof rawVersion === 'number' ? `the number ${rawVersion} (quote it)` : typeof rawVersion}`);
+      } else if (!isBundleSemver(rawVersion.trim())) {
+        fail(`its version "${rawVersion}" is not SemVer (X.Y.Z, an optional leading v)`);
+      } else pinned = rawVersion.trim();
+      if (kind === 'preset') {
+        const priority = item.priority;
+        const integer = (typeof priority === 'number' && Number.isInteger(priority)) || (typeof priority === 'string' && /^\s*[+-]?\d+\s*$/.test(priority));
+        if (priority === undefined || priority === null) fail('a preset must declare an integer priority');
+        else if (!integer) fail(`its priority must be an integer, not ${JSON.stringify(priority)}`);
+        const strategy = typeof item.strategy === 'string' ? item.strategy.trim() : item.strategy;
+        if (typeof strategy !== 'string' || !STRATEGIES.has(strategy)) fail(`its strategy ${strategy === undefined || strategy === null || strategy === '' ? 'is missing' : JSON.stringify(strategy)}; a preset's strategy must be replace, prepend, append or wrap`);
+      }
+      if (shownId !== undefined) components.push({ kind, id: shownId, ...(pinned !== undefined ? { version: pinned } : {}) });
+    });
+  }
+  if (!info || id === undefined || version === undefined || !valid) return null;
+  const contents = [
+    ...components.map((c) => ({ what: c.kind, name: c.version ? `${c.id}@${c.version}` : c.id })),
+    ...(integrationId ? [{ what: 'integration', name: integrationId }] : []),
+  ];
+  const meta = metadata(info, root, id, version, speckit !== undefined ? { speckit_version: speckit } : undefined, counts, contents);
+  delete meta.category;
+  delete meta.effect;
+  return { ...meta, ...(fields.role ? { role: fields.role } : {}), ...(tags.length ? { tags } : {}), components };
+}
+
+/**
+ * An `integration.yml` (upstream `integrations/catalog.py` `IntegrationDescriptor._validate`, and
+ * integrations/CONTRIBUTING.md): schema_version "1.0"; integration id (`^[a-z0-9-]+$`), name, version (PEP 440),
+ * description, and, as the catalog needs them, author, repository and license; requires.speckit_version; provides
+ * at least one command (name and a relative file) or script (a relative path). Inside an archive, each command's
+ * file must be in it; a bare integration.yml has no files to check.
+ */
+function checkIntegration(root: Json, check: Checker): CatalogMetadata | null {
+  for (const key of ['integration', 'requires', 'provides']) if (!(key in root)) check.fail(`/${key}`, 'is required');
+  const info = check.object(root, 'integration', '/integration');
+  const id = check.id(info, '/integration', ID, 'integration');
+  const version = check.version(info, '/integration/version');
+  for (const key of ['author', 'repository', 'license']) check.string(info ?? {}, key, `/integration/${key}`, info !== undefined);
+  const requires = checkRequires(root, check, true);
+  const provides = check.object(root, 'provides', '/provides') ?? {};
+  const commands = check.list(provides, 'commands', '/provides/commands');
+  const scripts = check.list(provides, 'scripts', '/provides/scripts');
+  if (commands.length + scripts.length === 0) check.fail('/provides', 'must provide at least one command or script');
+  const names = new Set<string>();
+  commands.forEach((command, i) => {
+    const at = `/provides/commands/${i}`;
+    if (!isObject(command)) return check.fail(at, 'must be a mapping with a name and a file');
+    const name = check.string(command, 'name', `${at}/name`, true);
+    if (name !== undefined) check.unique(names, name, `${at}/name`);
+    check.file(command, 'file', `${at}/file`);
+  });
+  scripts.forEach((script, i) => {
+    if (typeof script !== 'string' || script.trim() === '') return check.fail(`/provides/scripts/${i}`, 'must be a non-empty string (a relative path)');
+    // Scripts are named relative to the integration's own layout, which the descriptor does not pin down: only
+    // their form is checked, as upstream does.
+    const normalized = script.replaceAll('\\', '/');
+    if (normalized.startsWith('/') || /^[A-Za-z]:/.test(normalized) || normalized.split('/').includes('..')) check.fail(`/provides/scripts/${i}`, `"${script}" must be a relative path without ".."`);
+  });
+  if (!id || !version || !info) return null;
+  const contents = [
+    ...commands.flatMap((c) => (isObject(c) && typeof c.name === 'string' ? [{ what: 'command', name: c.name }] : [])),
+    ...scripts.flatMap((s) => (typeof s === 'string' ? [{ what: 'script', name: s }] : [])),
+  ];
+  return metadata(info, root, id, version, requires, { commands: commands.length, scripts: scripts.length }, contents);
+}
+
+/** A list of strings, when present (upstream `_parse_str_list`); [] when absent or wrong (with a violation). */
+function stringList(parent: Json | undefined, key: string, at: string, check: Checker): string[] {
+  const value = parent?.[key];
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((v) => typeof v !== 'string')) {
+    check.fail(at, 'must be a list of strings');
+    return [];
+  }
+  return value as string[];
+}
+
 /** What a package page lists of a manifest's commands, hooks, templates, scripts or steps, at most. */
 const MAX_CONTENTS = 200;
 
@@ -331,7 +552,7 @@ function metadata(
   id: string,
   version: string,
   requires: CatalogMetadata['requires'],
-  provides: Record<string, number>,
+  provides: Record<string, number> | null,
   contents: NonNullable<CatalogMetadata['contents']>,
 ): CatalogMetadata {
   const text = (key: string) => (typeof info[key] === 'string' && info[key] !== '' ? { [key]: info[key] as string } : {});
@@ -348,7 +569,7 @@ function metadata(
     ...text('effect'),
     ...(tags.length ? { tags } : {}),
     ...(requires && Object.keys(requires).length ? { requires } : {}),
-    provides,
+    ...(provides ? { provides } : {}),
     ...(contents.length ? { contents: contents.slice(0, MAX_CONTENTS) } : {}),
     ...Object.assign({}, ...LINKS.map(text)),
   };
@@ -370,6 +591,11 @@ class Checker {
 
   fail(pointer: string, message: string): void {
     this.violations.push({ path: `${this.facts.path}${pointer ? `#${pointer}` : ''}`, message: escapeForDisplay(message) });
+  }
+
+  /** A violation at a place named in words (`provides.extensions[1] (acme-hello)`) rather than a JSON pointer. */
+  failAt(place: string, message: string): void {
+    this.violations.push({ path: `${this.facts.path}#${place}`, message: escapeForDisplay(message) });
   }
 
   object(parent: Json | undefined, key: string, at: string): Json | undefined {
@@ -445,14 +671,18 @@ class Checker {
     seen.add(value);
   }
 
-  /** A relative, portable path that names a file of the package. */
+  /** A relative, portable path that names a file of the package (when the package has files: not a bare manifest). */
   file(item: unknown, key: string, at: string): void {
     const file = this.string(item, key, at, true);
     if (file === undefined) return;
+    this.relativePath(file, at);
+  }
+
+  relativePath(file: string, at: string): void {
     const normalized = file.replaceAll('\\', '/').replace(/^(\.\/)+/, '');
     if (normalized.startsWith('/') || /^[A-Za-z]:/.test(normalized) || normalized.split('/').includes('..')) {
       this.fail(at, `"${file}" must be a relative path inside the package`);
-    } else if (!this.facts.files.has(this.dir + normalized)) {
+    } else if (this.facts.files && !this.facts.files.has(this.dir + normalized)) {
       this.fail(at, `"${file}" is not in the package`);
     }
   }

@@ -1,10 +1,13 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { CatalogMetadata } from '../domain/catalog.js';
-import { CATALOG_KINDS, MANIFEST_FILE, type CatalogKind, type PackageFormat } from '../domain/kinds.js';
-import { inflateMembers, openArchive, type ArchiveLimits, type ArchiveSource } from './archive.js';
-import { checkManifest, MANIFEST_LIMITS } from './manifest.js';
-import type { Violation } from './zip-structure.js';
+import { CATALOG_KINDS, KIND_RULES, MANIFEST_FILE, type CatalogKind, type PackageFormat } from '../domain/kinds.js';
+import type { PackageMember } from '../domain/record.js';
+import { inflateMembers, openArchive, type ArchiveEntry, type ArchiveLimits, type ArchiveSource } from './archive.js';
+import { escapeForDisplay } from './entry-names.js';
+import { checkManifest, manifestKindOf, MANIFEST_LIMITS } from './manifest.js';
+import { readTarGz } from './tar-archive.js';
+import { ARCHIVE, type ByteSource, type Violation } from './zip-structure.js';
 
 export type { Violation } from './zip-structure.js';
 
@@ -28,7 +31,12 @@ export const CATALOG_LIMITS: ArchiveLimits = { maxEntries: 512, maxEntryBytes: 1
  */
 export const TEMPLATE_LIMITS: ArchiveLimits = { maxEntries: 10_000, maxEntryBytes: 1024 * MiB, maxTotalBytes: 1024 * MiB, maxCentralDirectoryBytes: 16 * MiB };
 
-/** Vets the zip archive in a local file (a staged upload). */
+/**
+ * Vets the package in a local file (a staged upload). Its format comes from its bytes, never its name: a zip
+ * (a local header first, or the end record of an empty zip), a gzip stream (a tar.gz), else a bare YAML manifest.
+ * Bytes that are none of these but end like a zip (an end record in the last 64 KiB, as a self-extracting or
+ * prefixed zip does) go to the zip reader, which says exactly why it refuses them.
+ */
 export async function vetFile(path: string): Promise<Verdict> {
   const fd = openSync(path, 'r');
   try {
@@ -49,24 +57,60 @@ export async function vetFile(path: string): Promise<Verdict> {
       stream: (start, end) => (end <= start ? Readable.from([]) : createReadStream(path, { start, end: end - 1, highWaterMark: 64 * 1024 })),
       readInto: (buffer, offset) => (offset >= size ? 0 : readSync(fd, buffer, 0, Math.min(buffer.length, size - offset), offset)),
     };
-    return await vetArchive(source);
+    const format = detectFormat(source);
+    if (format === 'zip') return await vetArchive(source);
+    if (format === 'tar.gz') return await vetTarGz(source);
+    if (size > MANIFEST_LIMITS.maxBytes) {
+      return refuse([{ path: ARCHIVE, message: `not a readable zip archive, tar.gz archive or YAML manifest: at ${size} bytes it is too large for a bare YAML manifest (at most ${MANIFEST_LIMITS.maxBytes})` }]);
+    }
+    return vetManifestText(source.read(0, size));
   } finally {
     closeSync(fd);
   }
 }
 
+const ZIP_LOCAL = Buffer.from('PK\u0003\u0004', 'latin1');
+const ZIP_END = Buffer.from('PK\u0005\u0006', 'latin1');
+
+/** What the bytes are (see `vetFile`). */
+export function detectFormat(source: ByteSource): PackageFormat {
+  const head = source.read(0, 4);
+  if (head.equals(ZIP_LOCAL) || head.equals(ZIP_END)) return 'zip';
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'tar.gz';
+  const tailLength = Math.min(source.size, 22 + 0xffff);
+  if (source.read(source.size - tailLength, tailLength).includes(ZIP_END)) return 'zip';
+  return 'yaml';
+}
+
+const refuse = (violations: Violation[]): Verdict => ({
+  accepted: false,
+  violations: violations.length > 0 ? violations : [{ path: ARCHIVE, message: 'the package cannot be installed' }],
+});
+
+/** Why a kind cannot come in a format, in the words a publisher needs; null when it can. */
+export function formatRefusal(kind: CatalogKind | 'template', format: PackageFormat): string | null {
+  if (kind === 'template') return format === 'zip' ? null : 'a template is a zip archive (a tar.gz or YAML upload must carry an extension.yml, preset.yml, workflow.yml, bundle.yml or integration.yml)';
+  if (KIND_RULES[kind].formats.includes(format)) return null;
+  switch (kind) {
+    case 'step':
+      return 'a step is a zip holding step.yml and __init__.py (and any files they use)';
+    case 'bundle':
+      return 'a bundle is a zip holding bundle.yml, or a bare bundle.yml; the spec-kit CLI takes no tar.gz bundle';
+    case 'integration':
+      return 'an integration is a zip holding integration.yml, or a bare integration.yml';
+    default:
+      return `${kind === 'extension' ? 'an extension' : `a ${kind}`} must be an archive (zip or tar.gz) holding its ${MANIFEST_FILE[kind]}`;
+  }
+}
+
 /**
- * Decides what a package is, or refuses it (each violation listed) unless spec-kit would install it: a zip that
- * every reader reads alike, whose every entry passes the extractor's rules, and, for an extension, preset or
- * workflow, a manifest that passes the CLI's validation and ours. The stages: structure and entries
- * (`openArchive`), then the members, inflated once and counted (`inflateMembers`), then the manifest
- * (`checkManifest`). Never inflates a whole archive into memory nor writes an entry anywhere.
+ * Decides what a zip package is, or refuses it (each violation listed) unless spec-kit would install it: a zip
+ * that every reader reads alike, whose every entry passes the extractor's rules, and, for a catalog kind, a
+ * manifest that passes the CLI's validation and ours. The stages: structure and entries (`openArchive`), then the
+ * members, inflated once and counted (`inflateMembers`), then the manifest (`checkManifest`). Never inflates a
+ * whole archive into memory nor writes an entry anywhere. A step's files are located and hashed on the way.
  */
 export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
-  const refuse = (violations: Violation[]): Verdict => ({
-    accepted: false,
-    violations: violations.length > 0 ? violations : [{ path: '(archive)', message: 'the package cannot be installed' }],
-  });
   const archive = openArchive(source, TEMPLATE_LIMITS);
   if (!('entries' in archive)) return refuse(archive.violations);
   const violations = [...archive.violations];
@@ -75,14 +119,20 @@ export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
   const kind = located.manifest?.kind ?? 'template';
   const limits = kind === 'template' ? TEMPLATE_LIMITS : CATALOG_LIMITS;
   if (archive.entries.length > limits.maxEntries) {
-    violations.push({ path: '(archive)', message: `the archive has ${archive.entries.length} entries; a ${kind} may have at most ${limits.maxEntries}` });
+    violations.push({ path: ARCHIVE, message: `the archive has ${archive.entries.length} entries; a ${kind} may have at most ${limits.maxEntries}` });
   }
   if (archive.centralDirectoryBytes > limits.maxCentralDirectoryBytes) {
-    violations.push({ path: '(archive)', message: `the central directory is larger than ${limits.maxCentralDirectoryBytes} bytes` });
+    violations.push({ path: ARCHIVE, message: `the central directory is larger than ${limits.maxCentralDirectoryBytes} bytes` });
+  }
+  const stepRoot = kind === 'step' && located.manifest ? located.manifest.path.slice(0, -MANIFEST_FILE.step.length) : null;
+  if (stepRoot !== null) violations.push(...checkStepLayout(archive.entries, archive.files, stepRoot));
+  // The CLI opens a bundle zip's `bundle.yml` by that exact name (`getinfo("bundle.yml")`): never in a directory.
+  if (kind === 'bundle' && located.manifest && located.manifest.path !== MANIFEST_FILE.bundle) {
+    violations.push({ path: escapeForDisplay(located.manifest.path), message: 'the spec-kit CLI reads bundle.yml only at the root of a bundle zip, not in a directory' });
   }
   if (violations.length > 0 && !located.manifest) return refuse(violations);
   const manifestPath = located.manifest?.path;
-  const inflated = await inflateMembers(source, archive.entries, limits, (name) => name === manifestPath, MANIFEST_LIMITS.maxBytes);
+  const inflated = await inflateMembers(source, archive.entries, limits, (name) => name === manifestPath, MANIFEST_LIMITS.maxBytes, { sha256: stepRoot !== null });
   violations.push(...inflated.violations);
   if (!located.manifest || kind === 'template') {
     if (violations.length > 0) return refuse(violations);
@@ -93,7 +143,97 @@ export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
   const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: archive.files });
   violations.push(...checked.violations);
   if (violations.length > 0 || !checked.metadata) return refuse(violations);
-  return { accepted: true, kind: located.manifest.kind, format: 'zip', catalog: checked.metadata };
+  const catalog = stepRoot === null ? checked.metadata : { ...checked.metadata, files: stepFiles(archive.entries, stepRoot, inflated.sha256) };
+  return { accepted: true, kind: located.manifest.kind, format: 'zip', catalog };
+}
+
+/** `workflow step add` downloads each file of a step through `_read_response_within_limit`: 5 MiB at most. */
+const MAX_STEP_FILE_BYTES = 5 * 1024 * 1024;
+
+/**
+ * A step installs as the files the catalog lists one by one, each relative to the step's root (where step.yml
+ * is): `__init__.py` must be there beside it, and a file outside that root (beside the one top-level directory)
+ * could never be fetched by the CLI.
+ */
+function checkStepLayout(entries: readonly ArchiveEntry[], files: ReadonlySet<string>, root: string): Violation[] {
+  const violations: Violation[] = [];
+  if (!files.has(`${root}__init__.py`)) violations.push({ path: `${root}__init__.py`, message: 'is missing: a step is a zip holding step.yml and __init__.py side by side' });
+  for (const entry of entries) {
+    if (entry.directory) continue;
+    if (!entry.name.startsWith(root)) {
+      violations.push({ path: escapeForDisplay(entry.name), message: `is outside the step's directory "${root.slice(0, -1)}": the spec-kit CLI installs only the files below step.yml` });
+    } else if (entry.zip.uncompressedSize > MAX_STEP_FILE_BYTES) {
+      violations.push({ path: escapeForDisplay(entry.name), message: `is ${entry.zip.uncompressedSize} bytes; the spec-kit CLI fetches each step file with a limit of ${MAX_STEP_FILE_BYTES}` });
+    }
+  }
+  return violations;
+}
+
+/** Each file of a step, where its bytes sit in the zip, so that it can be served from the vetted package alone. */
+function stepFiles(entries: readonly ArchiveEntry[], root: string, digests: ReadonlyMap<string, string>): PackageMember[] {
+  return entries
+    .filter((entry) => !entry.directory)
+    .map((entry) => ({
+      path: entry.name.slice(root.length),
+      size: entry.zip.uncompressedSize,
+      sha256: digests.get(entry.name)!,
+      offset: entry.zip.dataOffset,
+      compressedSize: entry.zip.compressedSize,
+      method: entry.zip.method === 0 ? ('stored' as const) : ('deflated' as const),
+    }));
+}
+
+/**
+ * Vets a tar.gz package: read in one streaming pass (tar-archive.ts), keeping only the files that could be its
+ * manifest (at the root, or in the first top-level directory: the only one `locateManifest` may use), then the
+ * same manifest checks as a zip's. Only extensions, presets and workflows come as tar.gz.
+ */
+export async function vetTarGz(source: ArchiveSource): Promise<Verdict> {
+  const manifests = new Set(Object.values(MANIFEST_FILE));
+  let firstTop: string | undefined;
+  const keep = (name: string) => {
+    const parts = name.split('/');
+    if (!manifests.has(parts.at(-1)!) || parts.length > 2) return false;
+    if (parts.length === 1) return true;
+    firstTop ??= parts[0];
+    return parts[0] === firstTop;
+  };
+  const tar = await readTarGz(source, CATALOG_LIMITS, keep, MANIFEST_LIMITS.maxBytes);
+  const violations = [...tar.violations];
+  const located = locateManifest(tar.files, tar.directories, tar.entries.map((e) => e.name));
+  violations.push(...located.violations);
+  const kind = located.manifest?.kind ?? 'template';
+  const wrongFormat = formatRefusal(kind, 'tar.gz');
+  // An archive that could not be read to its end has no kind to speak of: its own violations say enough.
+  if (wrongFormat && (located.manifest || tar.violations.length === 0)) violations.push({ path: located.manifest?.path ?? ARCHIVE, message: wrongFormat });
+  if (!located.manifest || violations.length > 0) return refuse(violations);
+  const oversized = tar.oversized.get(located.manifest.path);
+  if (oversized !== undefined) return refuse([{ path: located.manifest.path, message: `is ${oversized} bytes; a manifest may have at most ${MANIFEST_LIMITS.maxBytes}` }]);
+  const text = tar.kept.get(located.manifest.path);
+  if (!text) return refuse([{ path: located.manifest.path, message: 'cannot be read' }]);
+  const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: tar.files });
+  if (checked.violations.length > 0 || !checked.metadata) return refuse(checked.violations);
+  return { accepted: true, kind: located.manifest.kind, format: 'tar.gz', catalog: checked.metadata };
+}
+
+/**
+ * Vets a bare YAML manifest (an upload that is no archive): valid UTF-8 text of at most 256 KiB, parsed with the
+ * same bounds as a manifest inside an archive; its top-level key says its kind (`workflow:`, `bundle:`,
+ * `integration:`), and it gets the same checks as inside an archive, with no files: the CLI installs a bare
+ * workflow.yml as that one file (a workflow's checks name no files anyway), reads a bare bundle.yml for its
+ * components alone, and never downloads an integration; so nothing is skipped that the CLI would have. An
+ * integration's command files cannot be checked here, since there are none. Extensions, presets and steps need an
+ * archive: the CLI has no way to install them from a manifest alone.
+ */
+export function vetManifestText(bytes: Buffer): Verdict {
+  const kind = manifestKindOf(bytes);
+  if ('violations' in kind) return refuse(kind.violations);
+  const path = MANIFEST_FILE[kind.kind];
+  const wrongFormat = formatRefusal(kind.kind, 'yaml');
+  if (wrongFormat) return refuse([{ path, message: wrongFormat }]);
+  const checked = checkManifest({ kind: kind.kind, path, text: bytes, files: null });
+  if (checked.violations.length > 0 || !checked.metadata) return refuse(checked.violations);
+  return { accepted: true, kind: kind.kind, format: 'yaml', catalog: checked.metadata };
 }
 
 /**
@@ -115,7 +255,7 @@ function locateManifest(
   let candidates = found('');
   if (candidates.length === 0 && topDirectories.size === 1) candidates = found(`${[...topDirectories][0]}/`);
   if (candidates.length > 1) {
-    return { manifest: null, violations: [{ path: candidates.map((c) => c.path).join(', '), message: 'a package has one manifest: extension.yml, preset.yml or workflow.yml' }] };
+    return { manifest: null, violations: [{ path: candidates.map((c) => c.path).join(', '), message: `a package has one manifest: ${Object.values(MANIFEST_FILE).join(', ')}` }] };
   }
   if (candidates.length === 1) return { manifest: candidates[0]!, violations: [] };
   const misplaced = [...topDirectories].flatMap((dir) => found(`${dir}/`));

@@ -44,7 +44,7 @@ describe('reader: the zip structure, strictly', () => {
     const shorter = Buffer.concat([zip.subarray(0, at), zip.subarray(at + 4)]);
     shorter.writeUInt32LE(shorter.readUInt32LE(shorter.length - 6) - 4, shorter.length - 6);
     expect('entries' in readZipStructure(bufferSource(shorter), LIMITS)).toBe(true);
-    expect(await vetArchive(bufferArchive(shorter))).toEqual({ accepted: true, kind: 'template', catalog: null });
+    expect(await vetArchive(bufferArchive(shorter))).toEqual({ accepted: true, kind: 'template', format: 'zip', catalog: null });
   });
 });
 
