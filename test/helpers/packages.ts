@@ -155,3 +155,47 @@ export function zipOfSize(total: number): Buffer {
   const overhead = 30 + 46 + 22 + 2 * name.length;
   return rawZip([{ name, data: Buffer.alloc(total - overhead, 1) }]);
 }
+
+/** A step package: step.yml and __init__.py, plus `extra` files (relative paths), optionally in one top-level folder. */
+export function stepZip(id: string, options: { version?: string; extra?: Record<string, string>; dir?: string; init?: string } = {}): Promise<Buffer> {
+  const files: Record<string, string> = {
+    'step.yml': stringify({ step: { type_key: id, name: `Step ${id}`, version: options.version ?? '1.0.0', description: `The ${id} step`, author: 'Acme' } }),
+    '__init__.py': options.init ?? `from specify_cli.workflows.base import StepBase\n\n\nclass Step(StepBase):\n    type_key = "${id}"\n`,
+    ...options.extra,
+  };
+  const prefix = options.dir ? `${options.dir}/` : '';
+  return makeZip(Object.fromEntries(Object.entries(files).map(([name, text]) => [prefix + name, text])));
+}
+
+export interface BundlePins {
+  extensions?: { id: string; version?: string }[];
+  presets?: { id: string; version?: string; priority?: number; strategy?: string }[];
+  steps?: { id: string; version?: string }[];
+  workflows?: { id: string; version?: string }[];
+}
+
+/** A bare bundle.yml that provides `pins`. */
+export function bundleYaml(id: string, version: string, pins: BundlePins): string {
+  return stringify({
+    schema_version: '1.0',
+    bundle: { id, name: `Bundle ${id}`, version, role: 'developer', description: `The ${id} bundle`, author: 'Acme', license: 'MIT' },
+    requires: { speckit_version: '>=0.1.0' },
+    provides: { ...pins, presets: pins.presets?.map((p) => ({ priority: 10, strategy: 'replace', ...p })) },
+    tags: ['acme'],
+  });
+}
+
+/** A bare integration.yml. */
+export function integrationYaml(id: string, version = '1.0.0'): string {
+  return stringify({
+    schema_version: '1.0',
+    integration: { id, name: `Agent ${id}`, version, description: `Integration for ${id}`, author: 'Acme', repository: `https://example.com/${id}`, license: 'MIT' },
+    requires: { speckit_version: '>=0.6.0' },
+    provides: { scripts: ['update-context.sh'] },
+  });
+}
+
+/** A catalog package's files as a tar.gz archive instead of a zip. */
+export function catalogFiles(kind: 'extension' | 'preset' | 'workflow', id: string, version = '1.0.0'): Record<string, string> {
+  return { [`${kind}.yml`]: stringify(MANIFESTS[kind](id, version)), ...DEFAULT_FILES[kind] };
+}
