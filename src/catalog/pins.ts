@@ -18,7 +18,12 @@ export interface PinProblem {
  * the catalog configured for its kind and must have exactly the pinned version. A step pin is not enforced by the
  * CLI, but the step must exist; we hold a pinned step to its pin all the same, as the bundle's author meant it.
  */
-export function pinProblems(components: readonly BundleComponent[], available: (kind: BundleComponent['kind'], id: string) => readonly CatalogRecord[]): PinProblem[] {
+export function pinProblems(
+  components: readonly BundleComponent[],
+  available: (kind: BundleComponent['kind'], id: string) => readonly CatalogRecord[],
+  /** Where `available` looks, for the messages: `this server`, `snapshot 2026-12`. */
+  where = 'this server',
+): PinProblem[] {
   const problems: PinProblem[] = [];
   components.forEach((component, index) => {
     const path = `provides.${component.kind}s[${index}] (${component.id})`;
@@ -32,13 +37,13 @@ export function pinProblems(components: readonly BundleComponent[], available: (
     }
     const versions = available(component.kind, component.id);
     if (versions.length === 0) {
-      problems.push({ path, message: `${label} is not stored on this server; publish it before the bundle` });
+      problems.push({ path, message: where === 'this server' ? `${label} is not stored on this server; publish it before the bundle` : `${label} is not in ${where}` });
       return;
     }
     if (component.version === undefined) return;
     if (versions.some((r) => samePep440Version(r.catalog.version, component.version!))) return;
     const stored = versions.map((r) => r.catalog.version).join(', ');
-    problems.push({ path, message: `${label} is pinned to ${component.version}, which is not here (${stored})` });
+    problems.push({ path, message: `${label} is pinned to ${component.version}, which ${where} does not have (it has ${stored})` });
   });
   return problems;
 }

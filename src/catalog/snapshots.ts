@@ -26,7 +26,7 @@ export type Freeze =
  * Refused when a choice is not stored, or when a bundle in it pins a version that the snapshot's catalog of that
  * kind does not serve (the CLI would look the pin up there and fail).
  */
-export function freeze(catalogs: (kind: CatalogKind) => readonly CatalogPackage[], choices: VersionChoices = {}): Freeze {
+export function freeze(name: string, catalogs: (kind: CatalogKind) => readonly CatalogPackage[], choices: VersionChoices = {}): Freeze {
   const chosen = new Map<CatalogKind, Map<string, CatalogRecord>>();
   const missing: string[] = [];
   for (const kind of CATALOG_KINDS) {
@@ -47,7 +47,7 @@ export function freeze(catalogs: (kind: CatalogKind) => readonly CatalogPackage[
   };
   const pins: PinProblem[] = [];
   for (const bundle of chosen.get('bundle')?.values() ?? []) {
-    for (const problem of pinProblems(bundle.catalog.components ?? [], served)) {
+    for (const problem of pinProblems(bundle.catalog.components ?? [], served, `snapshot ${name}`)) {
       pins.push({ path: `bundle ${bundle.catalog.id} ${bundle.catalog.version}: ${problem.path}`, message: problem.message });
     }
   }

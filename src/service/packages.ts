@@ -308,7 +308,7 @@ export class PackageService {
     return this.lock.run(async () => {
       await this.refreshLocked();
       if (this.snapshotRecords.has(name)) throw new PackageError('exists', `a snapshot named ${name} exists; delete it first or choose another name`);
-      const frozen = freeze((kind) => this.catalog(kind), choices);
+      const frozen = freeze(name, (kind) => this.catalog(kind), choices);
       if (!frozen.ok && 'missing' in frozen) throw new PackageError('not-found', `not stored here: ${frozen.missing.join(', ')}`);
       if (!frozen.ok) {
         const pins = frozen.pins.map((p) => `${p.path}: ${p.message}`);

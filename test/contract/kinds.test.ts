@@ -200,7 +200,7 @@ describe('bundles', () => {
     const problem = await res.json();
     const paths = problem.errors.map((e: Json) => e.path);
     expect(paths).toEqual(['provides.extensions[0] (team-ext)', 'provides.extensions[1] (agent-context)', 'provides.presets[2] (nowhere-preset)']);
-    expect(problem.errors[0].message).toContain('pinned to 2.0.0');
+    expect(problem.errors[0].message).toBe('extension team-ext is pinned to 2.0.0, which this server does not have (it has 1.0.0)');
     expect(problem.errors[1].message).toContain('ships with the spec-kit CLI');
     expect((await getJson(`${server.url}/catalogs/bundles.json`)).bundles).not.toHaveProperty('bad-team');
   });
@@ -248,7 +248,7 @@ describe('bundles', () => {
     // A new snapshot would serve team-ext 1.1.0 while team-kit pins 1.0.0: refused, naming the pin.
     const later = await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"later"}', headers: { ...auth, 'content-type': 'application/json' } });
     expect(later.status).toBe(409);
-    expect((await later.json()).detail).toContain('bundle team-kit 1.0.0');
+    expect((await later.json()).detail).toContain('bundle team-kit 1.0.0: provides.extensions[0] (team-ext): extension team-ext is pinned to 1.0.0, which snapshot later does not have (it has 1.1.0)');
 
     const install = async (snapshot: string | null) => {
       const home = await mkdtemp(join(tmpdir(), 'rs-kinds-home-'));
