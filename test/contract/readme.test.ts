@@ -7,8 +7,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { catalogZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
-import { catalogAdd } from '../helpers/speckit-catalog-client.js';
+import { bundleInstall, catalogAdd, integrationInfo, stepAdd } from '../helpers/speckit-catalog-client.js';
 import { specifyInit } from '../helpers/specify-client.js';
+import { speckitConfig } from '../helpers/speckit-config.js';
 import { upload } from '../helpers/upload.js';
 import { makeZip } from '../helpers/zip.js';
 
@@ -113,6 +114,9 @@ it("builds and publishes the README's first package of each kind as written, and
       ['extension-acme-hello-1.0.0.zip', 'extension'],
       ['preset-acme-preset-1.0.0.zip', 'preset'],
       ['workflow-acme-flow-1.0.0.zip', 'workflow'],
+      ['step-acme-lint-1.0.0.zip', 'step'],
+      ['integration-acme-agent-1.0.0.yml', 'integration'],
+      ['bundle-acme-team-1.0.0.yml', 'bundle'],
       ['spec-kit-template-claude-sh-v1.0.0.zip', 'template'],
     ]);
     for (const [kind, id] of [['extension', 'acme-hello'], ['preset', 'acme-preset'], ['workflow', 'acme-flow']] as const) {
@@ -120,8 +124,42 @@ it("builds and publishes the README's first package of each kind as written, and
       const installed = await catalogAdd(`${fresh.url}/catalogs/${kind}s.json`, kind, id, project);
       expect(installed.entry.id).toBe(id);
     }
+    const step = await stepAdd(`${fresh.url}/catalogs/steps.json`, 'acme-lint', await mkdtemp(join(tmpdir(), 'rs-first-project-')));
+    expect(step.stepYml).toMatchObject({ step: { type_key: 'acme-lint' } });
+    expect(await integrationInfo(`${fresh.url}/catalogs/integrations.json`, 'acme-agent')).toMatchObject({ name: 'Acme Agent' });
+    const catalogs = (section: string) => `${fresh.url}/catalogs/${section}.json`;
+    const bundle = await bundleInstall('acme-team', await mkdtemp(join(tmpdir(), 'rs-first-project-')), {
+      sources: catalogs('bundles'),
+      stacks: { extension: catalogs('extensions'), preset: catalogs('presets'), workflow: catalogs('workflows'), step: catalogs('steps') },
+    });
+    expect(bundle.components.map((c) => `${c.kind} ${c.id} ${c.version ?? ''}`.trim())).toEqual(['extensions acme-hello 1.0.0', 'presets acme-preset 1.0.0', 'steps acme-lint', 'workflows acme-flow 1.0.0']);
     const init = await specifyInit(`${fresh.url}/latest`, 'claude', 'sh');
     expect(init.asset).toBe('spec-kit-template-claude-sh-v1.0.0.zip');
+  } finally {
+    await fresh.stop();
+  }
+});
+
+it("runs the README's snapshot and set-up commands as written, and the CLI configuration they write points at the snapshot", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const blocks = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]!);
+  const snapshots = blocks.find((b) => b.includes('"$RS/catalogs/snapshots"'))!;
+  const setup = blocks.find((b) => b.includes('setup?format='))!;
+  const fresh = await startServer({ env: { MAX_PACKAGES: '0' } });
+  try {
+    await upload(fresh.url, 'e.zip', await catalogZip('extension', { id: 'acme-hello' }));
+    const home = await mkdtemp(join(tmpdir(), 'rs-readme-home-'));
+    const env = { ...process.env, HOME: home, RS: fresh.url, TOKEN };
+    // Every curl fails on an error status: the README's own -f, or --fail-with-body where it has none.
+    const run = (block: string) => promisify(execFile)('bash', ['-c', ['set -euo pipefail', block.includes('curl -f') ? '' : 'curl() { command curl --fail-with-body "$@"; }', block].join('\n')], { env });
+    const { stdout } = await run(snapshots);
+    expect(stdout).toContain('"name":"2026-12"');
+    expect(stdout).toContain('"acme-hello":"1.0.0"');
+    const { stdout: lines } = await run(setup);
+    expect(lines).toContain(`export SPECKIT_CATALOG_URL='${fresh.url}/catalogs/extensions.json'`);
+    const config = await speckitConfig({ home, project: null, env: {} });
+    expect(config.stacks.extension[0]).toMatchObject({ url: `${fresh.url}/catalogs/snapshots/2026-12/extensions.json`, installAllowed: true });
+    expect(config.bundleSources.find((s) => s.id === 'community')?.url).toBe(`${fresh.url}/catalogs/snapshots/2026-12/bundles.json`);
   } finally {
     await fresh.stop();
   }
