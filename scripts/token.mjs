@@ -2,12 +2,12 @@
 // Makes a new random token and prints the tokens_file entry for it (the SHA-256, never the token) and, once, the
 // token itself for whoever will use it.
 //
-//   npm run token -- --name ci-main --scopes write[,delete,read]
+//   npm run token -- --name ci-main --scopes write[,delete,curate,read]
 import { createHash, randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 
 const SCOPES = ['read', 'write', 'delete'];
-const USAGE = `usage: npm run -s token -- --name NAME [--scopes read|write|delete[,…]] >> tokens.yaml
+const USAGE = `usage: npm run -s token -- --name NAME [--scopes read|write|delete|curate[,…]] >> tokens.yaml
 
 Makes a random token, prints it once on stderr for the client that will use it, and prints the tokens_file entry
 (its name, scopes and SHA-256, never the token) on stdout. --scopes defaults to read.`;
