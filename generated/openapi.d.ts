@@ -54,8 +54,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One release, extension, preset or workflow, as a page
-         * @description An extension, preset or workflow (`id` is its id): every stored version, highest first, with its size, short
+         * One release or catalog package, as a page
+         * @description A catalog package (`id` is its id): every stored version, highest first, with its size, short
          *     sha256, downloads and the exact command that installs it; the manifest's fields (author, license, links,
          *     requirements, what it provides). A release of templates (`kind` template, `id` its tag, e.g. `v1.2.0`):
          *     every template file with its size, sha256 and downloads, and the `specify init` line pinned to it.
@@ -1443,7 +1443,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                kind: "template" | "extension" | "preset" | "workflow";
+                kind: "template" | "extension" | "preset" | "workflow" | "step" | "bundle" | "integration";
                 id: string;
             };
             cookie?: never;
