@@ -1,0 +1,54 @@
+import { gzipSync } from 'node:zlib';
+import { stringify } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { catalogFiles, extensionManifest, rawZip, workflowManifest } from '../helpers/packages.js';
+import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { tarBytes } from '../helpers/tar.js';
+
+/**
+ * Red-team cases for the kinds that landed with issue 20: packages the server took that the spec-kit CLI refuses
+ * (checked against upstream's `_download_security.py` and PyYAML's `safe_load`), each now a 422 naming why.
+ */
+let server: RunningServer;
+beforeAll(async () => {
+  server = await startServer({ env: { MAX_VERSIONS_PER_PACKAGE: '0' } });
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+interface Problem {
+  status: number;
+  detail: string;
+  errors?: { path: string; message: string }[];
+}
+
+async function upload(bytes: Buffer | string, name: string): Promise<{ status: number; body: Problem & Record<string, unknown> }> {
+  const form = new FormData();
+  form.append('file', new Blob([Buffer.from(bytes) as BlobPart]), name);
+  const res = await fetch(`${server.url}/upload?overwrite=true`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}` } });
+  return { status: res.status, body: (await res.json()) as Problem & Record<string, unknown> };
+}
+
+async function refused(bytes: Buffer | string, name: string): Promise<string> {
+  const { status, body } = await upload(bytes, name);
+  expect(status, JSON.stringify(body)).toBe(422);
+  return JSON.stringify(body.errors ?? body.detail);
+}
+
+const extension = (...extra: { name: string; data: string }[]): Buffer =>
+  rawZip([{ name: 'extension.yml', data: stringify(extensionManifest('redteam-names')) }, { name: 'commands/greet.md', data: '# Greet\n' }, ...extra]);
+
+describe('format confusion', () => {
+  it('refuses a tar.gz that also ends like a zip: the CLI (zipfile.is_zipfile and tarfile both say yes) refuses it as neither', async () => {
+    const files = catalogFiles('workflow', 'redteam-poly');
+    // A stored (level 0) gzip keeps a member's bytes as they are: an end-of-central-directory record near the end.
+    const endRecord = Buffer.concat([Buffer.from('PK\u0005\u0006', 'latin1'), Buffer.alloc(18)]);
+    const entries = [...Object.entries(files).map(([name, data]) => ({ name, data })), { name: 'notes.bin', data: endRecord }];
+    const plain = gzipSync(tarBytes(entries.slice(0, -1)), { level: 0 });
+    expect((await upload(plain, 'flow.tar.gz')).status).toBeLessThan(300);
+    const polyglot = gzipSync(tarBytes(entries), { level: 0 });
+    expect(polyglot.subarray(-2000).includes(endRecord)).toBe(true);
+    expect(await refused(polyglot, 'flow.tar.gz')).toMatch(/zip/);
+  });
+});
