@@ -52,3 +52,15 @@ describe('format confusion', () => {
     expect(await refused(polyglot, 'flow.tar.gz')).toMatch(/zip/);
   });
 });
+
+describe('names the CLI refuses to extract', () => {
+  it('a Windows device name before a space and an extension ("con .txt": the CLI strips the stem)', async () => {
+    expect(await refused(extension({ name: 'docs/con .txt', data: 'x' }), 'ext.zip')).toMatch(/reserved Windows device name/);
+    expect(await refused(extension({ name: 'docs/NUL  .md', data: 'x' }), 'ext.zip')).toMatch(/reserved Windows device name/);
+  });
+
+  it('"ß" and "ẞ", which Python casefolds alike ("ss") though upper-then-lower case does not', async () => {
+    expect(await refused(extension({ name: 'docs/ß.md', data: 'a' }, { name: 'docs/ẞ.md', data: 'b' }), 'ext.zip')).toMatch(/collides/);
+    expect(await refused(extension({ name: 'docs/ss.md', data: 'a' }, { name: 'docs/ẞ.md', data: 'b' }), 'ext.zip')).toMatch(/collides/);
+  });
+});
