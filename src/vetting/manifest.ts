@@ -164,6 +164,8 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
     nodes += 1;
     if (nodes > MANIFEST_LIMITS.maxNodes) return { pointer: '', message: `has more than ${MANIFEST_LIMITS.maxNodes} keys and values; a manifest may have at most that many` };
     if (depth > MANIFEST_LIMITS.maxDepth) return { pointer, message: `nests deeper than ${MANIFEST_LIMITS.maxDepth} levels` };
+    const tagged = explicitTag(node);
+    if (tagged) return { pointer, message: tagged };
     if (isAlias(node)) {
       aliases += 1;
       if (aliases > MANIFEST_LIMITS.maxAliases) return { pointer, message: `uses more than ${MANIFEST_LIMITS.maxAliases} YAML aliases` };
@@ -174,6 +176,8 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
         const key = isScalar(pair.key) ? String(pair.key.value) : null;
         if (key === null) return { pointer, message: 'has a mapping key that is not a plain value' };
         const at = `${pointer}/${escapePointer(key)}`;
+        const keyTagged = explicitTag(pair.key);
+        if (keyTagged) return { pointer: at, message: keyTagged };
         if (key === '<<') return { pointer: at, message: "is a YAML merge key, which the CLI's YAML reader (YAML 1.1) merges and ours (YAML 1.2) does not" };
         if (keys.has(key)) return { pointer: at, message: 'is a key that appears twice in its mapping' };
         keys.add(key);
@@ -185,6 +189,19 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
     }
   }
   return null;
+}
+
+/** Explicit tags PyYAML's safe_load reads as the plain YAML would be read: a string, a mapping, a list. */
+const HARMLESS_TAGS = new Set(['tag:yaml.org,2002:str', 'tag:yaml.org,2002:map', 'tag:yaml.org,2002:seq']);
+
+/**
+ * Why a node's explicit tag is refused, or null: the CLI's `yaml.safe_load` raises on any other tag it has no
+ * constructor for (`!!python/object`, `!foo`) and makes bytes, sets or dates of the rest, where we would read text.
+ */
+function explicitTag(node: unknown): string | null {
+  const tag = (node as { tag?: unknown }).tag;
+  if (typeof tag !== 'string' || HARMLESS_TAGS.has(tag)) return null;
+  return `has the explicit YAML tag ${escapeForDisplay(JSON.stringify(tag))}, which the spec-kit CLI's YAML reader (safe_load) refuses or reads as no string; remove it`;
 }
 
 /** Links a catalog shows are followed by people: http(s) URLs only (no `javascript:`, `file:` or `data:`). */

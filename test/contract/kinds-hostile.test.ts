@@ -64,3 +64,19 @@ describe('names the CLI refuses to extract', () => {
     expect(await refused(extension({ name: 'docs/ss.md', data: 'a' }, { name: 'docs/ẞ.md', data: 'b' }), 'ext.zip')).toMatch(/collides/);
   });
 });
+
+describe('manifests PyYAML safe_load cannot read', () => {
+  const flow = (description: string) =>
+    stringify(workflowManifest('redteam-tags')).replace(/description: .*/, `description: ${description}`);
+
+  it('refuses explicit YAML tags (!!python/object, a local !tag, !!binary, !!set): safe_load raises or yields no string', async () => {
+    expect((await upload(flow('plain text'), 'workflow.yml')).status).toBeLessThan(300);
+    for (const tagged of ['!!python/object/apply:os.system ["id"]', '!!python/name:os.system', '!foo y', '!!binary aGVsbG8=', '!!set {a, b}']) {
+      expect(await refused(flow(tagged), 'workflow.yml'), tagged).toMatch(/tag/);
+    }
+  });
+
+  it('still takes !!str, which safe_load reads as the string it is', async () => {
+    expect((await upload(flow('!!str 1.0'), 'workflow.yml')).status).toBeLessThan(300);
+  });
+});
