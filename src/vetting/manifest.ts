@@ -146,7 +146,10 @@ function parseBounded(text: Buffer, check: Checker): unknown {
     return undefined;
   }
   try {
-    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const mismatch = yaml11Mismatch(source, data);
+    if (mismatch) check.fail(mismatch.pointer, `is ${JSON.stringify(mismatch.text)} here, but the spec-kit CLI's YAML reader (YAML 1.1) reads it as ${mismatch.theirs}: quote it`);
+    return data;
   } catch (err) {
     check.fail('', `cannot be read: ${(err as Error).message.split('\n')[0]}`);
     return undefined;
@@ -186,6 +189,37 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => stack.push({ node: item, depth: depth + 1, pointer: `${pointer}/${i}` }));
+    }
+  }
+  return null;
+}
+
+/**
+ * The first field of a manifest's own block (`workflow:`, `extension:`…, what the catalog lists) that we read as
+ * text and PyYAML reads as something else: `id: on` (true), `version: 2024-01-01` (a date), `name: 0b11` (3). The
+ * CLI then refuses the manifest (a workflow's id must be a string) or shows another value than the catalog. PyYAML
+ * takes `y` and `n` as text, which yaml's 1.1 schema does not.
+ */
+function yaml11Mismatch(source: string, ours: unknown): { pointer: string; text: string; theirs: string } | null {
+  let theirs: unknown;
+  try {
+    theirs = parseDocument(source, { version: '1.1', uniqueKeys: false }).toJS({ maxAliasCount: 100 }) as unknown;
+  } catch {
+    return null;
+  }
+  if (!isObject(ours) || !isObject(theirs)) return null;
+  const stack: { a: unknown; b: unknown; pointer: string }[] = [];
+  for (const block of CATALOG_BLOCKS) stack.push({ a: ours[block.slice(1)], b: theirs[block.slice(1)], pointer: block });
+  while (stack.length > 0) {
+    const { a, b, pointer } = stack.pop()!;
+    if (typeof a === 'string') {
+      if (b !== undefined && typeof b !== 'string' && !/^[yYnN]$/.test(a)) {
+        return { pointer, text: a, theirs: b instanceof Date ? 'a date' : b === null ? 'null' : `the ${typeof b} ${String(b)}` };
+      }
+    } else if (Array.isArray(a) && Array.isArray(b)) {
+      a.forEach((item, i) => stack.push({ a: item, b: b[i], pointer: `${pointer}/${i}` }));
+    } else if (isObject(a) && isObject(b)) {
+      for (const key of Object.keys(a)) stack.push({ a: a[key], b: b[key], pointer: `${pointer}/${escapePointer(key)}` });
     }
   }
   return null;

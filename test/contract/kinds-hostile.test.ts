@@ -80,3 +80,21 @@ describe('manifests PyYAML safe_load cannot read', () => {
     expect((await upload(flow('!!str 1.0'), 'workflow.yml')).status).toBeLessThan(300);
   });
 });
+
+describe('manifest fields PyYAML (YAML 1.1) reads as no string', () => {
+  const flow = (id: string, field: string) => `schema_version: "1.0"\nworkflow:\n  id: ${id}\n  name: Flow\n  version: 1.0.0\n  description: d\n  ${field}\nsteps:\n  - id: plan\n    command: speckit.plan\n`;
+
+  it('refuses `id: on` (true to the CLI, whose workflow id must be a string) and `author: yes`, a date, 0b11', async () => {
+    expect(await refused(flow('on', 'author: Acme'), 'workflow.yml')).toMatch(/workflow\/id.*quote it/);
+    expect(await refused(flow('redteam-yaml11', 'author: yes'), 'workflow.yml')).toMatch(/workflow\/author.*boolean/);
+    expect(await refused(flow('redteam-yaml11', 'author: 2024-01-01'), 'workflow.yml')).toMatch(/a date/);
+    expect(await refused(flow('redteam-yaml11', 'author: 0b11'), 'workflow.yml')).toMatch(/number 3/);
+  });
+
+  it('takes what both read as text (`Y`, quoted "on") and leaves fields outside the catalog block alone', async () => {
+    expect((await upload(flow('redteam-yaml11', 'author: "on"'), 'workflow.yml')).status).toBeLessThan(300);
+    expect((await upload(flow('redteam-yaml11b', 'author: Y'), 'workflow.yml')).status).toBeLessThan(300);
+    const input = flow('redteam-yaml11c', 'author: Acme').replace('steps:', 'inputs:\n  strict:\n    type: boolean\n    default: yes\nsteps:');
+    expect((await upload(input, 'workflow.yml')).status).toBeLessThan(300);
+  });
+});
