@@ -1,7 +1,8 @@
 const MAX_PATH_BYTES = 4096;
 const MAX_COMPONENT_BYTES = 255;
 // Windows device names, with or without an extension (`con.txt` too); spec-kit's extractor refuses them everywhere.
-const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$/i;
+// Matched against the stem as the CLI cuts it: up to the first `.` (then `:`), trailing spaces dropped (`con .txt`).
+const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)$/i;
 /** C0 controls, DEL and C1 controls (Unicode category Cc). */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 /** Characters Windows refuses in a file name, which the CLI refuses too (`:` has its own message). */
@@ -69,7 +70,7 @@ export function unsafeEntryNameReason(raw: string): string | null {
     if (Buffer.byteLength(part, 'utf8') > MAX_COMPONENT_BYTES) return `a path component is longer than ${MAX_COMPONENT_BYTES} bytes`;
     if (part.startsWith(' ')) return 'a path component starts with a space';
     if (part.endsWith(' ') || part.endsWith('.')) return 'a path component ends in a space or a dot';
-    if (RESERVED.test(part)) return `"${part}" is a reserved Windows device name`;
+    if (RESERVED.test(part.split('.')[0]!.split(':')[0]!.replace(/ +$/, ''))) return `"${part}" is a reserved Windows device name`;
   }
   return null;
 }
@@ -86,5 +87,6 @@ export function normalizeEntryName(raw: string): string {
  * "ς" and "σ").
  */
 export function collisionKey(name: string): string {
-  return name.normalize('NFC').toUpperCase().toLowerCase().normalize('NFC');
+  // "ẞ" (U+1E9E) upper-cases to itself and lower-cases to "ß", which casefold (alone) makes "ss".
+  return name.normalize('NFC').toUpperCase().toLowerCase().replaceAll('ß', 'ss').normalize('NFC');
 }

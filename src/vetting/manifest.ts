@@ -146,7 +146,10 @@ function parseBounded(text: Buffer, check: Checker): unknown {
     return undefined;
   }
   try {
-    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    const mismatch = yaml11Mismatch(source, data);
+    if (mismatch) check.fail(mismatch.pointer, `is ${JSON.stringify(mismatch.text)} here, but the spec-kit CLI's YAML reader (YAML 1.1) reads it as ${mismatch.theirs}: quote it`);
+    return data;
   } catch (err) {
     check.fail('', `cannot be read: ${(err as Error).message.split('\n')[0]}`);
     return undefined;
@@ -164,6 +167,8 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
     nodes += 1;
     if (nodes > MANIFEST_LIMITS.maxNodes) return { pointer: '', message: `has more than ${MANIFEST_LIMITS.maxNodes} keys and values; a manifest may have at most that many` };
     if (depth > MANIFEST_LIMITS.maxDepth) return { pointer, message: `nests deeper than ${MANIFEST_LIMITS.maxDepth} levels` };
+    const tagged = explicitTag(node);
+    if (tagged) return { pointer, message: tagged };
     if (isAlias(node)) {
       aliases += 1;
       if (aliases > MANIFEST_LIMITS.maxAliases) return { pointer, message: `uses more than ${MANIFEST_LIMITS.maxAliases} YAML aliases` };
@@ -174,6 +179,8 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
         const key = isScalar(pair.key) ? String(pair.key.value) : null;
         if (key === null) return { pointer, message: 'has a mapping key that is not a plain value' };
         const at = `${pointer}/${escapePointer(key)}`;
+        const keyTagged = explicitTag(pair.key);
+        if (keyTagged) return { pointer: at, message: keyTagged };
         if (key === '<<') return { pointer: at, message: "is a YAML merge key, which the CLI's YAML reader (YAML 1.1) merges and ours (YAML 1.2) does not" };
         if (keys.has(key)) return { pointer: at, message: 'is a key that appears twice in its mapping' };
         keys.add(key);
@@ -185,6 +192,50 @@ function boundedShape(contents: unknown): { pointer: string; message: string } |
     }
   }
   return null;
+}
+
+/**
+ * The first field of a manifest's own block (`workflow:`, `extension:`…, what the catalog lists) that we read as
+ * text and PyYAML reads as something else: `id: on` (true), `version: 2024-01-01` (a date), `name: 0b11` (3). The
+ * CLI then refuses the manifest (a workflow's id must be a string) or shows another value than the catalog. PyYAML
+ * takes `y` and `n` as text, which yaml's 1.1 schema does not.
+ */
+function yaml11Mismatch(source: string, ours: unknown): { pointer: string; text: string; theirs: string } | null {
+  let theirs: unknown;
+  try {
+    theirs = parseDocument(source, { version: '1.1', uniqueKeys: false }).toJS({ maxAliasCount: 100 }) as unknown;
+  } catch {
+    return null;
+  }
+  if (!isObject(ours) || !isObject(theirs)) return null;
+  const stack: { a: unknown; b: unknown; pointer: string }[] = [];
+  for (const block of CATALOG_BLOCKS) stack.push({ a: ours[block.slice(1)], b: theirs[block.slice(1)], pointer: block });
+  while (stack.length > 0) {
+    const { a, b, pointer } = stack.pop()!;
+    if (typeof a === 'string') {
+      if (b !== undefined && typeof b !== 'string' && !/^[yYnN]$/.test(a)) {
+        return { pointer, text: a, theirs: b instanceof Date ? 'a date' : b === null ? 'null' : `the ${typeof b} ${String(b)}` };
+      }
+    } else if (Array.isArray(a) && Array.isArray(b)) {
+      a.forEach((item, i) => stack.push({ a: item, b: b[i], pointer: `${pointer}/${i}` }));
+    } else if (isObject(a) && isObject(b)) {
+      for (const key of Object.keys(a)) stack.push({ a: a[key], b: b[key], pointer: `${pointer}/${escapePointer(key)}` });
+    }
+  }
+  return null;
+}
+
+/** Explicit tags PyYAML's safe_load reads as the plain YAML would be read: a string, a mapping, a list. */
+const HARMLESS_TAGS = new Set(['tag:yaml.org,2002:str', 'tag:yaml.org,2002:map', 'tag:yaml.org,2002:seq']);
+
+/**
+ * Why a node's explicit tag is refused, or null: the CLI's `yaml.safe_load` raises on any other tag it has no
+ * constructor for (`!!python/object`, `!foo`) and makes bytes, sets or dates of the rest, where we would read text.
+ */
+function explicitTag(node: unknown): string | null {
+  const tag = (node as { tag?: unknown }).tag;
+  if (typeof tag !== 'string' || HARMLESS_TAGS.has(tag)) return null;
+  return `has the explicit YAML tag ${escapeForDisplay(JSON.stringify(tag))}, which the spec-kit CLI's YAML reader (safe_load) refuses or reads as no string; remove it`;
 }
 
 /** Links a catalog shows are followed by people: http(s) URLs only (no `javascript:`, `file:` or `data:`). */

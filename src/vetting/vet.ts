@@ -59,6 +59,10 @@ export async function vetFile(path: string): Promise<Verdict> {
     };
     const format = detectFormat(source);
     if (format === 'zip') return await vetArchive(source);
+    if (format === 'tar.gz' && endsLikeZip(source)) {
+      // The CLI asks zipfile.is_zipfile (an end record in the last 64 KiB) and tarfile; when both say yes it refuses.
+      return refuse([{ path: ARCHIVE, message: 'a gzip file that also ends like a zip (an end-of-central-directory record in its last 64 KiB): the spec-kit CLI reads it as both and refuses it' }]);
+    }
     if (format === 'tar.gz') return await vetTarGz(source);
     if (size > MANIFEST_LIMITS.maxBytes) {
       return refuse([{ path: ARCHIVE, message: `not a readable zip archive, tar.gz archive or YAML manifest: at ${size} bytes it is too large for a bare YAML manifest (at most ${MANIFEST_LIMITS.maxBytes})` }]);
@@ -77,9 +81,14 @@ export function detectFormat(source: ByteSource): PackageFormat {
   const head = source.read(0, 4);
   if (head.equals(ZIP_LOCAL) || head.equals(ZIP_END)) return 'zip';
   if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return 'tar.gz';
-  const tailLength = Math.min(source.size, 22 + 0xffff);
-  if (source.read(source.size - tailLength, tailLength).includes(ZIP_END)) return 'zip';
+  if (endsLikeZip(source)) return 'zip';
   return 'yaml';
+}
+
+/** An end-of-central-directory record in the last 64 KiB, where Python's `zipfile.is_zipfile` looks for one. */
+function endsLikeZip(source: ByteSource): boolean {
+  const tailLength = Math.min(source.size, 22 + 0xffff);
+  return source.read(source.size - tailLength, tailLength).includes(ZIP_END);
 }
 
 const refuse = (violations: Violation[]): Verdict => ({
