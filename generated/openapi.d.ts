@@ -682,7 +682,11 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        head?: never;
+        /**
+         * The headers of one file of a stored step package
+         * @description As `GET`, without the body.
+         */
+        head: operations["headPackageFile"];
         patch?: never;
         trace?: never;
     };
@@ -2439,6 +2443,42 @@ export interface operations {
                 content: {
                     "application/octet-stream": string;
                 };
+            };
+            304: components["responses"]["NotModified"];
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    headPackageFile: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description The SHA-256 of the stored package (a step) the file belongs to. */
+                sha256: string;
+                /**
+                 * @description The file's path inside the package, below its root, with `/` written `%2F`.
+                 * @example __init__.py
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's headers. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             304: components["responses"]["NotModified"];
             400: components["responses"]["BadRequest"];

@@ -23,7 +23,14 @@ export function fileHandlers({ service }: { service: PackageService }) {
       return;
     }
     res.type(typeOf(member.path)).set('Content-Length', String(member.size));
+    if (req.method === 'HEAD') {
+      bytes.destroy();
+      res.end();
+      return;
+    }
     await streamTo(bytes, res);
   };
-  return { getPackageFile };
+  // Node leaves the body out of a HEAD answer.
+  const headPackageFile: Handler<'headPackageFile'> = getPackageFile as unknown as Handler<'headPackageFile'>;
+  return { getPackageFile, headPackageFile };
 }

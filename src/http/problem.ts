@@ -61,7 +61,7 @@ interface Problem {
 }
 
 /** The one place where an error becomes an HTTP status. */
-function toProblem(err: unknown, maxUploadBytes: number, contentType: string | undefined): Problem {
+function toProblem(err: unknown, maxUploadBytes: number, contentType: string | undefined, operationId: string | undefined): Problem {
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {}, errors: err.errors };
   if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
@@ -80,7 +80,10 @@ function toProblem(err: unknown, maxUploadBytes: number, contentType: string | u
     if (v.status === 415) {
       // What the validator says ("unsupported media type undefined") tells nobody what to send instead.
       const sent = contentType ? `the body was sent as ${contentType.split(';')[0]}` : 'the request has no body';
-      detail = `${sent}; send the package as multipart/form-data with the file in the field "file", e.g. curl -H "Authorization: Bearer $TOKEN" -F file=@package.zip $RS/upload`;
+      detail =
+        operationId === 'createSnapshot'
+          ? `${sent}; send JSON, e.g. curl -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"name": "2026-12"}' $RS/catalogs/snapshots`
+          : `${sent}; send the package as multipart/form-data with the file in the field "file", e.g. curl -H "Authorization: Bearer $TOKEN" -F file=@package.zip $RS/upload`;
     }
     // A 415's detail says all there is to say; the validator's one error would only repeat "undefined".
     return { status: v.status, kind: KIND_BY_STATUS[v.status] ?? 'client-error', detail, headers, errors: v.status === 415 ? undefined : v.errors };
@@ -95,7 +98,7 @@ export function problemHandler(options: { maxUploadBytes: number }): ErrorReques
       next(err);
       return;
     }
-    const problem = toProblem(err, options.maxUploadBytes, req.headers['content-type']);
+    const problem = toProblem(err, options.maxUploadBytes, req.headers['content-type'], res.locals.operationId);
     closeUnreadBody(req, res);
     // pino-http logs the request line with this error.
     if (problem.status >= 500) res.err = err as Error;

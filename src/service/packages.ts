@@ -343,6 +343,8 @@ export class PackageService {
 
   async deleteSnapshot(name: string): Promise<void> {
     await this.lock.run(async () => {
+      // A snapshot another replica made a moment ago is as deletable as one made here.
+      await this.refreshLocked();
       const record = this.snapshotRecords.get(name);
       if (!record) throw new PackageError('not-found', `no snapshot named ${name}`);
       try {

@@ -78,6 +78,8 @@ describe('workflow steps', () => {
     const text = await res.text();
     expect(res.headers.get('etag')).toBe(`"${sha256(text)}"`);
     expect((await fetch(entry.init_url, { headers: { 'if-none-match': res.headers.get('etag')! } })).status).toBe(304);
+    const head = await fetch(entry.init_url, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-length'), head.headers.get('etag')]).toEqual([200, String(Buffer.byteLength(text)), res.headers.get('etag')]);
     const base = entry.init_url.replace(/__init__\.py$/, '');
     for (const path of ['..%2F..%2Fetc%2Fpasswd', 'acme-lint%2Fstep.yml', 'nope.py', '%2E%2E', 'lib']) {
       const miss = await fetch(base + path);

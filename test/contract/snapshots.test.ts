@@ -64,6 +64,9 @@ describe('catalog snapshots', () => {
     expect(writer.status).toBe(403);
     expect((await writer.json()).detail).toContain('curate');
     expect(await (await fetch(`${server.url}/catalogs/snapshots`)).json()).toEqual([]);
+    const text = await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"x"}', headers: { ...bearer(CURATOR), 'content-type': 'text/plain' } });
+    expect(text.status).toBe(415);
+    expect((await text.json()).detail).toContain(`send JSON, e.g. curl`);
   });
 
   it('freezes every catalog, byte for byte, whatever is uploaded later; the live catalog moves on', async () => {
