@@ -4,9 +4,9 @@ import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, Lis
 import { overwriteRace } from '../helpers/race.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
-import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
+import { catalogZip, rawZip, stepZip, templateZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/server.js';
-import { catalogAdd } from '../helpers/speckit-catalog-client.js';
+import { catalogAdd, stepAdd } from '../helpers/speckit-catalog-client.js';
 import { specifyInit } from '../helpers/specify-client.js';
 import { streamUpload, upload } from '../helpers/upload.js';
 import { eventually } from '../helpers/storage-dir.js';
@@ -83,6 +83,21 @@ describe('the API on the s3 backend', () => {
     const project = await mkdtemp(join(tmpdir(), 'rs-s3-project-'));
     const installed = await catalogAdd(`${server.url}/catalogs/extensions.json`, 'extension', 's3-ext', project);
     expect(installed.manifest.extension!.version).toBe('2.0.0');
+  });
+
+  it('serves a step file by file from ranges of the stored zip, and a snapshot of it, across a restart', async () => {
+    const helper = 'def lint(text):\n    return text.strip()\n'.repeat(50);
+    expect((await upload(server.url, 's.zip', await stepZip('s3-step', { extra: { 'lib/helper.py': helper } }))).status).toBe(201);
+    const made = await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"s3-snap"}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+    expect(made.status).toBe(201);
+    await server.stop();
+    server = await startServer({ env });
+    const entry = (await (await fetch(`${server.url}/catalogs/snapshots/s3-snap/steps.json`)).json()).steps['s3-step'];
+    const project = await mkdtemp(join(tmpdir(), 'rs-s3-project-'));
+    const installed = await stepAdd(`${server.url}/catalogs/snapshots/s3-snap/steps.json`, 's3-step', project);
+    expect(await readFile(join(installed.path, 'lib/helper.py'), 'utf8')).toBe(helper);
+    expect(await (await fetch(entry.init_url)).text()).toContain('type_key = "s3-step"');
+    expect((await fetch(`${server.url}/catalogs/snapshots/s3-snap`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
   });
 
   it('deletes, and keeps everything across a restart on the same bucket', async () => {
