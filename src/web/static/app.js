@@ -64,7 +64,7 @@
     a.textContent = item.name;
     const kind = document.createElement('span');
     kind.className = 'kind';
-    kind.textContent = item.kind;
+    kind.textContent = item.kind === 'step' ? 'workflow step' : item.kind;
     const version = document.createElement('span');
     version.className = 'version';
     version.textContent = item.version;
