@@ -54,11 +54,12 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * One release or catalog package, as a page
-         * @description A catalog package (`id` is its id): every stored version, highest first, with its size, short
-         *     sha256, downloads and the exact command that installs it; the manifest's fields (author, license, links,
-         *     requirements, what it provides). A release of templates (`kind` template, `id` its tag, e.g. `v1.2.0`):
-         *     every template file with its size, sha256 and downloads, and the `specify init` line pinned to it.
+         * One release or catalog package (any kind), as a page
+         * @description A package of any catalog kind (`id` is its id): every stored version, highest first, with its size, format,
+         *     short sha256, downloads, what holds it (bundles, snapshots) and the exact command that installs it; the
+         *     manifest's fields (author, license, links, requirements, what it provides); a step's files, a bundle's
+         *     components. A release of templates (`kind` template, `id` its tag, e.g. `v1.2.0`): every template file with
+         *     its size, sha256 and downloads, and the `specify init` line pinned to it.
          */
         get: operations["getPackagePage"];
         put?: never;
@@ -1447,7 +1448,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                kind: "template" | "extension" | "preset" | "workflow" | "step" | "bundle" | "integration";
+                kind: components["schemas"]["PackageKind"];
                 id: string;
             };
             cookie?: never;

@@ -30,7 +30,8 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
       const templates = service.list().filter((r) => r.kind === 'template').length;
       const counts = { templates, releases: service.releases().length, extension: 0, preset: 0, workflow: 0, step: 0, bundle: 0, integration: 0 };
       for (const { kind, packages } of catalogs()) counts[kind] = packages.length;
-      return webPages.home({ counts, query, results: search(items(base), query) }, base);
+      const snapshots = service.snapshots().map((s) => ({ name: s.name, created_at: s.createdAt }));
+      return webPages.home({ counts, query, results: search(items(base), query), snapshots }, base);
     });
   };
 
@@ -49,7 +50,12 @@ export function webHandlers({ config, service, webPages, staticFiles }: WebHandl
       return;
     }
     const pkg = service.catalogPackage(kind, id);
-    bodies.sendHtml(res, `package ${pkg.kind} ${pkg.id} ${base}`, service, () => webPages.packagePage(pkg, base));
+    bodies.sendHtml(res, `package ${pkg.kind} ${pkg.id} ${base}`, service, () =>
+      webPages.packagePage(pkg, base, {
+        holdersOf: (record) => service.holdersOf(record),
+        find: (k, i) => service.catalog(k).find((p) => p.id === i),
+      }),
+    );
   };
 
   const getStaticFile: Handler<'getStaticFile'> = (req, res) => {

@@ -2,7 +2,10 @@ import type { Browser } from 'playwright-core';
 import { describeInBrowser, launchChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../helpers/server.js';
+import { stringify } from 'yaml';
+import { catalogZip } from '../helpers/packages.js';
 import { upload } from '../helpers/upload.js';
+import { makeZip } from '../helpers/zip.js';
 
 const run = describeInBrowser;
 
@@ -70,5 +73,30 @@ run('pages in a real browser, with no internet', () => {
     expect(await page.locator('section#v0\\.4\\.0 pre').textContent()).toBe(`specify init my-project --template-url ${server.url}/releases/tags/v0.4.0 --ai claude --script sh`);
     expect(foreign).toEqual([]);
     await page.close();
+  });
+
+  it('shows a step, a bundle and the set-up page from this host alone, every link on them served here', async () => {
+    const ok = async (res: Promise<Response>) => expect((await res).status).toBe(201);
+    await ok(upload(server.url, 'e.zip', await catalogZip('extension', { id: 'offline-ext' })));
+    const step = { step: { type_key: 'offline-step', name: 'Offline step', version: '1.0.0', description: 'A step', author: 'Acme' } };
+    await ok(upload(server.url, 's.zip', await makeZip({ 'step.yml': stringify(step), '__init__.py': 'X = 1\n', 'lib/more.py': 'Y = 2\n' })));
+    const bundle = {
+      schema_version: '1.0',
+      bundle: { id: 'offline-team', name: 'Offline team', version: '1.0.0', role: 'developer', description: 'A bundle', author: 'Acme', license: 'MIT' },
+      requires: { speckit_version: '>=0.1.0' },
+      provides: { extensions: [{ id: 'offline-ext', version: '1.0.0' }], steps: [{ id: 'offline-step' }] },
+    };
+    await ok(upload(server.url, 'bundle.yml', Buffer.from(stringify(bundle))));
+    for (const path of ['/packages/step/offline-step', '/packages/bundle/offline-team', '/setup', '/packages?kind=step']) {
+      const { page, foreign, errors } = await openOffline(path);
+      expect(foreign, path).toEqual([]);
+      expect(errors, path).toEqual([]);
+      const links = await page.locator('main a[href]').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href));
+      for (const link of new Set(links.map((l) => l.replace(/#.*$/, '')))) {
+        if (!link.startsWith(server.url)) continue;
+        expect((await fetch(link)).status, `${path} links to ${link}`).toBe(200);
+      }
+      await page.close();
+    }
   });
 });

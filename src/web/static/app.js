@@ -18,6 +18,22 @@
     });
   }
 
+  // A command or file wider than its box scrolls sideways: make it reachable from the keyboard (arrow keys scroll
+  // it once focused), and only then, so that boxes that fit add no stop to the tab order.
+  const pres = document.querySelectorAll('pre');
+  const focusScrollable = () => {
+    for (const pre of pres) {
+      if (pre.scrollWidth > pre.clientWidth) pre.tabIndex = 0;
+      else pre.removeAttribute('tabindex');
+    }
+  };
+  focusScrollable();
+  let resizing = 0;
+  window.addEventListener('resize', () => {
+    cancelAnimationFrame(resizing);
+    resizing = requestAnimationFrame(focusScrollable);
+  });
+
   function say(button, text) {
     const label = button.textContent;
     button.textContent = text;
@@ -64,7 +80,7 @@
     a.textContent = item.name;
     const kind = document.createElement('span');
     kind.className = 'kind';
-    kind.textContent = item.kind;
+    kind.textContent = item.kind === 'step' ? 'workflow step' : item.kind;
     const version = document.createElement('span');
     version.className = 'version';
     version.textContent = item.version;
