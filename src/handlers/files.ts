@@ -1,5 +1,6 @@
 import { notModified } from '../http/conditional.js';
 import { streamTo } from '../http/stream.js';
+import type { Metrics } from '../metrics.js';
 import type { PackageService } from '../service/packages.js';
 import type { Handler } from './types.js';
 
@@ -11,9 +12,9 @@ function typeOf(path: string): string {
   return 'application/octet-stream';
 }
 
-export function fileHandlers({ service }: { service: PackageService }) {
+export function fileHandlers({ service, metrics }: { service: PackageService; metrics: Metrics }) {
   const getPackageFile: Handler<'getPackageFile'> = async (req, res) => {
-    const { member, bytes } = await service.openFile(req.params.sha256, req.params.path);
+    const { record, member, bytes } = await service.openFile(req.params.sha256, req.params.path);
     const etag = `"${member.sha256}"`;
     // The URL names immutable bytes: caches may keep them for good.
     res.set({ ETag: etag, 'Cache-Control': 'public, max-age=31536000, immutable' });
@@ -27,6 +28,11 @@ export function fileHandlers({ service }: { service: PackageService }) {
       bytes.destroy();
       res.end();
       return;
+    }
+    // The CLI fetches step.yml first and once per install: that fetch is the step's download.
+    if (member.path === 'step.yml') {
+      service.recordDownload(record);
+      metrics.downloaded(record.kind);
     }
     await streamTo(bytes, res);
   };

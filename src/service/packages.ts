@@ -405,11 +405,11 @@ export class PackageService {
    * One file of a stored step package, found by the package's sha256 and read from where vetting located it: the
    * same URL always gives the same bytes, or not-found once no stored package has that sha256.
    */
-  async openFile(sha256: string, path: string): Promise<{ member: PackageMember; bytes: Readable }> {
+  async openFile(sha256: string, path: string): Promise<{ record: PackageRecord; member: PackageMember; bytes: Readable }> {
     const record = this.currentViews().withFiles.get(sha256);
     const member = record?.catalog.files?.find((f) => f.path === path);
     if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
-    if (member.size === 0) return { member, bytes: Readable.from([]) };
+    if (member.size === 0) return { record, member, bytes: Readable.from([]) };
     let raw: Readable;
     try {
       raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
@@ -417,10 +417,10 @@ export class PackageService {
       if (err instanceof StorageError && err.code === 'not-found') throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
       throw err;
     }
-    if (member.method === 'stored') return { member, bytes: raw };
+    if (member.method === 'stored') return { record, member, bytes: raw };
     const inflate = createInflateRaw();
     raw.once('error', (err) => inflate.destroy(err));
-    return { member, bytes: raw.pipe(inflate) };
+    return { record, member, bytes: raw.pipe(inflate) };
   }
 
   /** Where the record's bytes can be fetched from the store directly, or null when this storage cannot say. */

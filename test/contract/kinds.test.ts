@@ -69,6 +69,8 @@ describe('workflow steps', () => {
     expect(installed.files.sort()).toEqual(['README.md', '__init__.py', 'lib/helper.py', 'step.yml']);
     expect(await readFile(join(installed.path, 'lib/helper.py'), 'utf8')).toBe(helper);
     expect(await readFile(join(installed.path, '__init__.py'), 'utf8')).toContain('type_key = "acme-lint"');
+    // An install is one download: the fetch of its step.yml.
+    await expect.poll(async () => (await getJson(`${server.url}/catalogs/steps/acme-lint`)).versions[0].downloads, { timeout: 5000 }).toBe(1);
   });
 
   it('serve each file immutable (ETag, 304), and nothing else under /files', async () => {
