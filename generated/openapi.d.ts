@@ -579,6 +579,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/catalogs/{kind}/{id}/{version}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which catalog. */
+                kind: components["parameters"]["CatalogSection"];
+                /** @description The id, as in the catalog. */
+                id: components["parameters"]["CatalogId"];
+                /** @description The version, as stored (PEP 440 equality). */
+                version: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a version for install
+         * @description The version joins its kind's catalog (install allowed) and can be downloaded. The record keeps who approved
+         *     it and when, and an audit line names the token.
+         */
+        post: operations["approveVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/catalogs/{kind}/{id}/{version}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which catalog. */
+                kind: components["parameters"]["CatalogSection"];
+                /** @description The id, as in the catalog. */
+                id: components["parameters"]["CatalogId"];
+                /** @description The version, as stored (PEP 440 equality). */
+                version: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a version
+         * @description The version leaves the discovery catalog and cannot be downloaded; the record keeps who rejected it, when and
+         *     why (`reason` is required).
+         */
+        post: operations["rejectVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/discovery/{catalog}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which discovery catalog. */
+                catalog: "extensions.json" | "presets.json" | "workflows.json" | "steps.json" | "bundles.json" | "integrations.json";
+            };
+            cookie?: never;
+        };
+        /**
+         * What is mirrored and waiting for approval
+         * @description Shaped as the kind's catalog, for a `*-catalogs.yml` entry with `install_allowed: false`: people can search
+         *     what could be approved. Its downloads answer 403 until a curator approves the version.
+         */
+        get: operations["getDiscoveryCatalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/catalogs/snapshots": {
         parameters: {
             query?: never;
@@ -1010,6 +1090,26 @@ export interface components {
                 [key: string]: components["schemas"]["CatalogEntryFields"];
             };
         };
+        Decision: {
+            reason?: string;
+        };
+        /** @description Who decided, when, and why; absent from versions published here (approved on upload). */
+        Approval: {
+            /** @enum {string} */
+            state: "pending" | "approved" | "rejected";
+            /** Format: date-time */
+            at: string;
+            by: string;
+            reason?: string;
+        };
+        /** @description Where a mirrored version was fetched from. */
+        Provenance: {
+            source: string;
+            url: string;
+            upstream_sha256: string | null;
+            /** Format: date-time */
+            fetched_at: string;
+        };
         /** @example 2026-12 */
         SnapshotNameValue: string;
         SnapshotRequest: {
@@ -1105,6 +1205,8 @@ export interface components {
             step_yml_url?: string;
             sha256: string;
             size: number;
+            approval?: components["schemas"]["Approval"];
+            provenance?: components["schemas"]["Provenance"];
             /** @description The bundles that pin this version and the snapshots that hold it; it cannot be deleted while any does. */
             held_by?: string[];
             /** Format: date-time */
@@ -1348,6 +1450,10 @@ export interface components {
         };
     };
     parameters: {
+        /** @description Which catalog. */
+        CatalogSection: "extensions" | "presets" | "workflows" | "steps" | "bundles" | "integrations";
+        /** @description The id, as in the catalog. */
+        CatalogId: string;
         /** @description The snapshot's name. */
         SnapshotName: components["schemas"]["SnapshotNameValue"];
         /**
@@ -2275,6 +2381,129 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["IntegrationCatalog"];
+                };
+            };
+            304: components["responses"]["NotModified"];
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    approveVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which catalog. */
+                kind: components["parameters"]["CatalogSection"];
+                /** @description The id, as in the catalog. */
+                id: components["parameters"]["CatalogId"];
+                /** @description The version, as stored (PEP 440 equality). */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["Decision"];
+            };
+        };
+        responses: {
+            /** @description Every version of that id, with its approval. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogPackageVersions"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description A bundle pins it or a snapshot holds it (reject only). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    rejectVersion: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Which catalog. */
+                kind: components["parameters"]["CatalogSection"];
+                /** @description The id, as in the catalog. */
+                id: components["parameters"]["CatalogId"];
+                /** @description The version, as stored (PEP 440 equality). */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Decision"];
+            };
+        };
+        responses: {
+            /** @description Every version of that id, with its approval. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogPackageVersions"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description A bundle pins it or a snapshot holds it (reject only). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getDiscoveryCatalog: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An `ETag` the client holds. */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
+            path: {
+                /** @description Which discovery catalog. */
+                catalog: "extensions.json" | "presets.json" | "workflows.json" | "steps.json" | "bundles.json" | "integrations.json";
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The catalog. */
+            200: {
+                headers: {
+                    ETag: components["headers"]["BodyETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExtensionCatalog"] | components["schemas"]["PresetCatalog"] | components["schemas"]["WorkflowCatalog"] | components["schemas"]["StepCatalog"] | components["schemas"]["BundleCatalog"] | components["schemas"]["IntegrationCatalog"];
                 };
             };
             304: components["responses"]["NotModified"];

@@ -39,6 +39,8 @@ export interface Config {
   maxReleases: number;
   /** Versions kept of each extension, preset and workflow; 0 keeps all. */
   maxVersionsPerPackage: number;
+  /** Uploads join their catalog at once; off, they wait as mirrored packages do, for a curator's approval. */
+  approveUploads: boolean;
   /** The token named `default` (write, delete); null when none is configured. */
   authToken: string | null;
   /** YAML list of {name, scopes, sha256}, reloaded when it changes. */
@@ -214,6 +216,7 @@ const SETTINGS = {
   max_packages: { env: 'MAX_PACKAGES', default: 0, parse: wholeNumber(0) },
   max_releases: { env: 'MAX_RELEASES', default: 5, parse: wholeNumber(0) },
   max_versions_per_package: { env: 'MAX_VERSIONS_PER_PACKAGE', default: 10, parse: wholeNumber(0) },
+  approve_uploads: { env: 'APPROVE_UPLOADS', default: true, parse: boolean },
   auth_token: { env: 'AUTH_TOKEN', default: null, parse: token, secret: true },
   tokens_file: { env: 'TOKENS_FILE', default: null, parse: optionalText },
   read_access: { env: 'READ_ACCESS', default: 'public', parse: readAccess },
@@ -274,6 +277,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxPackages: v.max_packages,
     maxReleases: v.max_releases,
     maxVersionsPerPackage: v.max_versions_per_package,
+    approveUploads: v.approve_uploads,
     authToken: readTokenFile(env.AUTH_TOKEN_FILE, v.auth_token),
     tokensFile: v.tokens_file,
     readAccess: v.read_access,

@@ -35,11 +35,11 @@ export function catalogFileName(kind: CatalogKind, id: string, version: string, 
   return `${kind}-${id}-${normalizePep440(version)}${FORMAT_SUFFIX[format]}`;
 }
 
-/** Groups the records of one kind by id, ids in alphabetical order. */
-export function catalogPackages(kind: CatalogKind, records: readonly PackageRecord[]): CatalogPackage[] {
+/** Groups the records of one kind by id, ids in alphabetical order; `include` chooses which records count. */
+export function catalogPackages(kind: CatalogKind, records: readonly PackageRecord[], include: (record: PackageRecord) => boolean = () => true): CatalogPackage[] {
   const byId = new Map<string, CatalogRecord[]>();
   for (const record of records) {
-    if (record.kind !== kind || !isCatalogRecord(record)) continue;
+    if (record.kind !== kind || !isCatalogRecord(record) || !include(record)) continue;
     const versions = byId.get(record.catalog.id);
     if (versions) versions.push(record);
     else byId.set(record.catalog.id, [record]);

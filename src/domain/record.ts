@@ -25,6 +25,42 @@ export interface PackageRecord {
    * so that headers taken from a record and the bytes sent after them always belong together.
    */
   blob: string;
+  /** Where a mirrored package came from; absent for a package published here. */
+  provenance?: Provenance;
+  /**
+   * Whether the catalogs offer it for install. Absent means approved: what CI publishes here is approved on upload,
+   * and records stored before approvals existed were.
+   */
+  approval?: Approval;
+}
+
+/** Where a mirrored package was fetched from, kept with its record for as long as it is stored. */
+export interface Provenance {
+  /** The configured source's name. */
+  source: string;
+  /** The URL the bytes were fetched from (after redirects). */
+  url: string;
+  /** The sha256 the source's catalog gave, lower-case hex, or null when it gave none. */
+  upstreamSha256: string | null;
+  /** ISO 8601. */
+  fetchedAt: string;
+}
+
+export type ApprovalState = 'pending' | 'approved' | 'rejected';
+
+/** Who decided what of a package, and when: shown on its page and audited. */
+export interface Approval {
+  state: ApprovalState;
+  /** ISO 8601 of the decision (or of the mirroring, while pending). */
+  at: string;
+  /** The token's name, or `policy:<name>` for an automatic decision, or `upload` for what CI published. */
+  by: string;
+  reason?: string;
+}
+
+/** Catalogs offer for install only what is approved. */
+export function isApproved(record: PackageRecord): boolean {
+  return record.approval === undefined || record.approval.state === 'approved';
 }
 
 /**

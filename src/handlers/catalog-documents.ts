@@ -102,10 +102,16 @@ export function versionsDocument(pkg: CatalogPackage, base: string, holders: (re
         ...(step_yml_url ? { step_yml_url } : {}),
         sha256: record.sha256,
         size: record.size,
+        ...(record.approval ? { approval: record.approval } : {}),
+        ...(record.provenance ? { provenance: provenanceOf(record.provenance) } : {}),
         ...(held.length > 0 ? { held_by: [...held] } : {}),
         created_at: record.createdAt,
         downloads: record.downloadCount,
       };
     }),
   };
+}
+
+function provenanceOf(p: NonNullable<CatalogRecord['provenance']>): Schemas['Provenance'] {
+  return { source: p.source, url: p.url, upstream_sha256: p.upstreamSha256, fetched_at: p.fetchedAt };
 }

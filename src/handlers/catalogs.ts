@@ -2,6 +2,7 @@ import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
 import { CATALOG_SECTION, kindOfSection, type CatalogKind } from '../domain/kinds.js';
 import { BodyCache } from '../http/body-cache.js';
+import { HttpProblem } from '../http/problem.js';
 import { baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
 import type { Snapshot } from '../catalog/snapshots.js';
@@ -64,7 +65,30 @@ export function catalogHandlers({ config, service }: { config: Config; service: 
     res.status(204).end();
   };
 
+  // Shaped as the live catalog, for an install_allowed: false entry; its downloads answer 403 until approved.
+  const getDiscoveryCatalog: Handler<'getDiscoveryCatalog'> = (req, res) => {
+    const base = baseUrl(req, config.publicUrl);
+    const kind = kindOfSection(req.params.catalog.replace(/\.json$/, ''))!;
+    bodies.sendJson(res, `discovery ${kind} ${base}`, service, () =>
+      catalogDocument(kind, service.discovery(kind), base, { url: `${base}/discovery/${CATALOG_SECTION[kind]}.json` }),
+    );
+  };
+
+  const decide = (state: 'approved' | 'rejected') => async (req: Request<{ kind: string; id: string; version: string }>, res: Response): Promise<void> => {
+    const kind = kindOfSection(req.params.kind)!;
+    const reason = (req.body as Schemas['Decision'] | undefined)?.reason;
+    if (state === 'rejected' && !reason) throw new HttpProblem(400, 'invalid-request', 'say why in "reason": the record keeps it, and the package page shows it');
+    const by = res.locals.token?.name ?? 'unknown';
+    const record = await service.decide(kind, req.params.id, req.params.version, { state, at: new Date().toISOString(), by, ...(reason ? { reason } : {}) });
+    res.locals.audit = { package: record.name, sha256: record.sha256 };
+    const base = baseUrl(req, config.publicUrl);
+    res.json(versionsDocument(service.catalogPackage(kind, req.params.id), base, (r) => service.holdersOf(r)));
+  };
+
   return {
+    getDiscoveryCatalog,
+    approveVersion: decide('approved') as unknown as Handler<'approveVersion'>,
+    rejectVersion: decide('rejected') as unknown as Handler<'rejectVersion'>,
     getExtensionCatalog: catalog('extension') as Handler<'getExtensionCatalog'>,
     getPresetCatalog: catalog('preset') as Handler<'getPresetCatalog'>,
     getWorkflowCatalog: catalog('workflow') as Handler<'getWorkflowCatalog'>,

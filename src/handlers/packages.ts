@@ -34,6 +34,8 @@ export function packageHandlers({ config, service, metrics, webPages }: PackageH
       tag: req.query.tag,
       expectedSha256: req.get('x-checksum-sha256'),
       verified: res.locals.token?.verified ?? false,
+      // Templates are never curated: only what a catalog offers waits for approval.
+      ...(config.approveUploads ? {} : { approval: { state: 'pending' as const, at: new Date().toISOString(), by: res.locals.token?.name ?? 'unknown' } }),
     });
     const base = baseUrl(req, config.publicUrl);
     metrics.uploaded(record.kind);

@@ -13,6 +13,7 @@ const PACKAGE_STATUS: Record<PackageErrorCode, number> = {
   'not-found': 404,
   exists: 409,
   held: 409,
+  'not-approved': 403,
   'invalid-name': 400,
   'invalid-tag': 400,
   empty: 400,

@@ -1,4 +1,4 @@
-export type PackageErrorCode = 'not-found' | 'exists' | 'held' | 'invalid-name' | 'invalid-tag' | 'empty' | 'checksum-mismatch' | 'invalid-package';
+export type PackageErrorCode = 'not-found' | 'exists' | 'held' | 'not-approved' | 'invalid-name' | 'invalid-tag' | 'empty' | 'checksum-mismatch' | 'invalid-package';
 
 /** A request the package service refuses; the HTTP layer maps the code to a status in one place. */
 export class PackageError extends Error {

@@ -7,7 +7,7 @@ import { freeze, snapshotOf, snapshotRecordName, type Snapshot, type VersionChoi
 import { unsafeNameReason } from '../domain/names.js';
 import { catalogFileName, catalogPackages, isCatalogRecord, type CatalogPackage, type CatalogRecord } from '../domain/catalog.js';
 import { CATALOG_KINDS, type CatalogKind, type PackageKind } from '../domain/kinds.js';
-import { isSnapshotRecord, type PackageMember, type SnapshotRecord, type StoredRecord } from '../domain/record.js';
+import { isApproved, isSnapshotRecord, type Approval, type PackageMember, type Provenance, type SnapshotRecord, type StoredRecord } from '../domain/record.js';
 import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
@@ -37,6 +37,9 @@ export interface PublishOptions {
   tag?: string | undefined;
   /** Published with a token marked `verified`: its catalog entry says so. */
   verified?: boolean;
+  /** Absent: approved on upload. A mirrored package starts pending. */
+  approval?: Approval;
+  provenance?: Provenance;
 }
 
 interface Views {
@@ -45,9 +48,14 @@ interface Views {
   latest: PackageRecord[];
   releases: ReleaseGroup[];
   byTag: Map<string, ReleaseGroup>;
+  /** What each kind's catalog offers for install: approved versions only. */
   catalogs: Map<CatalogKind, CatalogPackage[]>;
-  /** Keyed `kind/id`. */
+  /** Keyed `kind/id`; approved versions only. */
   catalogById: Map<string, CatalogPackage>;
+  /** Mirrored versions waiting for approval, by kind: the discovery catalogs. */
+  discovery: Map<CatalogKind, CatalogPackage[]>;
+  /** Keyed `kind/id`: every stored version, whatever its approval. */
+  everyVersion: Map<string, CatalogPackage>;
   /** Newest first. */
   snapshots: Snapshot[];
   /** What keeps a record from deletion (`bundle acme-kit 1.0.0`, `snapshot 2026-12`), by record id. */
@@ -121,13 +129,19 @@ export class PackageService {
     return this.currentViews().newestFirst;
   }
 
-  /** The extensions, presets or workflows, by id (alphabetical), each with its versions. */
+  /** What one kind's catalog offers for install: by id (alphabetical), each with its approved versions. */
   catalog(kind: CatalogKind): readonly CatalogPackage[] {
     return this.currentViews().catalogs.get(kind) ?? [];
   }
 
+  /** Versions of one kind waiting for approval, by id. */
+  discovery(kind: CatalogKind): readonly CatalogPackage[] {
+    return this.currentViews().discovery.get(kind) ?? [];
+  }
+
+  /** Every stored version of one id, whatever its approval; `served` is what its catalog offers, if anything. */
   catalogPackage(kind: CatalogKind, id: string): CatalogPackage {
-    const found = this.currentViews().catalogById.get(`${kind}/${id}`);
+    const found = this.currentViews().everyVersion.get(`${kind}/${id}`);
     if (!found) throw new PackageError('not-found', `no ${kind} with id ${id}`);
     return found;
   }
@@ -178,8 +192,11 @@ export class PackageService {
       const newestFirst = [...this.index.values()].sort(newestUploadFirst);
       const templates = newestFirst.filter((r) => r.kind === 'template');
       const releases = releasesNewestFirst(templates);
-      const catalogs = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst)]));
+      const catalogs = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst, isApproved)]));
       const catalogById = new Map([...catalogs.values()].flat().map((p) => [`${p.kind}/${p.id}`, p]));
+      const pending = (r: PackageRecord) => r.approval?.state === 'pending';
+      const discovery = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst, pending)]));
+      const everyVersion = new Map(CATALOG_KINDS.flatMap((kind) => catalogPackages(kind, newestFirst)).map((p) => [`${p.kind}/${p.id}`, catalogById.get(`${p.kind}/${p.id}`) ? { ...p, served: catalogById.get(`${p.kind}/${p.id}`)!.served } : p]));
       const catalogRecord = (id: number) => {
         const record = this.byId.get(id);
         return record && isCatalogRecord(record) ? record : undefined;
@@ -192,8 +209,10 @@ export class PackageService {
         byTag: new Map(releases.map((r) => [r.tag, r])),
         catalogs,
         catalogById,
+        discovery,
+        everyVersion,
         snapshots,
-        withFiles: new Map([...catalogById.values()].flatMap((p) => p.versions).filter((r) => r.catalog.files).map((r) => [r.sha256, r])),
+        withFiles: new Map([...everyVersion.values()].flatMap((p) => p.versions).filter((r) => r.catalog.files).map((r) => [r.sha256, r])),
         holders: holdersOf(catalogs.get('bundle') ?? [], snapshots, (kind, id) => catalogById.get(`${kind}/${id}`)?.versions ?? []),
       };
     }
@@ -244,7 +263,7 @@ export class PackageService {
         await this.refreshLocked();
         // `1.0` and `1.0.0` are one PEP 440 version, stored under two names: either one is the version replaced.
         const sameVersion = catalog
-          ? this.currentViews().catalogById.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
+          ? this.currentViews().everyVersion.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
           : undefined;
         const existing = this.index.get(storedName) ?? sameVersion;
         const what = catalog ? `${kind} ${catalog.id} ${existing?.catalog?.version ?? catalog.version}` : storedName;
@@ -273,6 +292,8 @@ export class PackageService {
           kind,
           catalog,
           blob: '',
+          ...(options.approval && catalog ? { approval: options.approval } : {}),
+          ...(options.provenance ? { provenance: options.provenance } : {}),
         };
         let stored: PackageRecord;
         try {
@@ -298,6 +319,30 @@ export class PackageService {
     } finally {
       await staged.discard();
     }
+  }
+
+  /**
+   * Approves or rejects one stored version: an approved one joins its kind's catalog, a rejected one leaves the
+   * discovery catalog, and neither can be downloaded until approved. Resolves with the record as stored.
+   */
+  async decide(kind: CatalogKind, id: string, version: string, decision: Approval): Promise<PackageRecord> {
+    return this.lock.run(async () => {
+      await this.refreshLocked();
+      const record = this.currentViews().everyVersion.get(`${kind}/${id}`)?.versions.find((r) => samePep440Version(r.catalog.version, version));
+      if (!record) throw new PackageError('not-found', `no ${kind} ${id} ${version}`);
+      if (decision.state === 'rejected') {
+        const holders = this.holdersOf(record);
+        if (holders.length > 0) throw new PackageError('held', `${kind} ${id} ${version} cannot be rejected: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it`);
+      }
+      const stored = await this.storage.setApproval(record.name, decision);
+      if (isSnapshotRecord(stored)) throw new Error('the store changed the kind of a package record');
+      stored.downloadCount += this.unsavedFor(stored.name);
+      this.index.set(stored.name, stored);
+      this.byId.set(stored.id, stored);
+      this.changed();
+      this.log.info({ name: stored.name, kind, id, version, state: decision.state, by: decision.by, reason: decision.reason }, `${kind} ${id} ${version} ${decision.state} by ${decision.by}`);
+      return stored;
+    });
   }
 
   /**
@@ -386,6 +431,7 @@ export class PackageService {
   ): Promise<{ record: PackageRecord; plan: P; bytes: Readable | null }> {
     for (let attempt = 1; ; attempt += 1) {
       const record = this.get(name);
+      if (!isApproved(record)) throw notApproved(record);
       const plan = await prepare(record);
       const range = bytesOf(plan);
       if (range === null) return { record, plan, bytes: null };
@@ -409,6 +455,7 @@ export class PackageService {
     const record = this.currentViews().withFiles.get(sha256);
     const member = record?.catalog.files?.find((f) => f.path === path);
     if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+    if (!isApproved(record)) throw notApproved(record);
     if (member.size === 0) return { record, member, bytes: Readable.from([]) };
     let raw: Readable;
     try {
@@ -649,4 +696,11 @@ function holdersOf(
     for (const pkg of [...snapshot.catalogs.values()].flat()) hold(pkg.served.id, `snapshot ${snapshot.name}`);
   }
   return holders;
+}
+
+/** A download of what is not approved: the discovery catalogs list it, and the CLI treats them as discovery-only. */
+function notApproved(record: PackageRecord): PackageError {
+  const state = record.approval?.state ?? 'approved';
+  const how = state === 'pending' ? 'is waiting for approval (POST /catalogs/{kind}/{id}/{version}/approve)' : `was rejected${record.approval?.reason ? `: ${record.approval.reason}` : ''}`;
+  return new PackageError('not-approved', `${record.name} ${how}; it cannot be downloaded until approved`);
 }

@@ -9,7 +9,7 @@ import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, StorageError, type ByteRange, type PackageRecord, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -257,6 +257,20 @@ export class FilesystemStorage implements Storage {
     // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB.
     const length = range ? range.end - range.start + 1 : READ_CHUNK;
     return createReadStream('', { fd, start: range?.start, end: range?.end, highWaterMark: Math.max(1, Math.min(READ_CHUNK, length)) });
+  }
+
+  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
+    try {
+      return await this.commit((draft) => {
+        const current = draft.records.get(name);
+        if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
+        const record = { ...current, approval };
+        draft.records.set(name, record);
+        return { ...record };
+      });
+    } catch (err) {
+      throw asFull(err, 'the package index');
+    }
   }
 
   async remove(name: string): Promise<void> {

@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, StorageError, type ByteRange, type PackageRecord, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
 
 export interface S3Settings {
   /** e.g. `http://127.0.0.1:7480`; the SDK's default (AWS) when null. */
@@ -290,6 +290,17 @@ export class S3Storage implements Storage {
   async read(record: StoredRecord, range?: ByteRange): Promise<Readable> {
     if (!isS3Blob(record.blob)) throw new StorageError('not-found', `no bytes for ${record.name}`);
     return this.readKey(record.blob, range);
+  }
+
+  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
+    let stored!: StoredRecord;
+    await this.commit((state) => {
+      const current = state.records.get(name);
+      if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
+      stored = { ...current, approval };
+      state.records.set(name, { ...stored });
+    });
+    return stored;
   }
 
   async remove(name: string): Promise<void> {

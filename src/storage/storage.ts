@@ -55,6 +55,12 @@ export interface Storage {
    * they are gone (the record was replaced or removed, and no download holds them any more).
    */
   read(record: StoredRecord, range?: ByteRange): Promise<Readable>;
+  /**
+   * Sets what a record says about its package beyond its bytes (today: its approval), in one commit, and resolves
+   * with the record as stored. The bytes, name, id and sha256 never change this way. Rejects with
+   * StorageError('not-found') when absent.
+   */
+  setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord>;
   /** Removes a package's record; its bytes go once nothing refers to them. Rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
   /**
