@@ -26,6 +26,7 @@ describe('loadConfig', () => {
       maxPackages: 0,
       maxReleases: 5,
       maxVersionsPerPackage: 10,
+      approveUploads: true,
       authToken: null,
       tokensFile: null,
       readAccess: 'public',
