@@ -383,6 +383,10 @@ export function loadWebPages(): WebPages {
             bundleSnapshot: pkg.kind === 'bundle' && !served && snapshots[0] !== undefined ? { name: snapshots[0], url: `${base}/setup?snapshot=${encodeURIComponent(snapshots[0])}` } : null,
             held: heldBy.length > 0,
             heldBy,
+            // Absent: approved on upload. Pending and rejected versions are not offered, and their downloads answer 403.
+            approval: record.approval && record.approval.state !== 'approved' ? { pending: record.approval.state === 'pending', rejected: record.approval.state === 'rejected', by: record.approval.by, at: record.approval.at.slice(0, 10), reason: record.approval.reason } : null,
+            approvedBy: record.approval?.state === 'approved' ? `${record.approval.by}, ${record.approval.at.slice(0, 10)}` : null,
+            provenance: record.provenance ? { source: record.provenance.source, url: record.provenance.url } : null,
             hasFiles: stepFiles.length > 0,
             fileCount: plural(stepFiles.length, 'file'),
             files: stepFiles,

@@ -75,6 +75,11 @@ describe('approval: pending until a curator approves', () => {
     expect(download.status).toBe(403);
     expect((await download.json()).detail).toContain('phones home');
     expect((await decide(server.url, 'extensions/cur-ext/9.9.9', 'approve')).status).toBe(404);
+    // The package page says what each version's state is, and why.
+    const page = await (await fetch(`${server.url}/packages/extension/cur-ext`)).text();
+    expect(page).toContain('rejected</span> by default on');
+    expect(page).toContain(': phones home.');
+    expect(page).toContain('Approved by default, ');
   });
 
   it('templates are never curated, a pending step file answers 403, and a bundle cannot pin a pending version', async () => {
