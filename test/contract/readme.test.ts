@@ -164,3 +164,24 @@ it("runs the README's snapshot and set-up commands as written, and the CLI confi
     await fresh.stop();
   }
 });
+
+it("runs the README's curation commands as written: pending, approved, rejected", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('### Curation'), readme.indexOf('### Your first package of each kind'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  const fresh = await startServer({ env: { APPROVE_UPLOADS: 'false', MAX_VERSIONS_PER_PACKAGE: '0' } });
+  try {
+    await upload(fresh.url, 'a.zip', await catalogZip('extension', { id: 'acme-hello', version: '1.0.0' }));
+    await upload(fresh.url, 'b.zip', await catalogZip('extension', { id: 'acme-hello', version: '0.9.0' }));
+    const env = { ...process.env, RS: fresh.url, TOKEN };
+    const { stdout } = await promisify(execFile)('bash', ['-c', ['set -euo pipefail', 'curl() { command curl --fail-with-body "$@"; }', block].join('\n')], { env });
+    expect(stdout).toContain('"acme-hello":{');
+    expect(stdout).toContain('"state":"pending"');
+    expect(stdout).toContain('"state":"rejected"');
+    const catalog = await (await fetch(`${fresh.url}/catalogs/extensions.json`)).json();
+    expect(catalog.extensions['acme-hello'].version).toBe('1.0.0');
+    expect((await fetch(`${fresh.url}/assets/extension-acme-hello-0.9.0.zip`)).status).toBe(403);
+  } finally {
+    await fresh.stop();
+  }
+});
