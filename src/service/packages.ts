@@ -37,6 +37,8 @@ export interface PublishOptions {
   tag?: string | undefined;
   /** Published with a token marked `verified`: its catalog entry says so. */
   verified?: boolean;
+  /** What a catalog entry said the package is (a mirrored one): the manifest must agree, as the CLI requires. */
+  expect?: { kind: CatalogKind; id: string; version: string };
   /** Absent: approved on upload. A mirrored package starts pending. */
   approval?: Approval;
   provenance?: Provenance;
@@ -254,6 +256,11 @@ export class PackageService {
       const catalog = verdict.catalog && options.verified ? { ...verdict.catalog, verified: true } : verdict.catalog;
       if (catalog && options.tag !== undefined) {
         throw new PackageError('invalid-tag', `tag applies to templates; this ${kind}'s version (${catalog.version}) comes from its manifest`);
+      }
+      const listed = options.expect;
+      if (listed && (kind !== listed.kind || catalog?.id !== listed.id || !samePep440Version(catalog.version, listed.version))) {
+        const found = catalog ? `${kind} ${catalog.id} ${catalog.version}` : 'a template';
+        throw refused([{ path: '(package)', message: `the catalog lists ${listed.kind} ${listed.id} ${listed.version}, but the package is ${found}` }]);
       }
       const storedName = catalog ? catalogFileName(kind as CatalogKind, catalog.id, catalog.version, format) : name;
       const tag = catalog ? null : options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
