@@ -39,6 +39,7 @@ describe('loadConfig', () => {
       idleTimeoutSeconds: 120,
       logLevel: 'info',
       validateResponses: true,
+      sources: [],
     });
   });
 
