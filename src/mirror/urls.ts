@@ -62,10 +62,10 @@ export function urlRefusal(url: URL | string): string | null {
   } catch {
     return 'is not an absolute URL';
   }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') return `must be an https URL, not ${parsed.protocol.replace(/:$/, '')} (plain http only on loopback)`;
   if (parsed.hostname === '') return 'has no host';
   if (parsed.protocol === 'https:') return null;
-  if (parsed.protocol === 'http:') return isLoopbackHost(parsed.hostname) ? null : 'must be https (plain http only on loopback)';
-  return `must be an https URL, not ${parsed.protocol.replace(/:$/, '')} (plain http only on loopback)`;
+  return isLoopbackHost(parsed.hostname) ? null : 'must be https (plain http only on loopback)';
 }
 
 /** Why a redirect from `from` to `to` is not followed, or null: the target's own rules, and no remote → local. */
