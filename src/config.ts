@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
 import type { ReadAccess } from './http/auth.js';
+import { parseSources, type Source } from './mirror/sources.js';
 import type { S3Settings } from './storage/s3.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/release-server/config.yaml';
@@ -64,6 +65,8 @@ export interface Config {
   logLevel: LogLevel;
   /** Check every JSON response against the contract (see README for its measured cost). */
   validateResponses: boolean;
+  /** Catalogs to mirror (mirror/sources.ts); only the config file's `sources:` list sets them. */
+  sources: Source[];
 }
 
 export class ConfigError extends Error {
@@ -73,14 +76,18 @@ export class ConfigError extends Error {
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 };
 
-type Parser<T> = (raw: unknown) => T;
+/** `env` is loadConfig's environment, for values that refer to it (a source's header `{env: NAME}`). */
+type Parser<T> = (raw: unknown, env?: NodeJS.ProcessEnv) => T;
 
 interface Setting<T> {
-  env: string;
+  /** null: the config file only (a structure with no sensible environment-variable form). */
+  env: string | null;
   default: T;
   parse: Parser<T>;
   /** Never echo the value in an error. */
   secret?: boolean;
+  /** The value is a structure: its parser's message names the item and key, and the value is not echoed. */
+  structured?: boolean;
 }
 
 const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number> => (raw) => {
@@ -230,6 +237,8 @@ const SETTINGS = {
   idle_timeout_seconds: { env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: wholeNumber(1, 86_400) },
   log_level: { env: 'LOG_LEVEL', default: 'info', parse: logLevel },
   validate_responses: { env: 'VALIDATE_RESPONSES', default: true, parse: boolean },
+  // A list of mappings with header references: set in the config file (Helm values write it), never from the env.
+  sources: { env: null, default: [] as Source[], parse: (raw: unknown, env?: NodeJS.ProcessEnv) => parseSources(raw, env), structured: true },
 } satisfies Record<string, Setting<unknown>>;
 
 type Key = keyof typeof SETTINGS;
@@ -245,7 +254,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const values = {} as Record<Key, unknown>;
   for (const key of Object.keys(SETTINGS) as Key[]) {
     const setting: Setting<unknown> = SETTINGS[key];
-    const fromEnv = env[setting.env];
+    const fromEnv = setting.env === null ? undefined : env[setting.env];
     const [source, raw] =
       fromEnv !== undefined && fromEnv !== '' ? [setting.env, fromEnv] : file && key in file ? [`${key} in ${path}`, file[key]] : [null, undefined];
     if (source === null) {
@@ -253,8 +262,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       continue;
     }
     try {
-      values[key] = setting.parse(raw);
+      values[key] = setting.parse(raw, env);
     } catch (err) {
+      if (setting.structured) throw new ConfigError(`${source}: ${(err as Error).message}`);
       const shown = setting.secret ? '(hidden)' : JSON.stringify(raw);
       throw new ConfigError(`${source}=${shown} ${(err as Error).message}`);
     }
@@ -291,6 +301,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     idleTimeoutSeconds: v.idle_timeout_seconds,
     logLevel: v.log_level,
     validateResponses: v.validate_responses,
+    sources: v.sources,
   });
 }
 
