@@ -88,6 +88,8 @@ export interface ImportLimits {
   maxTotalBytes: number;
   /** manifest.json, each catalog and record, and SHA256SUMS. */
   maxJsonBytes: number;
+  /** All of those together: what a reader holds in memory at most. */
+  maxJsonTotalBytes: number;
 }
 
 export const DEFAULT_IMPORT_LIMITS: ImportLimits = {
@@ -95,6 +97,7 @@ export const DEFAULT_IMPORT_LIMITS: ImportLimits = {
   maxPackageBytes: 100 * 1024 * 1024,
   maxTotalBytes: 20 * 1024 * 1024 * 1024,
   maxJsonBytes: 16 * 1024 * 1024,
+  maxJsonTotalBytes: 64 * 1024 * 1024,
 };
 
 /** Hands one package's bytes to the caller (which stages them) and answers with the sha256 it computed. */
@@ -262,6 +265,12 @@ export async function readExport(source: Readable, sink: ImportSink, limits: Imp
   const received: string[] = [];
   let sums: { text: string; end: number } | null = null;
   let current: string | null = null;
+  let held = 0;
+  const readJson = async (entry: AsyncIterable<unknown>, name: string, size: number) => {
+    held += size;
+    if (held > limits.maxJsonTotalBytes) throw new ExportArchiveError(`the JSON members add up to more than the ${limits.maxJsonTotalBytes} bytes allowed`, name);
+    return readSmall(entry, name, size, limits.maxJsonBytes);
+  };
 
   try {
     for await (const entry of extract) {
@@ -278,14 +287,14 @@ export async function readExport(source: Readable, sink: ImportSink, limits: Imp
 
       if (!manifest) {
         if (name !== MANIFEST) throw new ExportArchiveError(`${MANIFEST} must be the first member`, name);
-        const text = await readSmall(entry, name, size, limits.maxJsonBytes);
+        const text = await readJson(entry, name, size);
         manifest = parseManifest(text.buffer, limits);
         for (const pkg of manifest.packages) expected.set(pkg.name, pkg);
         hashes.set(name, text.sha256);
         continue;
       }
       if (name === SUMS) {
-        const text = await readSmall(entry, name, size, limits.maxJsonBytes);
+        const text = await readJson(entry, name, size);
         const offset = (header as { byteOffset?: unknown }).byteOffset;
         if (typeof offset !== 'number') throw new ExportArchiveError('cannot locate the end of the archive');
         sums = { text: text.buffer.toString('utf8'), end: Math.ceil((offset + size) / BLOCK) * BLOCK };
@@ -296,13 +305,13 @@ export async function readExport(source: Readable, sink: ImportSink, limits: Imp
       if (dir === 'catalogs' && leaf.endsWith('.json')) {
         const section = leaf.slice(0, -'.json'.length);
         if (!manifest.catalogs.includes(section)) throw new ExportArchiveError('a catalog the manifest does not list', name);
-        const text = await readSmall(entry, name, size, limits.maxJsonBytes);
+        const text = await readJson(entry, name, size);
         catalogs[section] = parseObject(text.buffer, name);
         hashes.set(name, text.sha256);
       } else if (dir === 'records' && leaf.endsWith('.json')) {
         const pkg = leaf.slice(0, -'.json'.length);
         if (!expected.has(pkg)) throw new ExportArchiveError('a record of a package the manifest does not list', name);
-        const text = await readSmall(entry, name, size, limits.maxJsonBytes);
+        const text = await readJson(entry, name, size);
         const record = parseObject(text.buffer, name);
         if (!nullOrObject(record.provenance) || !nullOrObject(record.approval)) {
           throw new ExportArchiveError('provenance and approval must each be a JSON object or null', name);

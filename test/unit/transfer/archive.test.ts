@@ -352,6 +352,8 @@ describe('export archive', () => {
       await expect(read(archive, { ...DEFAULT_IMPORT_LIMITS, maxPackageBytes: 25_000 }).result).rejects.toThrow(/^manifest\.json: .*a\.zip is 30000 bytes, more than the 25000 allowed/);
       await expect(read(archive, { ...DEFAULT_IMPORT_LIMITS, maxTotalBytes: 50_000 }).result).rejects.toThrow(/^manifest\.json: the packages add up to more than/);
       await expect(read(archive, { ...DEFAULT_IMPORT_LIMITS, maxPackages: 2 }).result).rejects.toThrow(/^manifest\.json: 3 packages, more than the 2 allowed/);
+      await expect(read(archive, { ...DEFAULT_IMPORT_LIMITS, maxJsonBytes: 300 }).result).rejects.toThrow(/^manifest\.json: \d+ bytes, more than the 300 allowed/);
+      await expect(read(archive, { ...DEFAULT_IMPORT_LIMITS, maxJsonTotalBytes: 1500 }).result).rejects.toThrow(/^records\/.*: the JSON members add up to more than the 1500 bytes allowed/);
       const withoutC = members.filter((m) => m.name !== 'packages/c.zip');
       await expect(read(await build(withSums(withoutC))).result).rejects.toThrow(/^packages\/c\.zip: missing/);
     });
