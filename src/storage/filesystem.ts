@@ -9,7 +9,7 @@ import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type PackageRecord, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -18,6 +18,8 @@ const KEEP_GENERATIONS = 10;
 /** Count batches remembered, so that a retried flush is recognised. */
 const KEEP_BATCHES = 64;
 const GENERATION = /^(\d{12})\.json$/;
+/** A batch's list of the blobs it is about to link, in tmp/ (see publishBatch). */
+const BATCH_INTENT = /^batch-[0-9a-f-]+\.json$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 
 const READ_CHUNK = 1024 * 1024;
@@ -83,6 +85,11 @@ class FsStagedBlob implements StagedBlob {
     return this.path;
   }
 
+  /** False once published or discarded. */
+  get usable(): boolean {
+    return !this.settled;
+  }
+
   /** Hands the file over to publish; after this, discard leaves it alone. */
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');
@@ -121,11 +128,23 @@ class FsStagedBlob implements StagedBlob {
  *   retry does not apply a change twice); (5) the replaced blob is unlinked if no record names it any more. A
  *   download that opened it keeps reading the old inode; one that has its record but did not open it yet gets
  *   not-found and asks again (handlers/packages.ts).
- * - remove: the generation without the record first, then the blob. A crash in between leaves an unnamed blob.
+ * - publishBatch: as publish, for many packages, with one commit: (1) the staged bytes are fsynced in tmp/ (stage);
+ *   (2) a batch intent, tmp/batch-<uuid>.json listing the sha256 of every blob about to be linked, is written and
+ *   fsynced with its directory, before any link: it is how a restart finds the blobs a crash left; (3) each blob is
+ *   hard-linked create-only, as in publish; (4) ONE index generation with every record of the batch: the commit
+ *   point, so readers and a restart see all of the batch or none of it; (5) the in-memory state; (6) the intent is
+ *   removed, then replaced blobs are released. A failure before (4) unlinks the blobs the batch created (those
+ *   identical bytes did not already have) and removes the intent: the store is as it was. A crash before (4) leaves
+ *   the intent in tmp/: open() reads it before it sweeps tmp/ and unlinks each listed blob that no record of the
+ *   newest generation names, so nothing of the batch remains. A crash after (4) leaves an intent whose blobs are all
+ *   named: none is touched. A torn intent (a crash while writing it) means no link was made yet: nothing to remove.
  * - A damaged newest generation is never overwritten or deleted: open() refuses, naming it and `recover-index`.
  *
  * Not supported: two processes writing one directory (one server owns it; use s3 for replicas); blobs that a
- * crash left without a record are not collected automatically (they are invisible; `recover-index` lists them).
+ * crash of a single publish left without a record are not collected automatically (they are invisible;
+ * `recover-index` lists them); a batch's are (above). When open() stops on a damaged index, tmp/ has already been
+ * swept and a crashed batch's blobs stay, unnamed, for `recover-index` to list: nothing is deleted on the word of an
+ * index that cannot be read.
  */
 export class FilesystemStorage implements Storage {
   readonly stateDir: string;
@@ -142,7 +161,17 @@ export class FilesystemStorage implements Storage {
   /** Blobs that a publish in flight has linked or found, by sha256: not deleted meanwhile. */
   private readonly pendingBlobs = new Map<string, number>();
 
-  constructor(private readonly root: string, private readonly log: Logger) {
+  constructor(
+    private readonly root: string,
+    private readonly log: Logger,
+    private readonly options: {
+      /**
+       * A test seam: awaited by publishBatch after every blob is linked and before the commit. A hook that throws is
+       * a failure there; one that never settles is a crash there (the process never gets further).
+       */
+      beforeBatchCommit?: () => Promise<void>;
+    } = {},
+  ) {
     this.stateDir = join(root, STATE_DIR);
     this.blobsDir = join(this.stateDir, 'blobs');
     this.tmpDir = join(this.stateDir, 'tmp');
@@ -152,7 +181,9 @@ export class FilesystemStorage implements Storage {
   async open(): Promise<StoredRecord[]> {
     await mkdir(this.indexDir, { recursive: true });
     await mkdir(this.blobsDir, { recursive: true });
-    // Only the server's own staging area: what an interrupted upload or index write left there.
+    // Read before the sweep: the blobs a batch that crashed before its commit linked.
+    const batchBlobs = await this.readBatchIntents();
+    // Only the server's own staging area: what an interrupted upload, batch or index write left there.
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
 
@@ -173,8 +204,42 @@ export class FilesystemStorage implements Storage {
         await this.writeGeneration(this.state);
       }
     }
+    await this.dropUnnamed(batchBlobs);
     await this.warnForeign();
     return [...this.state.records.values()].map((r) => ({ ...r }));
+  }
+
+  /** The sha256s that batch intents in tmp/ list; a torn intent lists nothing (no link was made before it was whole). */
+  private async readBatchIntents(): Promise<Set<string>> {
+    const blobs = new Set<string>();
+    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
+      if (!BATCH_INTENT.test(name)) continue;
+      try {
+        const intent = JSON.parse(await readFile(join(this.tmpDir, name), 'utf8')) as { blobs?: unknown };
+        if (Array.isArray(intent.blobs)) for (const blob of intent.blobs) if (typeof blob === 'string' && isFsBlob(blob)) blobs.add(blob);
+      } catch {
+        // torn: written before any link
+      }
+    }
+    return blobs;
+  }
+
+  /** Unlinks those of `blobs` that no record (valid or kept aside) names: what a batch that never committed linked. */
+  private async dropUnnamed(blobs: Set<string>): Promise<void> {
+    if (blobs.size === 0) return;
+    const named = new Set([...this.state.records.values()].map((r) => r.blob));
+    for (const r of this.state.invalid) named.add((r as { blob?: string } | null)?.blob ?? '');
+    const dropped: string[] = [];
+    for (const blob of blobs) {
+      if (named.has(blob)) continue;
+      try {
+        await unlink(this.blobPath(blob));
+        dropped.push(blob);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err, blob }, 'could not remove a blob an interrupted batch left');
+      }
+    }
+    if (dropped.length > 0) this.log.info({ blobs: dropped }, `removed ${dropped.length} blobs that a batch interrupted before its commit left`);
   }
 
   async stage(source: Readable): Promise<StagedBlob> {
@@ -225,6 +290,67 @@ export class FilesystemStorage implements Storage {
     }
     if (replaced && replaced.blob !== blob) await this.releaseBlob(replaced.blob);
     return { ...stored };
+  }
+
+  /** The order of writes, and why, is in the class comment. */
+  async publishBatch<R extends StoredRecord>(items: readonly BatchItem<R>[], options: { ifAbsent?: boolean } = {}): Promise<R[]> {
+    const staged = items.map((item) => item.staged);
+    const discardAll = () => Promise.all(staged.map((s) => s.discard().catch(() => undefined)));
+    const problem = batchProblem(items, (s) => s instanceof FsStagedBlob && s.usable);
+    if (problem) {
+      await discardAll();
+      throw new TypeError(problem);
+    }
+    if (items.length === 0) return [];
+    const taken = options.ifAbsent ? items.find((item) => this.state.records.has(item.record.name)) : undefined;
+    if (taken) {
+      await discardAll();
+      throw new StorageError('conflict', `${taken.record.name} exists; nothing of the batch was stored`);
+    }
+    const blobs = staged as FsStagedBlob[];
+    for (const blob of blobs) blob.claim();
+    // How many items of this batch hold each blob: those holds are released together below.
+    const holds = new Map<string, number>();
+    for (const { sha256 } of blobs) holds.set(sha256, (holds.get(sha256) ?? 0) + 1);
+    for (const [sha256, n] of holds) this.pendingBlobs.set(sha256, (this.pendingBlobs.get(sha256) ?? 0) + n);
+    const intent = join(this.tmpDir, `batch-${randomUUID()}.json`);
+    const created: string[] = [];
+    const replaced: StoredRecord[] = [];
+    let stored: R[];
+    try {
+      try {
+        await writeDurably(intent, JSON.stringify({ blobs: [...holds.keys()] }));
+        await syncDir(this.tmpDir);
+        for (const blob of blobs) if (await this.linkBlob(blob.path, blob.sha256)) created.push(blob.sha256);
+        await this.options.beforeBatchCommit?.();
+        stored = await this.commit((draft) => {
+          replaced.length = 0;
+          return items.map(({ record: input }, i) => {
+            const previous = draft.records.get(input.name);
+            if (options.ifAbsent && previous) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
+            if (previous) replaced.push(previous);
+            const record: R = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: blobs[i]!.sha256 };
+            draft.records.set(record.name, record);
+            return record;
+          });
+        });
+      } catch (err) {
+        // No record names the blobs this batch made: they go (unless identical bytes are stored or on their way).
+        for (const sha256 of created) await this.releaseBlob(sha256, holds.get(sha256));
+        throw asFull(err, 'the batch');
+      }
+    } finally {
+      for (const [sha256, n] of holds) {
+        const left = (this.pendingBlobs.get(sha256) ?? n) - n;
+        if (left > 0) this.pendingBlobs.set(sha256, left);
+        else this.pendingBlobs.delete(sha256);
+      }
+      await Promise.all(blobs.map((blob) => rm(blob.path, { force: true })));
+      await rm(intent, { force: true });
+    }
+    const kept = new Set(stored.map((r) => r.blob));
+    for (const old of new Set(replaced.map((r) => r.blob))) if (!kept.has(old)) await this.releaseBlob(old);
+    return stored.map((r) => ({ ...r }));
   }
 
   async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
@@ -503,6 +629,17 @@ export class FilesystemStorage implements Storage {
     });
     this.blobOps = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** Writes `text` to a new file and fsyncs it. */
+async function writeDurably(path: string, text: string): Promise<void> {
+  const handle = await open(path, 'wx');
+  try {
+    await handle.writeFile(text);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

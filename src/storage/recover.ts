@@ -30,8 +30,10 @@ export interface RecoveryReport {
  * - adds every complete, valid record that can still be read from the damaged files (a truncated file keeps the
  *   records before the cut), when its bytes are present; for a name both have, the later upload wins and the higher
  *   download count is kept;
- * - sets lastId past every id seen anywhere, plus one per generation that could not be read whole (each generation
- *   hands out at most one id), so no id is ever handed out twice;
+ * - sets lastId past every id seen anywhere, plus one per generation that could not be read whole (a publish hands
+ *   out at most one id per generation), so no id is ever handed out twice. A publishBatch generation may hand out
+ *   many; its `lastId` is written before its records, so a damaged one still says how far it went unless it was cut
+ *   within its first few dozen bytes;
  * - moves the damaged files to index/damaged/ and writes the result as a new generation (create-only).
  * A removal recorded only in a damaged generation cannot be seen: such a package comes back (rather than any being
  * lost); remove it again.

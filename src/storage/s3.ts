@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
-import { asFull, StorageError, type ByteRange, type PackageRecord, type StoredRecord, type StagedBlob, type Storage } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 export interface S3Settings {
   /** e.g. `http://127.0.0.1:7480`; the SDK's default (AWS) when null. */
@@ -97,6 +97,11 @@ class S3StagedBlob implements StagedBlob {
     return createReadStream(this.localCopy, { start: range.start, end: range.end, highWaterMark: Math.max(1, Math.min(64 * 1024, range.end - range.start + 1)) });
   }
 
+  /** False once published or discarded. */
+  get usable(): boolean {
+    return !this.settled;
+  }
+
   /** Hands the object over to the index; the local copy is no longer needed. */
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');
@@ -151,7 +156,16 @@ export class S3Storage implements Storage {
   constructor(
     private readonly settings: S3Settings,
     private readonly log: Logger,
-    private readonly options: { leftoverAgeMs?: number; retiredGraceMs?: number; sweepEveryMs?: number } = {},
+    private readonly options: {
+      leftoverAgeMs?: number;
+      retiredGraceMs?: number;
+      sweepEveryMs?: number;
+      /**
+       * A test seam: awaited by publishBatch before its commit. A hook that throws is a failure there; one that never
+       * settles is a crash there (the process never gets further).
+       */
+      beforeBatchCommit?: () => Promise<void>;
+    } = {},
   ) {
     this.client = new S3Client({
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
@@ -249,6 +263,45 @@ export class S3Storage implements Storage {
     } catch (err) {
       // No index names the new blob: nothing can be reading it.
       await this.deleteKey(staged.key).catch(() => undefined);
+      throw err;
+    }
+    return stored;
+  }
+
+  /**
+   * Order of writes, and why: every blob is in the bucket already (stage uploads it, each under a key of its own that
+   * nothing names); then ONE conditional write of the index names them all: the commit point, so every replica sees
+   * the whole batch or none of it. Conflicts and ids are decided inside the commit against the index as the bucket
+   * holds it (a name another replica published a moment ago conflicts too, and the whole batch fails). A failure
+   * before or at the commit deletes the batch's blobs; a crash there leaves them unnamed, and the sweep at open
+   * removes them once they are older than the leftover age, as it does an interrupted upload's.
+   */
+  async publishBatch<R extends StoredRecord>(items: readonly BatchItem<R>[], options: { ifAbsent?: boolean } = {}): Promise<R[]> {
+    const problem = batchProblem(items, (s) => s instanceof S3StagedBlob && s.usable);
+    if (problem) {
+      await Promise.all(items.map(({ staged }) => staged.discard().catch(() => undefined)));
+      throw new TypeError(problem);
+    }
+    if (items.length === 0) return [];
+    const blobs = items.map(({ staged }) => staged as S3StagedBlob);
+    for (const blob of blobs) blob.claim();
+    let stored: R[] = [];
+    try {
+      await this.options.beforeBatchCommit?.();
+      await this.commit((state) => {
+        stored = items.map(({ record: input }, i) => {
+          const replaced = state.records.get(input.name);
+          if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
+          const key = blobs[i]!.key;
+          const record: R = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: key };
+          state.records.set(input.name, { ...record });
+          if (replaced && replaced.blob !== key) state.retired = [...state.retired, { blob: replaced.blob, at: Date.now() }];
+          return record;
+        });
+      });
+    } catch (err) {
+      // No index names the batch's blobs: nothing can be reading them.
+      await Promise.all(blobs.map((blob) => this.deleteKey(blob.key).catch(() => undefined)));
       throw err;
     }
     return stored;

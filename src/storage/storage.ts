@@ -16,6 +16,12 @@ export interface StagedBlob {
   discard(): Promise<void>;
 }
 
+/** One package of a `publishBatch`: staged bytes and the record they get. */
+export interface BatchItem<R extends StoredRecord = StoredRecord> {
+  staged: StagedBlob;
+  record: R;
+}
+
 export interface ByteRange {
   start: number;
   /** Inclusive. */
@@ -44,6 +50,16 @@ export interface Storage {
    * store, even if another process wrote it a moment ago.
    */
   publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: { ifAbsent?: boolean }): Promise<R>;
+  /**
+   * Publishes several staged blobs with their records in one commit: every record becomes visible at once, or none
+   * does (a failure, or a crash, before the commit leaves the store as it was; bytes written before it are named by
+   * no record and cleaned up as an interrupted publish's are). Ids, counts and replacement work as in `publish`, in
+   * the order of `items`; resolves with the records as stored, in that order. With `ifAbsent`, one name that exists
+   * fails the whole batch with StorageError('conflict') and changes nothing. Two items naming the same package
+   * reject with a TypeError before anything is written. Every staged blob is used up either way (discarding one
+   * afterwards is a no-op). An empty batch resolves with [] and writes nothing.
+   */
+  publishBatch<R extends StoredRecord>(items: readonly BatchItem<R>[], options?: { ifAbsent?: boolean }): Promise<R[]>;
   /**
    * Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. A
    * `batch` id that was applied already is not applied again: a flush retried after a failure (or after an answer
@@ -100,4 +116,17 @@ export function isDiskFull(err: unknown): boolean {
 export function asFull(err: unknown, what: string): unknown {
   if (err instanceof StorageError || !isDiskFull(err)) return err;
   return new StorageError('full', `no space left for ${what}`, { cause: err });
+}
+
+/**
+ * Why a batch cannot be published at all (a staged blob not this store's or used up already, a name twice), or null.
+ */
+export function batchProblem(items: readonly BatchItem[], usable: (staged: StagedBlob) => boolean): string | null {
+  const names = new Set<string>();
+  for (const { staged, record } of items) {
+    if (!usable(staged)) return `the blob staged for ${record.name} was not staged by this storage, or was published or discarded already`;
+    if (names.has(record.name)) return `the batch names ${record.name} twice`;
+    names.add(record.name);
+  }
+  return null;
 }

@@ -29,6 +29,15 @@ async function indexed(storage: Storage): Promise<{ name: string; blob: string }
   }
 }
 
+async function unnamedBlobs(storage: Storage): Promise<string[]> {
+  const { bucket, prefix } = settingsOf.get(storage)!;
+  const client = (storage as S3Storage).client;
+  const named = new Set((await indexed(storage)).map((r) => r.blob));
+  const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+  const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
+  return [...(objects.Contents ?? []).map((o) => o.Key!).filter((k) => !named.has(k)), ...(uploads.Uploads ?? []).map((u) => `upload ${u.Key}`)];
+}
+
 describeStorage('s3', {
   fresh: async () => {
     const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'release-server/', forcePathStyle: true };
@@ -39,13 +48,21 @@ describeStorage('s3', {
   reopen: async (storage) => at(settingsOf.get(storage)!),
   visible: async (storage) => (await indexed(storage)).map((r) => r.name).sort(),
   // Blobs no record names, and multipart uploads not finished: what an interrupted upload would leave.
-  staged: async (storage) => {
-    const { bucket, prefix } = settingsOf.get(storage)!;
-    const client = (storage as S3Storage).client;
-    const named = new Set((await indexed(storage)).map((r) => r.blob));
-    const objects = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
-    const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${prefix}blobs/` }));
-    return [...(objects.Contents ?? []).map((o) => o.Key!).filter((k) => !named.has(k)), ...(uploads.Uploads ?? []).map((u) => `upload ${u.Key}`)];
+  staged: unnamedBlobs,
+  // Blobs are the only bytes: those are every unnamed one.
+  unnamed: unnamedBlobs,
+  withBatchHook: async (storage, hook) => {
+    const settings = settingsOf.get(storage)!;
+    const hooked = new S3Storage(settings, silent, { beforeBatchCommit: hook });
+    settingsOf.set(hooked, settings);
+    return hooked;
+  },
+  // Leftovers are swept once older than the leftover age (an hour): here, at once.
+  sweeping: async (storage) => {
+    const settings = settingsOf.get(storage)!;
+    const sweeper = new S3Storage(settings, silent, { leftoverAgeMs: 0 });
+    settingsOf.set(sweeper, settings);
+    return sweeper;
   },
 });
 

@@ -66,9 +66,54 @@ describeStorage('filesystem', {
   reopen: async (storage) => at(roots.get(storage)!),
   visible: async (storage) => (await newestIndex(roots.get(storage)!).catch(() => ({ records: [] }))).records.map((r) => r.name).sort(),
   staged: async (storage) => readdir(join(roots.get(storage)!, STATE_DIR, 'tmp')),
+  unnamed: async (storage) => {
+    const root = roots.get(storage)!;
+    const index = await newestIndex(root);
+    const named = new Set([...index.records, ...((index.invalidRecords ?? []) as PackageRecord[])].map((r) => r.blob));
+    const tmp = await readdir(join(root, STATE_DIR, 'tmp'));
+    return [...(await blobs(root)).filter((b) => !named.has(b)), ...tmp.map((t) => `tmp/${t}`)];
+  },
+  withBatchHook: async (storage, hook) => {
+    const hooked = new FilesystemStorage(roots.get(storage)!, silent, { beforeBatchCommit: hook });
+    roots.set(hooked, roots.get(storage)!);
+    return hooked;
+  },
+  // Every open removes what a crashed batch left.
+  sweeping: async (storage) => at(roots.get(storage)!),
 });
 
 describe('filesystem storage specifics', () => {
+  it('writes a batch as one index generation', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'a.zip', 'a');
+    const before = await generations(root);
+    const items = await Promise.all(['b', 'c', 'd'].map(async (n) => ({ staged: await storage.stage(Readable.from([Buffer.from(n)])), record: record(`${n}.zip`, n) })));
+    await storage.publishBatch(items);
+    const after = await generations(root);
+    expect(after.length).toBe(before.length + 1);
+    expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['a.zip', 'b.zip', 'c.zip', 'd.zip']);
+    expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
+  });
+
+  it('keeps the blobs of a batch intent left by a crash after the commit: records name them', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    const a = await put(storage, 'a.zip', 'a');
+    const stray = sha256('never committed');
+    await mkdir(join(root, STATE_DIR, 'blobs', stray.slice(0, 2)), { recursive: true });
+    await writeFile(join(root, STATE_DIR, 'blobs', stray.slice(0, 2), stray), 'never committed');
+    await writeFile(join(root, STATE_DIR, 'tmp', 'batch-0a1b.json'), JSON.stringify({ blobs: [a.blob, stray] }));
+    // A torn intent is ignored.
+    await writeFile(join(root, STATE_DIR, 'tmp', 'batch-0a1c.json'), '{"blobs":["');
+    const restarted = at(root);
+    expect(await restarted.open()).toEqual([a]);
+    expect(await blobs(root)).toEqual([a.blob]);
+    expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
+  });
+
   it('keeps its state in a directory of its own, sweeps only its own staging area, and never adopts, lists or deletes foreign files', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     await at(root).open();

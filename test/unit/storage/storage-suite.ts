@@ -13,6 +13,12 @@ export interface StorageHarness {
   visible(storage: Storage): Promise<string[]>;
   /** Anything left in the staging area. */
   staged(storage: Storage): Promise<string[]>;
+  /** Bytes the store holds that no record names, and anything left in the staging area: what a failure may leave. */
+  unnamed(storage: Storage): Promise<string[]>;
+  /** Another instance over the same store whose publishBatch awaits `hook` after writing the bytes, before its commit. */
+  withBatchHook(storage: Storage, hook: () => Promise<void>): Promise<Storage>;
+  /** Another instance over the same store that, at open, removes whatever an interrupted write left, however recent. */
+  sweeping(storage: Storage): Promise<Storage>;
 }
 
 const record = (name: string, id: number, bytes: string, extra: Partial<PackageRecord> = {}): PackageRecord => ({
@@ -201,6 +207,118 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       await storage.addDownloads(batch, 'batch-1');
       await storage.addDownloads(new Map([['once.zip', 1]]), 'batch-2');
       expect(await (await harness.reopen(storage)).open()).toEqual([{ ...rec, downloadCount: 4 }]);
+    });
+
+    describe('publishBatch', () => {
+      const stageAll = (storage: Storage, contents: Record<string, string>) =>
+        Promise.all(Object.entries(contents).map(async ([name, bytes]) => ({ staged: await storage.stage(Readable.from([Buffer.from(bytes)])), record: record(name, 0, bytes) })));
+
+      it('publishes every package of a batch, with new ids in order, replacing and keeping counts as publish does', async () => {
+        const storage = await harness.fresh();
+        await storage.open();
+        const old = await storage.publish(await storage.stage(Readable.from(['old'])), record('b.zip', 0, 'old'));
+        await storage.addDownloads(new Map([['b.zip', 5]]));
+        const items = await stageAll(storage, { 'a.zip': 'alpha', 'b.zip': 'bravo', 'c.zip': 'charlie' });
+        // A replacement keeps its id, as the service asks of publish.
+        items[1]!.record.id = old.id;
+        const stored = await storage.publishBatch(items);
+        expect(stored.map((r) => r.name)).toEqual(['a.zip', 'b.zip', 'c.zip']);
+        const [a, b, c] = stored;
+        expect(b!.id).toBe(old.id);
+        expect(new Set([a!.id, c!.id, old.id]).size).toBe(3);
+        expect(a!.id).toBeGreaterThan(old.id);
+        expect(c!.id).toBeGreaterThan(a!.id);
+        expect(b!.downloadCount).toBe(5);
+        expect(await text(await storage.read(a!))).toBe('alpha');
+        expect(await text(await storage.read(b!))).toBe('bravo');
+        expect(await harness.visible(storage)).toEqual(['a.zip', 'b.zip', 'c.zip']);
+        const reopened = await (await harness.reopen(storage)).open();
+        expect(reopened.sort((x, y) => x.name.localeCompare(y.name))).toEqual(stored);
+        expect(await storage.publishBatch([])).toEqual([]);
+      });
+
+      it('changes nothing when one name of an ifAbsent batch exists, and uses up every staged blob', async () => {
+        const storage = await harness.fresh();
+        await storage.open();
+        const taken = await storage.publish(await storage.stage(Readable.from(['first'])), record('taken.zip', 0, 'first'));
+        const items = await stageAll(storage, { 'new-1.zip': 'n1', 'taken.zip': 'second', 'new-2.zip': 'n2' });
+        await expect(storage.publishBatch(items, { ifAbsent: true })).rejects.toMatchObject({ code: 'conflict', message: expect.stringContaining('taken.zip') });
+        expect(await harness.visible(storage)).toEqual(['taken.zip']);
+        expect(await text(await storage.read(taken))).toBe('first');
+        expect(await harness.unnamed(storage)).toEqual([]);
+        expect(await (await harness.reopen(storage)).open()).toEqual([taken]);
+        // Used up: publishing them again is refused, and changes nothing either.
+        await expect(storage.publishBatch(items.filter((i) => i.record.name !== 'taken.zip'))).rejects.toThrow();
+        expect(await harness.visible(storage)).toEqual(['taken.zip']);
+      });
+
+      it('changes nothing when a stage fails part-way through a batch, or one staged blob is no longer usable', async () => {
+        const storage = await harness.fresh();
+        await storage.open();
+        const staged = await stageAll(storage, { 'a.zip': 'a', 'b.zip': 'b' });
+        const failing = Readable.from(
+          (async function* () {
+            yield Buffer.alloc(64 * 1024, 1);
+            throw new Error('archive ended early');
+          })(),
+        );
+        await expect(storage.stage(failing)).rejects.toThrow('archive ended early');
+        // The caller (an import) gives up: it discards what it staged.
+        for (const { staged: blob } of staged) await blob.discard();
+        expect(await harness.visible(storage)).toEqual([]);
+        expect(await harness.unnamed(storage)).toEqual([]);
+
+        const items = await stageAll(storage, { 'c.zip': 'c', 'd.zip': 'd', 'e.zip': 'e' });
+        await items[1]!.staged.discard();
+        await expect(storage.publishBatch(items)).rejects.toThrow(/d\.zip/);
+        expect(await harness.visible(storage)).toEqual([]);
+        expect(await harness.unnamed(storage)).toEqual([]);
+
+        const twice = await stageAll(storage, { 'f.zip': 'f' });
+        twice.push({ staged: await storage.stage(Readable.from(['f2'])), record: record('f.zip', 0, 'f2') });
+        await expect(storage.publishBatch(twice)).rejects.toThrow(/f\.zip twice/);
+        expect(await harness.visible(storage)).toEqual([]);
+        expect(await harness.unnamed(storage)).toEqual([]);
+      });
+
+      it('changes nothing, and leaves no bytes, when the batch fails between its blob writes and its commit', async () => {
+        const first = await harness.fresh();
+        await first.open();
+        const kept = await first.publish(await first.stage(Readable.from(['kept'])), record('kept.zip', 0, 'kept'));
+        const storage = await harness.withBatchHook(first, async () => {
+          throw new Error('the commit could not be written');
+        });
+        await storage.open();
+        const items = await stageAll(storage, { 'x.zip': 'x', 'y.zip': 'y', 'kept-again.zip': 'kept' });
+        await expect(storage.publishBatch(items)).rejects.toThrow('the commit could not be written');
+        expect(await harness.visible(storage)).toEqual(['kept.zip']);
+        expect(await harness.unnamed(storage)).toEqual([]);
+        // Identical bytes a record names are not taken away with the batch.
+        expect(await text(await storage.read(kept))).toBe('kept');
+      });
+
+      it('after a crash between the blob writes and the commit, a restarted store shows nothing of the batch and keeps none of its bytes', async () => {
+        const first = await harness.fresh();
+        await first.open();
+        const kept = await first.publish(await first.stage(Readable.from(['kept'])), record('kept.zip', 0, 'kept'));
+        let reached!: () => void;
+        const atCommit = new Promise<void>((resolve) => (reached = resolve));
+        // Never settles: the process "dies" there, and no line after it runs.
+        const crashing = await harness.withBatchHook(first, () => (reached(), new Promise<void>(() => undefined)));
+        await crashing.open();
+        const items = await stageAll(crashing, { 'x.zip': 'x'.repeat(100_000), 'y.zip': 'y', 'kept-again.zip': 'kept' });
+        void crashing.publishBatch(items);
+        await atCommit;
+        expect(await harness.visible(first)).toEqual(['kept.zip']);
+        const restarted = await harness.reopen(first);
+        expect(await restarted.open()).toEqual([kept]);
+        const swept = await harness.sweeping(first);
+        expect(await swept.open()).toEqual([kept]);
+        expect(await harness.unnamed(swept)).toEqual([]);
+        expect(await text(await swept.read(kept))).toBe('kept');
+        const next = await swept.publishBatch(await stageAll(swept, { 'x.zip': 'x' }));
+        expect(next[0]!.id).toBeGreaterThan(kept.id);
+      });
     });
 
     it('has nothing new to refresh when only this instance wrote', async () => {
