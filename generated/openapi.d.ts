@@ -659,6 +659,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The configured sources and their last sync
+         * @description Each source of `sources` in the configuration (never its credentials), whether a sync is running, and what the last one did.
+         */
+        get: operations["listSources"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sources/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's name in the configuration. */
+                name: components["parameters"]["SourceName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * One source, with its running or last sync
+         * @description While a sync runs, `last` is that run, counting as it goes (`done` of `total`, `bytes`); afterwards, its
+         *     outcome: what was stored (pending approval), what was already stored, and every refusal with its reason.
+         */
+        get: operations["getSource"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sources/{name}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's name in the configuration. */
+                name: components["parameters"]["SourceName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sync one source now
+         * @description Starts a sync and answers at once (202); `GET /sources/{name}` follows it. Every new entry's download is
+         *     fetched within the source's limits, checked against the sha256 the source gives, vetted as an upload is,
+         *     and stored **pending** with its provenance. A version already stored is never replaced: the same bytes
+         *     count as unchanged, other bytes are refused as changed upstream. A sync already running answers 409.
+         */
+        post: operations["syncSource"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/catalogs/snapshots": {
         parameters: {
             query?: never;
@@ -1090,6 +1160,40 @@ export interface components {
                 [key: string]: components["schemas"]["CatalogEntryFields"];
             };
         };
+        SourceStatus: {
+            name: string;
+            /** @description The catalog URL of each kind it mirrors. */
+            catalogs: {
+                [key: string]: string;
+            };
+            running: boolean;
+            /**
+             * Format: date-time
+             * @description Set when the source failed max_fails syncs in a row; no sync runs before then.
+             */
+            set_aside_until: string | null;
+            /** @description The running sync, or the last one; null before the first. */
+            last: components["schemas"]["SyncReport"] | null;
+        };
+        SyncReport: {
+            /** Format: date-time */
+            started_at: string;
+            /** Format: date-time */
+            finished_at: string | null;
+            total: number;
+            done: number;
+            /** @description New versions stored, pending approval. */
+            stored: number;
+            unchanged: number;
+            bytes: number;
+            refused: {
+                kind: string;
+                id: string;
+                version: string | null;
+                reason: string;
+            }[];
+            error: string | null;
+        };
         Decision: {
             reason?: string;
         };
@@ -1450,6 +1554,8 @@ export interface components {
         };
     };
     parameters: {
+        /** @description The source's name in the configuration. */
+        SourceName: string;
         /** @description Which catalog. */
         CatalogSection: "extensions" | "presets" | "workflows" | "steps" | "bundles" | "integrations";
         /** @description The id, as in the catalog. */
@@ -2508,6 +2614,93 @@ export interface operations {
             };
             304: components["responses"]["NotModified"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    listSources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sources. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceStatus"][];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    getSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's name in the configuration. */
+                name: components["parameters"]["SourceName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The source. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            default: components["responses"]["Problem"];
+        };
+    };
+    syncSource: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The source's name in the configuration. */
+                name: components["parameters"]["SourceName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sync started. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceStatus"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            /** @description A sync of this source is running. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             429: components["responses"]["TooManyRequests"];
             default: components["responses"]["Problem"];
         };

@@ -15,6 +15,7 @@ import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
 import { httpLoggerOptions } from './logger.js';
 import type { Metrics } from './metrics.js';
+import type { Mirror } from './mirror/sync.js';
 import type { PackageService } from './service/packages.js';
 import type { loadStaticFiles, WebPages } from './web/pages.js';
 
@@ -31,6 +32,7 @@ export interface AppDeps {
   docsPage: Buffer | null;
   webPages: WebPages;
   staticFiles: ReturnType<typeof loadStaticFiles>;
+  mirror: Mirror;
 }
 
 /**

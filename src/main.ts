@@ -14,6 +14,7 @@ import { Metrics } from './metrics.js';
 import type { Storage } from './storage/storage.js';
 import { VettingPool } from './vetting/pool.js';
 import { loadStaticFiles, loadWebPages } from './web/pages.js';
+import { Mirror } from './mirror/sync.js';
 import { cliAcceptsUrl } from './http/urls.js';
 
 /** How long in-flight requests may take to finish after SIGTERM. */
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage, vet: (path) => vetting.vet(path) },
     logger.child({ module: 'packages' }),
   );
+  const mirror = new Mirror(config.sources, service, logger.child({ module: 'mirror' }));
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
     docsPage: readOptional(DOCS_PAGE_PATH),
     webPages: loadWebPages(),
     staticFiles: loadStaticFiles(),
+    mirror,
   });
 
   const server = createServer(
@@ -121,7 +124,8 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down: no new connections, waiting for requests in flight');
     stopWatchingTokens();
     server.close(() => {
-      void Promise.allSettled([service.close(), vetting.close()]).finally(() => {
+      mirror.close();
+    void Promise.allSettled([service.close(), vetting.close()]).finally(() => {
         log.info('stopped');
         process.exit(0);
       });
@@ -144,6 +148,7 @@ async function main(): Promise<void> {
   }
   // Other replicas may write to the same bucket; a directory has one writer, this process.
   if (config.s3) service.startRefresh(config.indexRefreshSeconds * 1000);
+  mirror.schedule();
 }
 
 /**
