@@ -75,6 +75,7 @@ async function main(): Promise<void> {
     logger.child({ module: 'packages' }),
   );
   const mirror = new Mirror(config.sources, service, logger.child({ module: 'mirror' }));
+  metrics.watchSyncs(() => mirror.names().map((name) => mirror.status(name)));
   const contract = readFileSync(CONTRACT_PATH);
   const app = createApp({
     config,

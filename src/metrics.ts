@@ -45,6 +45,43 @@ export class Metrics {
     });
   }
 
+  /** Mirror syncs, read at each scrape: the running (or last) run's progress per source. */
+  watchSyncs(statuses: () => readonly { name: string; running: boolean; last: { total: number; done: number; stored: number; unchanged: number; refused: unknown[]; bytes: number } | null }[]): void {
+    new Gauge({
+      name: 'release_server_sync_entries',
+      help: 'Entries of the running or last sync of each source: total, done, stored, unchanged, refused',
+      labelNames: ['source', 'count'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of statuses()) {
+          if (!s.last) continue;
+          const { total, done, stored, unchanged, refused } = s.last;
+          for (const [count, value] of Object.entries({ total, done, stored, unchanged, refused: refused.length })) this.set({ source: s.name, count }, value);
+        }
+      },
+    });
+    new Gauge({
+      name: 'release_server_sync_bytes',
+      help: 'Bytes fetched by the running or last sync of each source',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of statuses()) if (s.last) this.set({ source: s.name }, s.last.bytes);
+      },
+    });
+    new Gauge({
+      name: 'release_server_sync_running',
+      help: '1 while a sync of the source runs',
+      labelNames: ['source'],
+      registers: [this.registry],
+      collect() {
+        for (const s of statuses()) this.set({ source: s.name }, s.running ? 1 : 0);
+      },
+    });
+  }
+
   /**
    * Counts each request when its response is done (status `aborted` when the client left first), under the
    * operationId the contract's validator matched, or the one authorization saw (a 401 or 429 never reaches the

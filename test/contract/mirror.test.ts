@@ -69,6 +69,10 @@ describe('mirroring a source', () => {
     expect(versions.versions[0].sha256).toBe(versions.versions[0].provenance.upstream_sha256);
     expect((await json(`${server.url}/catalogs/extensions/tag-archive`)).versions[0].provenance.upstream_sha256).toBeNull();
     expect((await fetch(discovery.extensions['bare-sha'].download_url)).status).toBe(403);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain(`release_server_sync_entries{source="community",count="stored"} ${first.stored}`);
+    expect(metrics).toContain(`release_server_sync_entries{source="community",count="done"} ${first.total}`);
+    expect(metrics).toMatch(/release_server_sync_bytes\{source="community"\} [1-9]/);
   });
 
   it('approved, a mirrored version installs with the CLI rules', async () => {
