@@ -97,4 +97,10 @@ auth_failures_per_minute: {{ .Values.app.authFailuresPerMinute }}
 tokens_file: /etc/release-server/tokens/tokens.yaml
 {{- end }}
 log_level: {{ .Values.app.logLevel }}
+approve_uploads: {{ .Values.app.approveUploads }}
+{{- with .Values.app.sources }}
+{{- /* Credentials stay in Secrets: a source's headers name an env var or a mounted file, never a value. */}}
+sources:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}

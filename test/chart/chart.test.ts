@@ -119,6 +119,27 @@ describe('helm chart', () => {
     expect(secretAfter).not.toBe(secretBefore);
   });
 
+  it('renders sources and approve_uploads into a config.yaml the server accepts, credentials by reference only', async () => {
+    const objects = await template(
+      'app.approveUploads=false',
+      'app.sources[0].name=community',
+      'app.sources[0].catalogs.extension=https://raw.githubusercontent.com/github/spec-kit/main/extensions/catalog.community.json',
+      'app.sources[0].headers.Authorization.env=GH_CATALOG_TOKEN',
+      'app.sources[0].deny[0]=evil-*',
+      'app.sources[0].sync_interval=6h',
+      'app.extraEnv[0].name=GH_CATALOG_TOKEN',
+      'app.extraEnv[0].valueFrom.secretKeyRef.name=catalog-token',
+      'app.extraEnv[0].valueFrom.secretKeyRef.key=token',
+    );
+    expect(deploymentOf(objects).spec.template.spec.containers[0].env).toContainEqual({ name: 'GH_CATALOG_TOKEN', valueFrom: { secretKeyRef: { name: 'catalog-token', key: 'token' } } });
+    const configYaml = (find(objects, 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+    await writeFile(path, configYaml);
+    const config = loadConfig({ CONFIG_PATH: path, GH_CATALOG_TOKEN: 'from-a-secret' });
+    expect(config.approveUploads).toBe(false);
+    expect(config.sources).toMatchObject([{ name: 'community', deny: ['evil-*'], syncIntervalSeconds: 21_600, headers: { Authorization: { env: 'GH_CATALOG_TOKEN' } } }]);
+  });
+
   it('stores a given token in the Secret it creates', async () => {
     const secret = find(await template('app.authToken=given-token-0123456789'), 'Secret')[0] as unknown as { data: { token: string } };
     expect(Buffer.from(secret.data.token, 'base64').toString()).toBe('given-token-0123456789');
