@@ -4,13 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { catalogZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { bundleInstall, catalogAdd, integrationInfo, stepAdd } from '../helpers/speckit-catalog-client.js';
 import { specifyInit } from '../helpers/specify-client.js';
 import { speckitConfig } from '../helpers/speckit-config.js';
 import { upload } from '../helpers/upload.js';
+import { buildUpstreamFixture, startUpstreamCatalog } from '../helpers/upstream-catalog.js';
 import { makeZip } from '../helpers/zip.js';
 
 let server: RunningServer;
@@ -183,5 +184,37 @@ it("runs the README's curation commands as written: pending, approved, rejected"
     expect((await fetch(`${fresh.url}/assets/extension-acme-hello-0.9.0.zip`)).status).toBe(403);
   } finally {
     await fresh.stop();
+  }
+});
+
+it("mirrors with the README's sources configuration and commands as written (catalog URLs pointed at a loopback upstream)", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('### Mirroring public catalogs'), readme.indexOf('### Your first package of each kind'));
+  const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  const upstream = await startUpstreamCatalog();
+  try {
+    const fixture = await buildUpstreamFixture(upstream);
+    const config = parse(yamlBlock) as { sources: { catalogs: Record<string, string> }[] };
+    for (const kind of Object.keys(config.sources[0]!.catalogs)) config.sources[0]!.catalogs[kind] = fixture.catalogUrls[kind as 'extension'];
+    const dir = await mkdtemp(join(tmpdir(), 'rs-readme-mirror-'));
+    await writeFile(join(dir, 'config.yaml'), stringify(config));
+    const fresh = await startServer({ env: { CONFIG_PATH: join(dir, 'config.yaml'), GH_CATALOG_TOKEN: 'a-catalog-token' } });
+    try {
+      const env = { ...process.env, RS: fresh.url, TOKEN };
+      const run = () => promisify(execFile)('bash', ['-c', ['set -euo pipefail', 'curl() { command curl --fail-with-body "$@"; }', block].join('\n')], { env });
+      await run();
+      await expect.poll(async () => ((await (await fetch(`${fresh.url}/sources/community`)).json()) as { last: { finished_at: string | null } }).last.finished_at, { timeout: 20_000 }).not.toBeNull();
+      const discovery = (await (await fetch(`${fresh.url}/discovery/extensions.json`)).json()) as { extensions: Record<string, unknown> };
+      expect(Object.keys(discovery.extensions)).toContain('tag-archive');
+      // The header the README configures reached the upstream, and never the log.
+      const log = (await upstream.stats()).log;
+      expect(log.some((r) => r.headers.authorization === 'Bearer a-catalog-token')).toBe(true);
+      expect(fresh.stdout.join('\n')).not.toContain('a-catalog-token');
+    } finally {
+      await fresh.stop();
+    }
+  } finally {
+    await upstream.stop();
   }
 });
