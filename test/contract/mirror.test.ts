@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { catalogAdd } from '../helpers/speckit-catalog-client.js';
+import { storageContents, storedBlobs } from '../helpers/storage-dir.js';
 import { buildUpstreamFixture, startUpstreamCatalog, type UpstreamCatalog, type UpstreamFixture } from '../helpers/upstream-catalog.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -16,11 +17,11 @@ let fixture: UpstreamFixture;
 let server: RunningServer;
 
 /** Runs one sync of `name` to its end and answers its report. */
-async function sync(name: string): Promise<Json> {
-  const started = await fetch(`${server.url}/sources/${name}/sync`, { method: 'POST', headers: auth });
+async function sync(name: string, base = server.url): Promise<Json> {
+  const started = await fetch(`${base}/sources/${name}/sync`, { method: 'POST', headers: auth });
   expect(started.status).toBe(202);
   for (;;) {
-    const status = await json(`${server.url}/sources/${name}`);
+    const status = await json(`${base}/sources/${name}`);
     if (!status.running && status.last?.finished_at) return status.last;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -108,5 +109,47 @@ describe('mirroring a source', () => {
     expect(JSON.stringify(list)).not.toContain('headers');
     expect((await fetch(`${server.url}/sources/nope`)).status).toBe(404);
     expect((await fetch(`${server.url}/sources/community/sync`, { method: 'POST' })).status).toBe(401);
+  });
+});
+
+describe('a crash mid-sync', () => {
+  it('kill -9 while an archive is half fetched leaves no partial package and no staged bytes; the next sync completes it', async () => {
+    const slow = await startUpstreamCatalog();
+    const dir = await mkdtemp(join(tmpdir(), 'rs-mirror-crash-'));
+    let crashed: RunningServer | null = null;
+    try {
+      const fx = await buildUpstreamFixture(slow);
+      await slow.rule(`/${fx.entries['tag-archive']!.path!}`, { dripBytes: 16, dripIntervalMs: 200 });
+      await writeFile(join(dir, 'config.yaml'), stringify({ sources: [{ name: 'slow', catalogs: { extension: fx.catalogUrls.extension } }] }));
+      crashed = await startServer({ env: { CONFIG_PATH: join(dir, 'config.yaml') } });
+      expect((await fetch(`${crashed.url}/sources/slow/sync`, { method: 'POST', headers: auth })).status).toBe(202);
+      // Everything else lands; the dripping archive is mid-download.
+      const progress = async () => (await json(`${crashed!.url}/sources/slow`)).last as Json;
+      await expect.poll(async () => (await progress()).total, { timeout: 20_000 }).toBeGreaterThan(0);
+      await expect.poll(async () => { const p = await progress(); return p.total - p.done; }, { timeout: 20_000 }).toBe(1);
+      await expect.poll(async () => (await slow.stats()).inFlight, { timeout: 5000 }).toBeGreaterThan(0);
+      crashed.process.kill('SIGKILL');
+      await crashed.exited;
+      const storagePath = crashed.storagePath;
+      crashed = null;
+
+      const again = await startServer({ storagePath, env: { CONFIG_PATH: join(dir, 'config.yaml') } });
+      try {
+        expect((await storageContents(storagePath)).staging).toEqual([]);
+        const listed = (await json(`${again.url}/packages?format=json`)) as unknown as Json[];
+        expect(listed.map((p) => p.name)).not.toContain(expect.stringContaining('tag-archive'));
+        const blobs = await storedBlobs(storagePath);
+        for (const p of listed) expect(blobs).toContain(p.sha256);
+        await slow.rule(`/${fx.entries['tag-archive']!.path!}`, null);
+        const report = await sync('slow', again.url);
+        expect(report.stored).toBe(1);
+        expect((await json(`${again.url}/catalogs/extensions/tag-archive`)).versions).toHaveLength(1);
+      } finally {
+        await again.stop();
+      }
+    } finally {
+      if (crashed) await crashed.stop();
+      await slow.stop();
+    }
   });
 });
