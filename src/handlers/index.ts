@@ -4,6 +4,7 @@ import { operationHandlers, type OperationHandlerDeps } from './operations.js';
 import { packageHandlers, type PackageHandlerDeps } from './packages.js';
 import { releaseHandlers } from './releases.js';
 import { sourceHandlers } from './sources.js';
+import { transferHandlers } from './transfer.js';
 import type { Handlers } from './types.js';
 import { webHandlers, type WebHandlerDeps } from './web.js';
 
@@ -11,5 +12,5 @@ export type HandlerDeps = PackageHandlerDeps & OperationHandlerDeps & WebHandler
 
 /** Every operation of the contract, keyed by operationId. */
 export function createHandlers(deps: HandlerDeps): Handlers {
-  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...fileHandlers(deps), ...sourceHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
+  return { ...releaseHandlers(deps), ...packageHandlers(deps), ...catalogHandlers(deps), ...fileHandlers(deps), ...sourceHandlers(deps), ...transferHandlers(deps), ...operationHandlers(deps), ...webHandlers(deps) };
 }

@@ -353,6 +353,67 @@ export class PackageService {
   }
 
   /**
+   * Takes in packages another server exported: each staged one is vetted again, and the new ones become visible in
+   * one commit (storage.publishBatch), or none of them does. A package already stored with the same bytes is left
+   * as it is, so a second import of one export changes nothing; one stored with other bytes fails the whole import.
+   * Every staged blob is gone afterwards either way.
+   */
+  async importPackages(items: readonly { name: string; staged: StagedBlob; approval: Approval | null; provenance: Provenance | null }[]): Promise<{ imported: string[]; unchanged: string[] }> {
+    try {
+      const vetted: { item: (typeof items)[number]; kind: CatalogKind | 'template'; catalog: PackageRecord['catalog'] }[] = [];
+      for (const item of items) {
+        this.assertSafeName(item.name);
+        const verdict = await this.options.vet(item.staged.localPath);
+        if (!verdict.accepted) throw refused(verdict.violations.map((v) => ({ path: `${item.name}: ${v.path}`, message: v.message })));
+        const expected = verdict.catalog ? catalogFileName(verdict.kind as CatalogKind, verdict.catalog.id, verdict.catalog.version, verdict.format) : item.name;
+        if (expected !== item.name) throw refused([{ path: item.name, message: `its manifest makes it ${expected}` }]);
+        vetted.push({ item, kind: verdict.kind, catalog: verdict.catalog });
+      }
+      return await this.lock.run(async () => {
+        await this.refreshLocked();
+        const unchanged: string[] = [];
+        const batch: { staged: StagedBlob; record: PackageRecord }[] = [];
+        for (const { item, kind, catalog } of vetted) {
+          const existing = this.index.get(item.name);
+          if (existing && existing.sha256 === item.staged.sha256) {
+            unchanged.push(item.name);
+            continue;
+          }
+          if (existing) throw new PackageError('exists', `${item.name} is stored here with other bytes (SHA-256 ${existing.sha256}); nothing was imported`);
+          const now = this.stamp();
+          batch.push({
+            staged: item.staged,
+            record: {
+              id: 0, name: item.name, size: item.staged.size, sha256: item.staged.sha256, createdAt: now, updatedAt: now, downloadCount: 0,
+              tag: catalog ? null : tagOfName(item.name), kind, catalog, blob: '',
+              ...(item.approval && catalog ? { approval: item.approval } : {}),
+              ...(item.provenance ? { provenance: item.provenance } : {}),
+            },
+          });
+        }
+        if (batch.length > 0) {
+          let stored: PackageRecord[];
+          try {
+            stored = await this.storage.publishBatch(batch, { ifAbsent: true });
+          } catch (err) {
+            if (err instanceof StorageError && err.code === 'conflict') throw new PackageError('exists', `${err.message}; nothing was imported`);
+            throw err;
+          }
+          for (const record of stored) {
+            this.index.set(record.name, record);
+            this.byId.set(record.id, record);
+          }
+          this.changed();
+        }
+        this.log.info({ imported: batch.map((b) => b.record.name), unchanged }, `imported ${batch.length} packages (${unchanged.length} already here)`);
+        return { imported: batch.map((b) => b.record.name), unchanged };
+      });
+    } finally {
+      for (const item of items) await item.staged.discard();
+    }
+  }
+
+  /**
    * Freezes every catalog under `name` (see catalog/snapshots.ts), stored as a record of its own: the commit point is
    * the store's conditional publish, so two replicas cannot both create one name.
    */

@@ -1,0 +1,88 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { catalogZip, stepZip } from '../helpers/packages.js';
+import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { catalogAdd, stepAdd } from '../helpers/speckit-catalog-client.js';
+import { storageContents } from '../helpers/storage-dir.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+async function publish(base: string, bytes: Buffer): Promise<void> {
+  const form = new FormData();
+  form.append('file', new Blob([bytes as BlobPart]), 'p.zip');
+  expect((await fetch(`${base}/upload`, { method: 'POST', body: form, headers: auth })).status).toBe(201);
+}
+const importInto = (base: string, archive: Buffer) =>
+  fetch(`${base}/import`, { method: 'POST', body: archive as BodyInit, headers: { ...auth, 'content-type': 'application/x-tar' } });
+const packages = async (base: string) => ((await (await fetch(`${base}/packages?format=json`)).json()) as Json[]).map((p) => p.name).sort();
+
+let source: RunningServer;
+let archive: Buffer;
+beforeAll(async () => {
+  source = await startServer();
+  await publish(source.url, await catalogZip('extension', { id: 'gap-ext', version: '1.0.0' }));
+  await publish(source.url, await catalogZip('preset', { id: 'gap-preset', version: '2.0.0' }));
+  await publish(source.url, await stepZip('gap-step', { extra: { 'lib/util.py': 'X = 1\n' } }));
+  const made = await fetch(`${source.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"gap"}', headers: { ...auth, 'content-type': 'application/json' } });
+  expect(made.status).toBe(201);
+});
+afterAll(async () => {
+  await source.stop();
+});
+
+describe('across an air gap', () => {
+  it('exports a snapshot as one tar: manifest first, SHA256SUMS last', async () => {
+    const res = await fetch(`${source.url}/export?snapshot=gap`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/x-tar');
+    archive = Buffer.from(await res.arrayBuffer());
+    expect(archive.subarray(0, 100).toString('latin1')).toContain('manifest.json');
+    expect(archive.toString('latin1')).toContain('SHA256SUMS');
+    expect((await fetch(`${source.url}/export?snapshot=gap`)).status).toBe(401);
+    expect((await fetch(`${source.url}/export?snapshot=nope`, { headers: auth })).status).toBe(404);
+  });
+
+  it('imports into a fresh server: every package, installable there; a second import changes nothing', async () => {
+    const target = await startServer();
+    try {
+      const res = await importInto(target.url, archive);
+      expect(res.status).toBe(200);
+      const body = await res.json();
+      expect(body.imported.sort()).toEqual(['extension-gap-ext-1.0.0.zip', 'preset-gap-preset-2.0.0.zip', 'step-gap-step-1.0.0.zip']);
+      const dir = await mkdtemp(join(tmpdir(), 'rs-gap-project-'));
+      expect((await catalogAdd(`${target.url}/catalogs/extensions.json`, 'extension', 'gap-ext', dir)).entry.version).toBe('1.0.0');
+      expect((await stepAdd(`${target.url}/catalogs/steps.json`, 'gap-step', dir)).files).toContain('lib/util.py');
+      const again = await (await importInto(target.url, archive)).json();
+      expect(again).toEqual({ imported: [], unchanged: expect.arrayContaining(['extension-gap-ext-1.0.0.zip']) });
+      expect(await packages(target.url)).toEqual(['extension-gap-ext-1.0.0.zip', 'preset-gap-preset-2.0.0.zip', 'step-gap-step-1.0.0.zip']);
+    } finally {
+      await target.stop();
+    }
+  });
+
+  it('refuses a tampered or truncated archive with 422 naming the member, and nothing becomes visible', async () => {
+    const target = await startServer();
+    try {
+      // One byte of a package's bytes flipped: the package member is the one after its record.
+      const at = archive.indexOf(Buffer.from('packages/preset-gap-preset-2.0.0.zip')) + 512 + 40;
+      const tampered = Buffer.from(archive);
+      tampered[at] = tampered[at]! ^ 0xff;
+      const refused = await importInto(target.url, tampered);
+      expect(refused.status).toBe(422);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+      expect((await refused.json()).detail).toContain('preset-gap-preset-2.0.0.zip');
+      for (const cut of [archive.length - 1024, Math.floor(archive.length / 2), 700]) {
+        const torn = await importInto(target.url, archive.subarray(0, cut));
+        expect(torn.status, `cut at ${cut}`).toBe(422);
+      }
+      expect(await packages(target.url)).toEqual([]);
+      expect((await storageContents(target.storagePath)).staging).toEqual([]);
+      expect((await importInto(target.url, Buffer.from('not a tar at all'))).status).toBe(422);
+    } finally {
+      await target.stop();
+    }
+  });
+});
