@@ -100,6 +100,27 @@ describe('the API on the s3 backend', () => {
     expect((await fetch(`${server.url}/catalogs/snapshots/s3-snap`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
   });
 
+  it('exports a snapshot and imports it into a server on another bucket, in one commit; a torn archive changes nothing there', async () => {
+    expect((await upload(server.url, 'e.zip', await catalogZip('extension', { id: 's3-gap', version: '1.0.0' }))).status).toBe(201);
+    const made = await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"s3-gap"}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+    expect(made.status).toBe(201);
+    const archive = Buffer.from(await (await fetch(`${server.url}/export?snapshot=s3-gap`, { headers: { authorization: `Bearer ${TOKEN}` } })).arrayBuffer());
+    const target = await startServer({ env: await s3Env() });
+    try {
+      const post = (body: Buffer) => fetch(`${target.url}/import`, { method: 'POST', body: body as BodyInit, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/x-tar' } });
+      expect((await post(archive.subarray(0, archive.length - 2048))).status).toBe(422);
+      expect(await (await fetch(`${target.url}/packages?format=json`)).json()).toEqual([]);
+      const res = await post(archive);
+      expect(res.status).toBe(200);
+      expect((await res.json()).imported).toContain('extension-s3-gap-1.0.0.zip');
+      const project = await mkdtemp(join(tmpdir(), 'rs-s3-project-'));
+      expect((await catalogAdd(`${target.url}/catalogs/extensions.json`, 'extension', 's3-gap', project)).entry.version).toBe('1.0.0');
+    } finally {
+      await target.stop();
+    }
+    expect((await fetch(`${server.url}/catalogs/snapshots/s3-gap`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
+  });
+
   it('deletes, and keeps everything across a restart on the same bucket', async () => {
     await upload(server.url, 'doomed.zip', 'doomed');
     expect((await fetch(`${server.url}/assets/doomed.zip`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
