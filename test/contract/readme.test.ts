@@ -218,3 +218,26 @@ it("mirrors with the README's sources configuration and commands as written (cat
     await upstream.stop();
   }
 });
+
+it("carries a snapshot across an air gap with the README's commands as written", async () => {
+  const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('### Across an air gap'), readme.indexOf('### Your first package of each kind'));
+  const block = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+  const [exporting, importing] = block.split(/^# on the air-gapped one.*$/m);
+  const connected = await startServer();
+  const gapped = await startServer();
+  try {
+    await upload(connected.url, 'e.zip', await catalogZip('extension', { id: 'acme-hello' }));
+    const made = await fetch(`${connected.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"2026-12"}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } });
+    expect(made.status).toBe(201);
+    const dir = await mkdtemp(join(tmpdir(), 'rs-readme-gap-'));
+    const run = (script: string, base: string) => promisify(execFile)('bash', ['-c', `set -euo pipefail\n${script}`], { cwd: dir, env: { ...process.env, RS: base, TOKEN } });
+    await run(exporting!, connected.url);
+    const { stdout } = await run(importing!, gapped.url);
+    expect(JSON.parse(stdout)).toEqual({ imported: ['extension-acme-hello-1.0.0.zip'], unchanged: [] });
+    expect(Object.keys(((await (await fetch(`${gapped.url}/catalogs/extensions.json`)).json()) as { extensions: object }).extensions)).toEqual(['acme-hello']);
+  } finally {
+    await connected.stop();
+    await gapped.stop();
+  }
+});
