@@ -64,6 +64,11 @@ export interface Source {
   catalogTimeoutSeconds: number | null;
   maxFails: number;
   failTimeoutSeconds: number;
+  /**
+   * What is approved as it is mirrored, recorded as `policy:<source>`: ids matching these globs, and (with
+   * `verified`) entries the source marks `verified: true`. Everything else waits for a curator.
+   */
+  autoApprove: { ids: string[]; verified: boolean };
 }
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -86,6 +91,7 @@ const KEYS = new Set([
   'catalog_timeout_seconds',
   'max_fails',
   'fail_timeout',
+  'auto_approve',
 ]);
 
 const SIZE_UNITS: Record<string, number> = { '': 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3 };
@@ -151,8 +157,18 @@ function parseSource(raw: unknown, env: NodeJS.ProcessEnv): Source {
     catalogTimeoutSeconds: at('catalog_timeout_seconds', wholeNumber(1, 3600), SOURCE_DEFAULTS.catalogTimeoutSeconds),
     maxFails: at('max_fails', wholeNumber(1, 1000), SOURCE_DEFAULTS.maxFails),
     failTimeoutSeconds: at('fail_timeout', duration(1), SOURCE_DEFAULTS.failTimeoutSeconds),
+    autoApprove: at('auto_approve', autoApprove, { ids: [], verified: false }),
   };
 }
+
+const autoApprove = (raw: unknown): Source['autoApprove'] => {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('must be a mapping: {ids: [globs], verified: true|false}');
+  const { ids, verified, ...rest } = raw as Record<string, unknown>;
+  const extra = Object.keys(rest)[0];
+  if (extra !== undefined) throw new Error(`has an unknown key ${JSON.stringify(extra)} (known: ids, verified)`);
+  if (verified !== undefined && typeof verified !== 'boolean') throw new Error('verified must be true or false');
+  return { ids: ids === undefined ? [] : globList(ids), verified: verified === true };
+};
 
 const slug = (raw: unknown): string => {
   if (typeof raw !== 'string' || !NAME.test(raw)) {

@@ -6,7 +6,7 @@ import { PackageError } from '../service/errors.js';
 import type { StagedBlob } from '../storage/storage.js';
 import type { CatalogEntry } from './entries.js';
 import { createSourceFetcher, FetchError, parseSha256 } from './fetch.js';
-import { runFilters, sourceFilters } from './filters.js';
+import { compileGlob, runFilters, sourceFilters } from './filters.js';
 import { FailureGate, type Source } from './sources.js';
 
 /** One entry that was not mirrored, and why. */
@@ -185,10 +185,11 @@ export class Mirror {
         throw new Error(`changed upstream: ${entry.kind} ${entry.id} ${entry.version} is stored with SHA-256 ${existing.sha256}, and the source now serves ${blob.sha256}; a stored version is never replaced`);
       }
       const now = new Date().toISOString();
+      const approved = autoApproved(source, entry);
       await this.service.publish(`${entry.kind}-${entry.id}.zip`, blob, {
         overwrite: false,
         expect: { kind: entry.kind, id: entry.id, version: entry.version },
-        approval: { state: 'pending', at: now, by: `source:${source.name}` },
+        approval: approved ? { state: 'approved', at: now, by: `policy:${source.name}`, reason: approved } : { state: 'pending', at: now, by: `source:${source.name}` },
         provenance: { source: source.name, url: fetched.finalUrl, upstreamSha256: declared, fetchedAt: now },
       });
       staged = null;
@@ -207,6 +208,14 @@ export class Mirror {
       throw err;
     }
   }
+}
+
+/** Why the source's policy approves this entry as it is mirrored, or null when a curator must. */
+function autoApproved(source: Source, entry: CatalogEntry): string | null {
+  const id = source.autoApprove.ids.find((glob) => compileGlob(glob)(entry.id));
+  if (id !== undefined) return `auto_approve.ids matches ${JSON.stringify(id)}`;
+  if (source.autoApprove.verified && entry.fields.verified === true) return 'auto_approve.verified: the source marks it verified';
+  return null;
 }
 
 /** One line that says why, for the report: a refused package lists its first violations. */

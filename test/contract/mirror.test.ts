@@ -33,7 +33,7 @@ beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'rs-mirror-'));
   const config = {
     sources: [
-      { name: 'community', catalogs: { extension: fixture.catalogUrls.extension, preset: fixture.catalogUrls.preset, workflow: fixture.catalogUrls.workflow, integration: fixture.catalogUrls.integration } },
+      { name: 'community', catalogs: { extension: fixture.catalogUrls.extension, preset: fixture.catalogUrls.preset, workflow: fixture.catalogUrls.workflow, integration: fixture.catalogUrls.integration }, auto_approve: { ids: ['preset-s*'] } },
       { name: 'narrow', catalogs: { extension: fixture.catalogUrls.extension }, allow: ['*-sha'], deny: ['bad-*'] },
     ],
   };
@@ -70,6 +70,10 @@ describe('mirroring a source', () => {
     expect(versions.versions[0].sha256).toBe(versions.versions[0].provenance.upstream_sha256);
     expect((await json(`${server.url}/catalogs/extensions/tag-archive`)).versions[0].provenance.upstream_sha256).toBeNull();
     expect((await fetch(discovery.extensions['bare-sha'].download_url)).status).toBe(403);
+    // The source's policy approved preset-sha as it was mirrored, and says so; preset-plain waits.
+    expect(Object.keys((await json(`${server.url}/catalogs/presets.json`)).presets)).toEqual(['preset-sha']);
+    expect((await json(`${server.url}/catalogs/presets/preset-sha`)).versions[0].approval).toMatchObject({ state: 'approved', by: 'policy:community', reason: 'auto_approve.ids matches "preset-s*"' });
+    expect(Object.keys((await json(`${server.url}/discovery/presets.json`)).presets)).toEqual(['preset-plain']);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toContain(`release_server_sync_entries{source="community",count="stored"} ${first.stored}`);
     expect(metrics).toContain(`release_server_sync_entries{source="community",count="done"} ${first.total}`);

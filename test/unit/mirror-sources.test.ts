@@ -55,6 +55,7 @@ sources:
         catalogTimeoutSeconds: null,
         maxFails: 2,
         failTimeoutSeconds: 300,
+        autoApprove: { ids: [], verified: false },
       },
       {
         name: 'internal',
@@ -70,6 +71,7 @@ sources:
         catalogTimeoutSeconds: 5,
         maxFails: 3,
         failTimeoutSeconds: 5400,
+        autoApprove: { ids: [], verified: false },
       },
     ]);
     // No secret is in the parsed config: only where to read it.
@@ -162,5 +164,15 @@ describe('FailureGate (max_fails, fail_timeout)', () => {
     now += 1;
     expect(gate.available()).toBe(true);
     expect(gate.setAsideUntil()).toBeNull();
+  });
+});
+
+describe('auto_approve', () => {
+  const base = { name: 'community', catalogs: { extension: 'https://example.com/c.json' } };
+  it('takes id globs and verified, and refuses anything else, naming the source and key', () => {
+    expect(parseSources([{ ...base, auto_approve: { ids: ['acme-*'], verified: true } }], {})[0]!.autoApprove).toEqual({ ids: ['acme-*'], verified: true });
+    expect(parseSources([base], {})[0]!.autoApprove).toEqual({ ids: [], verified: false });
+    expect(() => parseSources([{ ...base, auto_approve: { everything: true } }], {})).toThrow(/community.*auto_approve has an unknown key "everything"/);
+    expect(() => parseSources([{ ...base, auto_approve: { verified: 'yes' } }], {})).toThrow(/auto_approve verified must be true or false/);
   });
 });
