@@ -168,6 +168,42 @@ async function main() {
   }
   await stop(server);
 
+  // 6b. Mirroring: a sync of 1,000 extensions from a loopback source (nginx serving the catalog and the zips), each
+  // fetched, sha256-checked, vetted and stored pending; beside publishing the same 1,000 through /upload.
+  const mirrorZips = await Promise.all(Array.from({ length: 1000 }, (_, i) => zipOf({ 'extension.yml': extensionManifest(`mirror-ext-${i}`, '1.0.0'), 'commands/greet.md': `# Greet ${i}\n` })));
+  await mkdir(join(nginxRoot, 'mirror'), { recursive: true });
+  const mirrorEntries = {};
+  for (const [i, zip] of mirrorZips.entries()) {
+    await writeFile(join(nginxRoot, 'mirror', `ext-${i}.zip`), zip);
+    mirrorEntries[`mirror-ext-${i}`] = { name: `Mirror ${i}`, version: '1.0.0', description: 'mirrored by the benchmark', download_url: `${nginx.url}/mirror/ext-${i}.zip`, sha256: createHash('sha256').update(zip).digest('hex') };
+  }
+  await writeFile(join(nginxRoot, 'mirror', 'catalog.json'), JSON.stringify({ schema_version: '1.0', extensions: mirrorEntries }));
+  const mirrorConfig = join(work, 'mirror-config.yaml');
+  await writeFile(mirrorConfig, `sources:\n  - name: bench\n    catalogs:\n      extension: ${nginx.url}/mirror/catalog.json\n    max_total_bytes: 1GiB\n`);
+  results.sync = [];
+  for (let i = 0; i < RUNS; i++) {
+    const synced = await startOurs(join(work, `ours-sync-${i}`), { CONFIG_PATH: mirrorConfig });
+    const t0 = performance.now();
+    const started = await fetch(`${synced.url}/sources/bench/sync`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    if (started.status !== 202) throw new Error(`sync answered ${started.status}`);
+    let report;
+    for (;;) {
+      report = (await (await fetch(`${synced.url}/sources/bench`)).json()).last;
+      if (report?.finished_at) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (report.stored !== 1000) throw new Error(`the sync stored ${report.stored} of 1,000: ${JSON.stringify(report.refused.slice(0, 3))}`);
+    const peak = (await rss(synced.pid)).peak;
+    await stop(synced);
+    const uploaded = await startOurs(join(work, `ours-upload-1000-${i}`));
+    const u0 = performance.now();
+    await publishAll(uploaded.url, mirrorZips.map((zip) => ['extension.zip', zip]));
+    const uploadSeconds = (performance.now() - u0) / 1000;
+    await stop(uploaded);
+    results.sync.push({ perSecond: 1000 / seconds, peak, uploadPerSecond: 1000 / uploadSeconds });
+  }
+
   // 7. A 40 MiB extension against a 40 MiB template: the same four 10 MB stored members of random bytes
   const members = [];
   for (let i = 0; i < 4; i++) {
@@ -546,6 +582,12 @@ function render(r) {
   const peak = r.memory.peak / MiB;
   add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB (idle ${(r.memory.idle / MiB).toFixed(0)} MiB)`, '', `${peak.toFixed(0)} MiB`, '≤ 120 MiB', peak <= 120);
 
+  const syncRate = r.sync.map((x) => x.perSecond);
+  const uploadRate = r.sync.map((x) => x.uploadPerSecond);
+  const syncRatio = median(syncRate) / median(uploadRate);
+  const entries = (v) => `${v.toFixed(0)} entries/s`;
+  add('sync of 1,000 extensions from a loopback source', spread(syncRate, entries), `the same 1,000 via /upload ${spread(uploadRate, entries)}`, `${syncRatio.toFixed(2)}×`, '', null);
+  add('peak RSS during that sync', spread(r.sync.map((x) => x.peak), (v) => `${(v / MiB).toFixed(0)} MiB`), '', '', '', null);
   for (const c of r.catalogs) {
     const ours = c.ours.map((x) => x.rps);
     const theirs = c.theirs.map((x) => x.rps);
