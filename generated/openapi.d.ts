@@ -2797,6 +2797,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
+                        /** @description The snapshot made here holding exactly the imported versions, or null when one of that name was here already. */
+                        snapshot: string | null;
                         imported: string[];
                         unchanged: string[];
                     };

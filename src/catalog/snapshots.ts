@@ -26,13 +26,14 @@ export type Freeze =
  * Refused when a choice is not stored, or when a bundle in it pins a version that the snapshot's catalog of that
  * kind does not serve (the CLI would look the pin up there and fail).
  */
-export function freeze(name: string, catalogs: (kind: CatalogKind) => readonly CatalogPackage[], choices: VersionChoices = {}): Freeze {
+export function freeze(name: string, catalogs: (kind: CatalogKind) => readonly CatalogPackage[], choices: VersionChoices = {}, exact = false): Freeze {
   const chosen = new Map<CatalogKind, Map<string, CatalogRecord>>();
   const missing: string[] = [];
   for (const kind of CATALOG_KINDS) {
     const byId = new Map<string, CatalogRecord>();
     const packages = new Map(catalogs(kind).map((p) => [p.id, p]));
-    for (const pkg of packages.values()) byId.set(pkg.id, pkg.served);
+    // Exact: only the chosen versions (an imported snapshot), not everything the catalogs serve besides.
+    if (!exact) for (const pkg of packages.values()) byId.set(pkg.id, pkg.served);
     for (const [id, version] of Object.entries(choices[kind] ?? {})) {
       const record = packages.get(id)?.versions.find((r) => samePep440Version(r.catalog.version, version));
       if (record) byId.set(id, record);

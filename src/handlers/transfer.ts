@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { CATALOG_KINDS, CATALOG_SECTION } from '../domain/kinds.js';
+import { CATALOG_KINDS, CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
 import type { Approval, Provenance } from '../domain/record.js';
 import { HttpProblem } from '../http/problem.js';
 import { baseUrl } from '../http/urls.js';
@@ -59,8 +59,20 @@ export function transferHandlers({ config, service }: { config: Config; service:
       throw err;
     }
     const result = await service.importPackages(items);
+    // The snapshot comes along too, holding exactly what the export held, unless one of that name is here already.
+    const name = verified.manifest.snapshot;
+    let snapshot: string | null = null;
+    if (!service.snapshots().some((s) => s.name === name)) {
+      const choices: Partial<Record<CatalogKind, Record<string, string>>> = {};
+      for (const p of verified.packages) {
+        const record = service.get(p.name);
+        if (!record.catalog || record.kind === 'template') continue;
+        (choices[record.kind] ??= {})[record.catalog.id] = record.catalog.version;
+      }
+      snapshot = (await service.createSnapshot(name, choices, `import by ${res.locals.token?.name ?? 'unknown'}`, { exact: true })).name;
+    }
     res.locals.audit = { package: `import of snapshot ${verified.manifest.snapshot} (${result.imported.length} new, ${result.unchanged.length} already here)` };
-    res.json(result);
+    res.json({ ...result, snapshot });
   };
 
   return { exportSnapshot, importArchive };

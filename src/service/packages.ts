@@ -417,11 +417,11 @@ export class PackageService {
    * Freezes every catalog under `name` (see catalog/snapshots.ts), stored as a record of its own: the commit point is
    * the store's conditional publish, so two replicas cannot both create one name.
    */
-  async createSnapshot(name: string, choices: VersionChoices, createdBy: string): Promise<Snapshot> {
+  async createSnapshot(name: string, choices: VersionChoices, createdBy: string, options: { exact?: boolean } = {}): Promise<Snapshot> {
     return this.lock.run(async () => {
       await this.refreshLocked();
       if (this.snapshotRecords.has(name)) throw new PackageError('exists', `a snapshot named ${name} exists; delete it first or choose another name`);
-      const frozen = freeze(name, (kind) => this.catalog(kind), choices);
+      const frozen = freeze(name, (kind) => this.catalog(kind), choices, options.exact);
       if (!frozen.ok && 'missing' in frozen) throw new PackageError('not-found', `not stored here: ${frozen.missing.join(', ')}`);
       if (!frozen.ok) {
         const pins = frozen.pins.map((p) => `${p.path}: ${p.message}`);

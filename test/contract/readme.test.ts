@@ -234,7 +234,7 @@ it("carries a snapshot across an air gap with the README's commands as written",
     const run = (script: string, base: string) => promisify(execFile)('bash', ['-c', `set -euo pipefail\n${script}`], { cwd: dir, env: { ...process.env, RS: base, TOKEN } });
     await run(exporting!, connected.url);
     const { stdout } = await run(importing!, gapped.url);
-    expect(JSON.parse(stdout)).toEqual({ imported: ['extension-acme-hello-1.0.0.zip'], unchanged: [] });
+    expect(JSON.parse(stdout)).toEqual({ imported: ['extension-acme-hello-1.0.0.zip'], unchanged: [], snapshot: '2026-12' });
     expect(Object.keys(((await (await fetch(`${gapped.url}/catalogs/extensions.json`)).json()) as { extensions: object }).extensions)).toEqual(['acme-hello']);
   } finally {
     await connected.stop();

@@ -52,11 +52,17 @@ describe('across an air gap', () => {
       expect(res.status).toBe(200);
       const body = await res.json();
       expect(body.imported.sort()).toEqual(['extension-gap-ext-1.0.0.zip', 'preset-gap-preset-2.0.0.zip', 'step-gap-step-1.0.0.zip']);
+      // The snapshot came along, holding exactly those versions, byte for byte as the source serves it (but for the host).
+      expect(body.snapshot).toBe('gap');
+      const frozen = async (base: string) => (await (await fetch(`${base}/catalogs/snapshots/gap/extensions.json`)).text()).replaceAll(base, 'BASE');
+      const there = JSON.parse(await frozen(target.url));
+      expect(Object.keys(there.extensions)).toEqual(['gap-ext']);
+      expect(there.extensions['gap-ext'].sha256).toBe(JSON.parse(await frozen(source.url)).extensions['gap-ext'].sha256);
       const dir = await mkdtemp(join(tmpdir(), 'rs-gap-project-'));
       expect((await catalogAdd(`${target.url}/catalogs/extensions.json`, 'extension', 'gap-ext', dir)).entry.version).toBe('1.0.0');
       expect((await stepAdd(`${target.url}/catalogs/steps.json`, 'gap-step', dir)).files).toContain('lib/util.py');
       const again = await (await importInto(target.url, archive)).json();
-      expect(again).toEqual({ imported: [], unchanged: expect.arrayContaining(['extension-gap-ext-1.0.0.zip']) });
+      expect(again).toEqual({ imported: [], unchanged: expect.arrayContaining(['extension-gap-ext-1.0.0.zip']), snapshot: null });
       expect(await packages(target.url)).toEqual(['extension-gap-ext-1.0.0.zip', 'preset-gap-preset-2.0.0.zip', 'step-gap-step-1.0.0.zip']);
     } finally {
       await target.stop();
@@ -83,6 +89,32 @@ describe('across an air gap', () => {
       expect((await importInto(target.url, Buffer.from('not a tar at all'))).status).toBe(422);
     } finally {
       await target.stop();
+    }
+  });
+});
+
+describe('a crash mid-import', () => {
+  it('kill -9 while an archive streams in leaves nothing visible and nothing staged after restart', async () => {
+    const target = await startServer();
+    const { request } = await import('node:http');
+    const url = new URL(`${target.url}/import`);
+    const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...auth, 'content-type': 'application/x-tar', 'content-length': String(archive.length) } });
+    req.on('error', () => undefined);
+    // Most of the archive, then nothing: the server is mid-import when it dies.
+    req.write(archive.subarray(0, archive.length - 1024));
+    await new Promise((r) => setTimeout(r, 500));
+    target.process.kill('SIGKILL');
+    await target.exited;
+    req.destroy();
+    const again = await startServer({ storagePath: target.storagePath });
+    try {
+      expect(await packages(again.url)).toEqual([]);
+      expect((await storageContents(again.storagePath)).staging).toEqual([]);
+      const res = await importInto(again.url, archive);
+      expect(res.status).toBe(200);
+      expect((await res.json()).imported).toHaveLength(3);
+    } finally {
+      await again.stop();
     }
   });
 });
