@@ -45,7 +45,7 @@ export function transferHandlers({ config, service }: { config: Config; service:
         const blob = await service.stage(bytes);
         staged.set(name, blob);
         return { sha256: blob.sha256 };
-      }, { ...DEFAULT_IMPORT_LIMITS, maxPackageBytes: config.maxUploadBytes, maxTotalBytes: Number.MAX_SAFE_INTEGER });
+      }, { ...DEFAULT_IMPORT_LIMITS, maxPackageBytes: config.maxUploadBytes, maxTotalBytes: config.maxUploadBytes });
     } catch (err) {
       for (const blob of staged.values()) await blob.discard();
       if (err instanceof ExportArchiveError) throw new HttpProblem(422, 'invalid-archive', `the archive was refused, and nothing was imported: ${err.message}`);

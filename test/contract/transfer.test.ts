@@ -93,6 +93,20 @@ describe('across an air gap', () => {
   });
 });
 
+describe('limits', () => {
+  it('holds the packages of one archive to max_upload_bytes: refused, nothing imported', async () => {
+    const small = await startServer({ env: { MAX_UPLOAD_BYTES: '1000' } });
+    try {
+      const declared = await importInto(small.url, archive);
+      expect(declared.status).toBe(422);
+      expect((await declared.json()).detail).toMatch(/nothing was imported/);
+      expect(await packages(small.url)).toEqual([]);
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('a crash mid-import', () => {
   it('kill -9 while an archive streams in leaves nothing visible and nothing staged after restart', async () => {
     const target = await startServer();
