@@ -61,6 +61,11 @@ export function kindOfSection(section: string): CatalogKind | undefined {
   return CATALOG_KINDS.find((kind) => CATALOG_SECTION[kind] === section);
 }
 
+/** The kind of a catalog file name, `extensions.json` → extension. */
+export function kindOfCatalogFile(file: string): CatalogKind | undefined {
+  return file.endsWith('.json') ? kindOfSection(file.slice(0, -'.json'.length)) : undefined;
+}
+
 export function isPackageKind(value: unknown): value is PackageKind {
   return (PACKAGE_KINDS as readonly unknown[]).includes(value);
 }

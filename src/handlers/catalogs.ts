@@ -1,6 +1,6 @@
 import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
-import { CATALOG_SECTION, kindOfSection, type CatalogKind } from '../domain/kinds.js';
+import { CATALOG_SECTION, kindOfCatalogFile, kindOfSection, type CatalogKind } from '../domain/kinds.js';
 import { BodyCache } from '../http/body-cache.js';
 import { HttpProblem } from '../http/problem.js';
 import { baseUrl } from '../http/urls.js';
@@ -39,7 +39,7 @@ export function catalogHandlers({ config, service }: { config: Config; service: 
   const getSnapshotCatalog: Handler<'getSnapshotCatalog'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
     const snapshot = service.snapshot(req.params.name);
-    const kind = kindOfSection(req.params.catalog.replace(/\.json$/, ''))!;
+    const kind = kindOfCatalogFile(req.params.catalog)!;
     bodies.sendJson(res, `snapshot ${snapshot.name} ${snapshot.record.id} ${kind} ${base}`, service, () =>
       catalogDocument(kind, snapshot.catalogs.get(kind) ?? [], base, { url: snapshotCatalogUrl(base, snapshot.name, kind), frozenAt: snapshot.createdAt }),
     );
@@ -68,7 +68,7 @@ export function catalogHandlers({ config, service }: { config: Config; service: 
   // Shaped as the live catalog, for an install_allowed: false entry; its downloads answer 403 until approved.
   const getDiscoveryCatalog: Handler<'getDiscoveryCatalog'> = (req, res) => {
     const base = baseUrl(req, config.publicUrl);
-    const kind = kindOfSection(req.params.catalog.replace(/\.json$/, ''))!;
+    const kind = kindOfCatalogFile(req.params.catalog)!;
     bodies.sendJson(res, `discovery ${kind} ${base}`, service, () =>
       catalogDocument(kind, service.discovery(kind), base, { url: `${base}/discovery/${CATALOG_SECTION[kind]}.json` }),
     );

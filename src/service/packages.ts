@@ -198,7 +198,14 @@ export class PackageService {
       const catalogById = new Map([...catalogs.values()].flat().map((p) => [`${p.kind}/${p.id}`, p]));
       const pending = (r: PackageRecord) => r.approval?.state === 'pending';
       const discovery = new Map(CATALOG_KINDS.map((kind) => [kind, catalogPackages(kind, newestFirst, pending)]));
-      const everyVersion = new Map(CATALOG_KINDS.flatMap((kind) => catalogPackages(kind, newestFirst)).map((p) => [`${p.kind}/${p.id}`, catalogById.get(`${p.kind}/${p.id}`) ? { ...p, served: catalogById.get(`${p.kind}/${p.id}`)!.served } : p]));
+      // Every version listed, but `served` is what the approved catalog serves, where it serves one.
+      const everyVersion = new Map(
+        CATALOG_KINDS.flatMap((kind) => catalogPackages(kind, newestFirst)).map((p) => {
+          const key = `${p.kind}/${p.id}`;
+          const approved = catalogById.get(key);
+          return [key, approved ? { ...p, served: approved.served } : p];
+        }),
+      );
       const catalogRecord = (id: number) => {
         const record = this.byId.get(id);
         return record && isCatalogRecord(record) ? record : undefined;

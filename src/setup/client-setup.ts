@@ -220,6 +220,6 @@ function quote(text: string): string {
   return JSON.stringify(text);
 }
 
-function shellQuote(text: string): string {
+export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }

@@ -10,7 +10,7 @@ import { isPrerelease } from '../domain/version.js';
 import type { PackageRecord } from '../domain/record.js';
 import { SHIPPED_WITH_CLI } from '../vetting/reserved-ids.js';
 import { humanSize, plural } from './format.js';
-import { authJson, catalogUrl, clientSetup, hostName, SETUP_PURPOSE, TOKEN_ENV, type SetupFormat } from '../setup/client-setup.js';
+import { authJson, catalogUrl, clientSetup, hostName, SETUP_PURPOSE, shellQuote, TOKEN_ENV, type SetupFormat } from '../setup/client-setup.js';
 import type { SearchItem } from './search.js';
 
 /**
@@ -404,10 +404,6 @@ export function loadWebPages(): WebPages {
 function configYaml(kind: CatalogKind, url: string): string {
   const entry = kind === 'bundle' ? ['schema_version: "1.0"', 'catalogs:', '  - id: release-server', `    url: ${url}`, '    priority: 1', '    install_policy: install-allowed'] : ['catalogs:', '  - name: release-server', `    url: ${url}`, '    priority: 1', '    install_allowed: true'];
   return entry.join('\n');
-}
-
-function shellQuote(text: string): string {
-  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** The pages' script and style sheet, read once. */
