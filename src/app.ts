@@ -1,19 +1,19 @@
 import express, { type Express, type RequestHandler } from 'express';
 import * as OpenApiValidator from 'express-openapi-validator';
 import type { Logger } from 'pino';
-import { pinoHttp } from 'pino-http';
 import type { Config } from './config.js';
 import { createHandlers } from './handlers/index.js';
 import type { OperationId } from './handlers/types.js';
 import type { FailureLimiter } from './auth/failure-limiter.js';
 import type { TokenRegistry } from './auth/tokens.js';
-import { authRouter } from './http/auth.js';
+import { authorization } from './http/auth.js';
 import { admitBody } from './http/request-body.js';
 import { securityHeaders } from './http/security-headers.js';
 import { ownOrigin } from './http/urls.js';
 import { notFound, problemHandler } from './http/problem.js';
+import { requestLog } from './http/request-log.js';
+import { matchedOperationId, matchedParams } from './http/routes.js';
 import { uploadOptions } from './http/upload.js';
-import { httpLoggerOptions } from './logger.js';
 import type { Metrics } from './metrics.js';
 import type { Mirror } from './mirror/sync.js';
 import type { PackageService } from './service/packages.js';
@@ -28,7 +28,7 @@ export interface AppDeps {
   logger: Logger;
   /** The contract's bytes, and the document they hold. */
   contract: Buffer;
-  contractDocument: Parameters<typeof authRouter>[0];
+  contractDocument: Parameters<typeof authorization>[0];
   docsPage: Buffer | null;
   webPages: WebPages;
   staticFiles: ReturnType<typeof loadStaticFiles>;
@@ -47,10 +47,10 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config.trustProxy);
   app.use(deps.metrics.middleware());
-  app.use(pinoHttp(httpLoggerOptions(deps.logger)));
+  app.use(requestLog(deps.logger));
   app.use(securityHeaders);
   app.use(
-    authRouter(deps.contractDocument, {
+    authorization(deps.contractDocument, {
       tokens: deps.tokens,
       readAccess: deps.config.readAccess,
       limiter: deps.limiter,
@@ -59,8 +59,9 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use(admitBody(deps.config.maxUploadBytes));
-  // The one JSON request body (a snapshot's name and versions) is small; anything larger is no such request.
-  app.use(express.json({ limit: '256kb', type: 'application/json' }));
+  // The JSON request bodies (a snapshot's name and versions, a decision) are small; anything larger is no such request.
+  const json = express.json({ limit: '256kb', type: 'application/json' });
+  app.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : json(req, res, next)));
   app.use(
     OpenApiValidator.middleware({
       // A copy: the validator bundles the document it is given in place.
@@ -70,18 +71,19 @@ export function createApp(deps: AppDeps): Express {
       validateApiSpec: false,
       validateRequests: true,
       validateResponses: deps.config.validateResponses,
-      // Authorization ran already, in authRouter, before the body is read.
+      // Authorization ran already, before the body is read (http/auth.ts).
       validateSecurity: false,
       fileUploader: uploadOptions(deps.service, deps.config.maxUploadBytes),
-      operationHandlers: {
-        basePath: '',
-        resolver: (_basePath, route, apiDoc) => {
-          const operation = apiDoc.paths?.[route.openApiRoute]?.[route.method.toLowerCase() as 'get'];
-          return handlers[operation?.operationId as OperationId] as unknown as RequestHandler;
-        },
-      },
     }),
   );
+  // The validator matched the route once; its operationId picks the handler (one lookup, not a second router).
+  app.use((req, res, next) => {
+    const handler = handlers[matchedOperationId(req) as OperationId] as RequestHandler | undefined;
+    if (!handler) return next();
+    // Each middleware of the app gets params of its own; the handler's are the ones the validator matched.
+    req.params = matchedParams(req);
+    return handler(req, res, next);
+  });
   app.use(notFound);
   app.use(problemHandler({ maxUploadBytes: deps.config.maxUploadBytes }));
   return app;

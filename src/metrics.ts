@@ -1,4 +1,5 @@
 import { ClientAbortError } from './http/upload.js';
+import { matchedOperationId } from './http/routes.js';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { PackageKind } from './domain/kinds.js';
@@ -91,7 +92,7 @@ export class Metrics {
     return (req, res, next) => {
       const end = this.duration.startTimer();
       res.once('close', () => {
-        const operation = (req as { openapi?: { schema?: { operationId?: string } } }).openapi?.schema?.operationId ?? res.locals.operationId ?? 'none';
+        const operation = matchedOperationId(req) ?? res.locals.operationId ?? 'none';
         end({ operation });
         this.requests.inc({ operation, status: res.writableFinished ? String(res.statusCode) : 'aborted' });
         const sizeIn = Number(req.headers['content-length']);

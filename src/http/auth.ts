@@ -1,10 +1,11 @@
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { FailureLimiter } from '../auth/failure-limiter.js';
 import type { Scope, Token, TokenRegistry } from '../auth/tokens.js';
 import { clientAddress } from './client-address.js';
 import { crossSiteReason } from './cross-site.js';
 import { HttpProblem } from './problem.js';
+import { RouteTable } from './routes.js';
 
 export type ReadAccess = 'public' | 'token';
 
@@ -38,34 +39,41 @@ declare module 'express-serve-static-core' {
   }
 }
 
-const METHODS = ['get', 'head', 'post', 'put', 'delete', 'patch'] as const;
-
 /**
- * The one place for authorization. Which scope an operation needs is written in the contract (`x-scope`);
- * this router reads it once and guards each route before anything else runs (an upload is refused before a
- * byte of it is read). Reads need a token only with read_access: token, and then any known token may read.
+ * The one place for authorization. Which scope an operation needs is written in the contract (`x-scope`); each
+ * operation's guard is made once, and one lookup in the contract's compiled paths picks it, before anything else
+ * runs (an upload is refused before a byte of it is read). Reads need a token only with read_access: token, and then
+ * any known token may read.
  */
-export function authRouter(contract: Contract, options: AuthOptions): Router {
-  const router = Router();
-  for (const [path, item] of Object.entries(contract.paths)) {
-    for (const method of METHODS) {
-      const operation = item[method];
+export function authorization(contract: Contract, options: AuthOptions): RequestHandler {
+  const routes = new RouteTable<Operation>(contract);
+  const guards = new Map<Operation, Guard>();
+  for (const item of Object.values(contract.paths)) {
+    for (const operation of Object.values(item)) {
       const scope = operation?.['x-scope'];
-      if (!operation || !scope) continue;
-      router[method](expressPath(path), guard(operation, scope, options));
+      if (scope) guards.set(operation, guard(operation, scope, options));
     }
   }
-  return router;
+  return (req, res, next) => {
+    const found = routes.match(req.method, req.path);
+    const check = found && guards.get(found.operation);
+    if (!check) return next();
+    check(req, res, found.params);
+    next();
+  };
 }
 
-function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter, audit, ownOrigin }: AuthOptions) {
+type Guard = (req: Request, res: Response, params: Record<string, string>) => void;
+
+/** Throws the refusal; returns when the request may go on. */
+function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter, audit, ownOrigin }: AuthOptions): Guard {
   const html = Boolean(operation.responses?.['200']?.content?.['text/html']);
-  return (req: Request, res: Response, next: NextFunction): void => {
+  return (req, res, params) => {
     // Metrics count a refused request under the operation it was aimed at.
     res.locals.operationId = operation.operationId;
     // In public mode a read ignores any Authorization header (the spec-kit CLI sends GitHub tokens), and is never
     // limited: nobody can get a public read refused by failing on someone else's behalf.
-    if (scope === 'read' && readAccess === 'public') return next();
+    if (scope === 'read' && readAccess === 'public') return;
     if (scope !== 'read') {
       const crossSite = crossSiteReason(req, ownOrigin(req));
       if (crossSite) throw new HttpProblem(403, 'cross-site-request', crossSite);
@@ -98,13 +106,12 @@ function guard(operation: Operation, scope: Scope, { tokens, readAccess, limiter
       throw new HttpProblem(401, 'unauthorized', 'the token is not valid', { 'WWW-Authenticate': `${challenge}, error="invalid_token"` });
     }
     res.locals.token = token;
-    if (scope !== 'read') auditOnFinish(req, res, audit, operation.operationId, token);
+    if (scope !== 'read') auditOnFinish(req, res, audit, operation.operationId, token, params.filename);
     if (scope !== 'read' && !token.scopes.has(scope)) {
       throw new HttpProblem(403, 'forbidden', `token "${token.name}" lacks the ${scope} scope`, {
         'WWW-Authenticate': `Bearer realm="release-server", error="insufficient_scope", scope="${scope}"`,
       });
     }
-    next();
   };
 }
 
@@ -123,9 +130,7 @@ function wantsHtml(req: Request, producesHtml: boolean): boolean {
   return producesHtml && req.query.format !== 'json' && req.accepts(['text/html', 'application/json']) === 'text/html';
 }
 
-function auditOnFinish(req: Request, res: Response, audit: Logger, operation: string, token: Token): void {
-  // Read now: later routers replace req.params.
-  const target = (req.params as { filename?: string }).filename;
+function auditOnFinish(req: Request, res: Response, audit: Logger, operation: string, token: Token, target: string | undefined): void {
   const client = clientAddress(req);
   // 'close', not 'finish': a write the client abandoned is audited too, as aborted.
   res.once('close', () => {
@@ -144,9 +149,4 @@ function auditOnFinish(req: Request, res: Response, audit: Logger, operation: st
       `${operation} ${aborted ? 'aborted by the client' : res.statusCode}`,
     );
   });
-}
-
-/** `/assets/{filename}` → `/assets/:filename` */
-function expressPath(path: string): string {
-  return path.replace(/\{(\w+)\}/g, ':$1');
 }

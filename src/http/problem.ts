@@ -101,7 +101,7 @@ export function problemHandler(options: { maxUploadBytes: number }): ErrorReques
     }
     const problem = toProblem(err, options.maxUploadBytes, req.headers['content-type'], res.locals.operationId);
     closeUnreadBody(req, res);
-    // pino-http logs the request line with this error.
+    // The request line (http/request-log.ts) carries this error.
     if (problem.status >= 500) res.err = err as Error;
     // A validator set for the body that was going to be sent does not describe this one.
     res.removeHeader('ETag');
