@@ -86,7 +86,8 @@ export function packageHandlers({ config, service, metrics, webPages }: PackageH
       service.recordDownload(record);
       metrics.downloaded(record.kind);
     }
-    await streamTo(bytes, res);
+    if (Buffer.isBuffer(bytes)) res.end(bytes);
+    else await streamTo(bytes, res);
   };
 
   const deleteAsset: Handler<'deleteAsset'> = async (req, res) => {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { Config } from '../config.js';
 import { CATALOG_KINDS, CATALOG_SECTION, type CatalogKind } from '../domain/kinds.js';
 import type { Approval, Provenance } from '../domain/record.js';
@@ -30,7 +31,10 @@ export function transferHandlers({ config, service }: { config: Config; service:
             size: record.size,
             sha256: record.sha256,
             record: { provenance: (record.provenance as unknown as JsonObject) ?? null, approval: (record.approval as unknown as JsonObject) ?? null },
-            open: async () => (await service.openAsset(record.name, () => null, () => ({ start: 0, end: record.size - 1 }))).bytes!,
+            open: async () => {
+              const { bytes } = await service.openAsset(record.name, () => null, () => ({ start: 0, end: record.size - 1 }));
+              return Buffer.isBuffer(bytes) ? Readable.from([bytes]) : bytes!;
+            },
           };
         }
       })(),

@@ -15,6 +15,7 @@ import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type
 import type { Verdict } from '../vetting/vet.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
+import { SmallBlobs } from './small-blobs.js';
 
 export interface PackageServiceOptions {
   /** Template packages kept after an upload; 0 keeps all. */
@@ -79,6 +80,7 @@ export class PackageService {
   /** Views of the index, rebuilt lazily after a change. */
   private views: Views | null = null;
   private readonly lock = new Mutex();
+  private readonly smallBlobs = new SmallBlobs((record, range) => this.storage.read(record, range));
   /** Downloads counted here and not yet added to the stored counts, by package name. */
   private unsavedCounts = new Map<string, number>();
   /**
@@ -503,7 +505,7 @@ export class PackageService {
     name: string,
     prepare: (record: PackageRecord) => Promise<P> | P,
     bytesOf: (plan: P) => ByteRange | null,
-  ): Promise<{ record: PackageRecord; plan: P; bytes: Readable | null }> {
+  ): Promise<{ record: PackageRecord; plan: P; bytes: Readable | Buffer | null }> {
     for (let attempt = 1; ; attempt += 1) {
       const record = this.get(name);
       if (!isApproved(record)) throw notApproved(record);
@@ -511,6 +513,8 @@ export class PackageService {
       const range = bytesOf(plan);
       if (range === null) return { record, plan, bytes: null };
       try {
+        const small = await this.smallBlobs.get(record);
+        if (small) return { record, plan, bytes: small.subarray(range.start, range.end + 1) };
         return { record, plan, bytes: await this.storage.read(record, range) };
       } catch (err) {
         if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
