@@ -52,9 +52,23 @@ function hostOf(req: RequestLike): string {
   return localAddress?.includes(':') ? `[${localAddress}]:${localPort}` : `${localAddress ?? 'localhost'}:${localPort}`;
 }
 
+/** Hosts already judged: a client sends the same Host on every request. Bounded, as Host is the client's to choose. */
+const judgedHosts = new Map<string, boolean>();
+const JUDGED_HOSTS_MAX = 1024;
+
 /** A host[:port] that makes a URL: the shape above, and one the URL parser takes (a port up to 65535, a real IPv6). */
 function isValidHost(value: string | undefined): value is string {
-  if (!value || !HOST.test(value)) return false;
+  if (!value) return false;
+  let valid = judgedHosts.get(value);
+  if (valid === undefined) {
+    valid = HOST.test(value) && parsesAsHost(value);
+    if (judgedHosts.size >= JUDGED_HOSTS_MAX) judgedHosts.clear();
+    judgedHosts.set(value, valid);
+  }
+  return valid;
+}
+
+function parsesAsHost(value: string): boolean {
   try {
     return new URL(`http://${value}/`).host !== '';
   } catch {
