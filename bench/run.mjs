@@ -4,11 +4,13 @@
 // over the same files, alternates A B A B, and reports medians with min and max:
 //   1. download of a 100 MiB package: ours / nginx `sendfile on`
 //   2. upload of the same 100 MiB: ours (multipart, checksummed, fsynced, renamed) / nginx WebDAV PUT
-//   3. /latest with 1,000 packages: req/s and p99, ours (response validation on) / nginx serving the same bytes
+//   0. small requests (/healthz, a 1 KiB download, /latest answered 304): ours / bare Express 5 (bench/stand-ins/),
+//      with Express + express-openapi-validator alone beside it, and nginx for scale
+//   3. /latest and /packages with 1,000 packages: req/s and p99, identity and gzip, ours / nginx serving the same bytes
 //   4. scale: small-package download req/s with 10,000 vs 10 packages stored; start-up to ready with 10,000
 //   5. memory: the server's peak RSS across a 100 MiB upload and 8 parallel 100 MiB downloads
 //   6. each of the six catalogs (1,000 extensions; 100 presets, workflows, steps, bundles, integrations, all
-//      published through /upload): req/s, ours / nginx serving the same bytes
+//      published through /upload): req/s, identity and gzip, ours / nginx serving the same bytes (gzip_static)
 //   7. upload of a 40 MiB extension (manifest vetting included) / a template zip of the same size
 //   8. s3 backend on a throwaway Ceph RGW (scripts/s3-test-server.sh): 100 MiB download and upload through the server
 //      / the AWS SDK on the same RGW directly; /latest with 1,000 packages on s3 / on filesystem; idle S3 requests
@@ -23,6 +25,7 @@ import { createServer } from 'node:net';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
 
 const RUNS = Number(process.env.RUNS ?? 5);
@@ -88,13 +91,8 @@ async function main() {
   await fillPackages(thousand, 1000, 'spec-kit-template');
   await indexStore(thousand);
   server = await startOurs(thousand);
-  const latest = Buffer.from(await (await fetch(`${server.url}/latest`)).arrayBuffer());
-  await writeFile(join(nginxRoot, 'latest.json'), latest);
-  results.latestBytes = latest.length;
-  results.latest = await alternate(
-    async () => wrk(`${server.url}/latest`),
-    async () => wrk(`${nginx.url}/latest`),
-  );
+  results.latest = await cachedBody(`${server.url}/latest`, nginx, 'latest.json', '/latest');
+  results.packagesJson = await cachedBody(`${server.url}/packages`, nginx, 'packages.json');
   await stop(server);
 
   // 3b. The same /latest on a private server (read_access: token, 100 tokens, a Bearer read token) vs public
@@ -140,6 +138,7 @@ async function main() {
   );
   results.nginxSmall = await wrk(`${nginx.url}/small.zip`);
   await stop(small10);
+  results.smallRequests = await smallRequests(ten, nginx);
   await stop(small10k);
 
   // 5. Memory: a fresh server, one 100 MiB upload, then 8 parallel 100 MiB downloads
@@ -157,14 +156,9 @@ async function main() {
   await mkdir(join(nginxRoot, 'catalogs'), { recursive: true });
   results.catalogs = [];
   for (const section of ['extensions', 'presets', 'workflows', 'steps', 'bundles', 'integrations']) {
-    const body = Buffer.from(await (await fetch(`${server.url}/catalogs/${section}.json`)).arrayBuffer());
-    const entries = Object.keys(JSON.parse(body.toString())[section]).length;
-    await writeFile(join(nginxRoot, 'catalogs', `${section}.json`), body);
-    const measured = await alternate(
-      async () => wrk(`${server.url}/catalogs/${section}.json`),
-      async () => wrk(`${nginx.url}/catalogs/${section}.json`),
-    );
-    results.catalogs.push({ section, entries, bytes: body.length, ...measured });
+    const measured = await cachedBody(`${server.url}/catalogs/${section}.json`, nginx, `catalogs/${section}.json`);
+    const entries = Object.keys(JSON.parse(measured.body.toString())[section]).length;
+    results.catalogs.push({ section, entries, ...measured });
   }
   await stop(server);
 
@@ -378,6 +372,70 @@ function publishExtensions(url, count) {
   return publishAll(url, zips);
 }
 
+/**
+ * Small requests, with request and response validation, authorization, metrics and request logs all on, against
+ * bare Express (the reference), Express with the contract's validator alone (what the validator leaves), and nginx
+ * for scale: /healthz, a 1 KiB download, and /latest answered 304 from its ETag.
+ */
+async function smallRequests(store, nginx) {
+  const ours = await startOurs(store);
+  const express = await startStandIn('express.mjs');
+  const validator = await startStandIn('express-validator.mjs');
+  const etag = (await fetch(`${ours.url}/latest`)).headers.get('etag');
+  const notModified = ['-H', `If-None-Match: ${etag}`];
+  if ((await fetch(`${ours.url}/latest`, { headers: { 'If-None-Match': etag } })).status !== 304) throw new Error('/latest did not answer 304 to its own ETag');
+  const result = {
+    healthz: await rotate({ ours: () => wrk(`${ours.url}/healthz`), express: () => wrk(`${express.url}/healthz`), validator: () => wrk(`${validator.url}/healthz`) }),
+    small: await rotate({ ours: () => wrk(`${ours.url}/assets/small.zip`), express: () => wrk(`${express.url}/assets/small.zip`), nginx: () => wrk(`${nginx.url}/small.zip`) }),
+    latest304: await rotate({ ours: () => wrk(`${ours.url}/latest`, notModified), express: () => wrk(`${express.url}/latest`) }),
+  };
+  for (const server of [ours, express, validator]) await stop(server);
+  return result;
+}
+
+/**
+ * A body ours keeps built (cached), against nginx serving the same bytes from a file (and, for gzip, the same
+ * bytes gzipped beside it, `gzip_static on`): req/s and p99, identity and gzip, alternating.
+ */
+async function cachedBody(url, nginx, file, nginxPath = `/${file}`) {
+  const body = Buffer.from(await (await fetch(url, { headers: { 'Accept-Encoding': 'identity' } })).arrayBuffer());
+  await writeFile(join(nginx.root, file), body);
+  await writeFile(join(nginx.root, `${file}.gz`), gzipSync(body, { level: 9 }));
+  const gzip = ['-H', 'Accept-Encoding: gzip'];
+  const ours = await fetch(url, { headers: { 'Accept-Encoding': 'gzip' } });
+  const theirs = await fetch(`${nginx.url}${nginxPath}`, { headers: { 'Accept-Encoding': 'gzip' } });
+  const encodings = [ours, theirs].map((r) => r.headers.get('content-encoding'));
+  if (body.length >= 1024 && encodings.some((e) => e !== 'gzip')) throw new Error(`${url}: gzip not served by both (${encodings.join(', ')})`);
+  return {
+    body,
+    bytes: body.length,
+    identity: await alternate(() => wrk(url), () => wrk(`${nginx.url}${nginxPath}`)),
+    gzip: await alternate(() => wrk(url, gzip), () => wrk(`${nginx.url}${nginxPath}`, gzip)),
+  };
+}
+
+/** Each contender in turn, RUNS times after a warm-up of each, so drift hits all alike. */
+async function rotate(contenders) {
+  const results = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
+  for (const measure of Object.values(contenders)) await measure();
+  for (let i = 0; i < RUNS; i++) for (const [name, measure] of Object.entries(contenders)) results[name].push(await measure());
+  return results;
+}
+
+/** A stand-in from bench/stand-ins/, started on a free port. */
+async function startStandIn(file) {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(repo, 'bench/stand-ins', file)], { env: { PATH: process.env.PATH, PORT: String(port), NODE_ENV: 'production' }, stdio: ['ignore', 'ignore', 'inherit'] });
+  servers.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (;;) {
+    if ((await fetch(`${url}/healthz`).catch(() => null))?.status === 200) break;
+    if (child.exitCode !== null) throw new Error(`${file} exited ${child.exitCode}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { url, pid: child.pid, child, kill: (s) => child.kill(s) };
+}
+
 /** A then B, RUNS times, so drift on a shared machine hits both alike. */
 async function alternate(a, b) {
   const ours = [];
@@ -426,12 +484,14 @@ events { worker_connections 1024; }
 http {
   access_log /dev/null;
   sendfile on;
+  gzip_static on;
   tcp_nopush on;
   client_body_temp_path ${prefix}/body;
   server {
     listen 127.0.0.1:${port};
     root ${root};
     location = /latest { default_type application/json; alias ${root}/latest.json; }
+    location = /packages.json { default_type application/json; }
     location /catalogs/ { default_type application/json; alias ${root}/catalogs/; }
     location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
   }
@@ -445,7 +505,7 @@ http {
     if ((await fetch(`${url}/small.zip`).catch(() => null))?.status === 200) break;
     await new Promise((r) => setTimeout(r, 25));
   }
-  return { url, pid: child.pid, child, kill: (s) => child.kill(s) };
+  return { url, root, pid: child.pid, child, kill: (s) => child.kill(s) };
 }
 
 async function stop(server) {
@@ -559,15 +619,37 @@ function render(r) {
   const rows = [];
   const ratio = (a, b) => median(a) / median(b);
   const add = (name, ours, reference, value, goal, met) => rows.push({ name, ours, reference, value, goal, met });
+  const rps = (xs) => xs.map((x) => x.rps);
+  const small = [
+    ['/healthz', r.smallRequests.healthz],
+    ['1 KiB download (/assets/small.zip)', r.smallRequests.small],
+    ['/latest answered 304', r.smallRequests.latest304],
+  ];
+  for (const [name, m] of small) {
+    const x = median(rps(m.ours)) / median(rps(m.express));
+    add(`small request: ${name}`, spread(rps(m.ours), reqs), `bare Express ${spread(rps(m.express), reqs)}`, `${x.toFixed(2)}×`, '≥ 0.8×', x >= 0.8);
+  }
+  const v = r.smallRequests.healthz;
+  const vx = median(rps(v.validator)) / median(rps(v.express));
+  add('small request: /healthz, Express + express-openapi-validator alone', spread(rps(v.validator), reqs), `bare Express ${spread(rps(v.express), reqs)}`, `${vx.toFixed(2)}×`, '(the ceiling it leaves)', null);
+  add('small request: 1 KiB download, nginx for scale', '', `nginx ${spread(rps(r.smallRequests.small.nginx), reqs)}`, '', '', null);
   const dl = ratio(r.download.ours, r.download.theirs);
-  add('download 100 MiB', spread(r.download.ours, mbs), `nginx sendfile ${spread(r.download.theirs, mbs)}`, `${dl.toFixed(2)}×`, '≥ 0.9×', dl >= 0.9);
+  // Each run's own ratio too: the goal holds no run below 0.8×.
+  const dlWorst = Math.min(...r.download.ours.map((x, i) => x / r.download.theirs[i]));
+  add('download 100 MiB', spread(r.download.ours, mbs), `nginx sendfile ${spread(r.download.theirs, mbs)}`, `${dl.toFixed(2)}× (worst run ${dlWorst.toFixed(2)}×)`, '≥ 0.95×, no run < 0.8×', dl >= 0.95 && dlWorst >= 0.8);
   const ul = ratio(r.upload.ours, r.upload.theirs);
-  add('upload 100 MiB', spread(r.upload.ours, mbs), `nginx WebDAV PUT ${spread(r.upload.theirs, mbs)}`, `${ul.toFixed(2)}×`, '≥ 0.7×', ul >= 0.7);
-  const ours = r.latest.ours.map((x) => x.rps);
-  const theirs = r.latest.theirs.map((x) => x.rps);
-  const lt = median(ours) / median(theirs);
-  add(`/latest, 1,000 packages (${(r.latestBytes / 1024).toFixed(0)} KiB)`, spread(ours, reqs), `nginx static ${spread(theirs, reqs)}`, `${lt.toFixed(2)}×`, '≥ 0.5×', lt >= 0.5);
-  add('/latest p99', spread(r.latest.ours.map((x) => x.p99), ms), `nginx ${spread(r.latest.theirs.map((x) => x.p99), ms)}`, '', '', null);
+  add('upload 100 MiB', spread(r.upload.ours, mbs), `nginx WebDAV PUT ${spread(r.upload.theirs, mbs)}`, `${ul.toFixed(2)}×`, '(for scale)', null);
+  const cachedRows = (name, m) => {
+    for (const encoding of ['identity', 'gzip']) {
+      const { ours, theirs } = m[encoding];
+      const x = median(rps(ours)) / median(rps(theirs));
+      add(`${name} (${(m.bytes / 1024).toFixed(0)} KiB), ${encoding}`, spread(rps(ours), reqs), `nginx static ${spread(rps(theirs), reqs)}`, `${x.toFixed(2)}×`, '≥ 0.8×', x >= 0.8);
+      const p99 = median(ours.map((y) => y.p99)) / median(theirs.map((y) => y.p99));
+      add(`${name}, ${encoding}, p99`, spread(ours.map((y) => y.p99), ms), `nginx ${spread(theirs.map((y) => y.p99), ms)}`, `${p99.toFixed(1)}×`, '≤ 2×', p99 <= 2);
+    }
+  };
+  cachedRows('/latest, 1,000 packages', r.latest);
+  cachedRows('/packages, 1,000 packages', r.packagesJson);
   const privateRps = r.private.ours.map((x) => x.rps);
   const publicRps = r.private.theirs.map((x) => x.rps);
   const pv = median(privateRps) / median(publicRps);
@@ -578,9 +660,11 @@ function render(r) {
   add('small download, 10,000 vs 10 packages', spread(at10k, reqs), `10 packages ${spread(at10, reqs)}`, `${sc.toFixed(2)}×`, '≥ 0.9×', sc >= 0.9);
   add('small download, nginx for scale', '', reqs(r.nginxSmall.rps), '', '', null);
   const st = median(r.startup);
-  add('start-up to ready, 10,000 packages', spread(r.startup, ms), '', ms(st), '≤ 1000 ms', st <= 1000);
+  add('start-up to ready, 10,000 packages', spread(r.startup, ms), '', ms(st), '≤ 500 ms', st <= 500);
   const peak = r.memory.peak / MiB;
-  add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB (idle ${(r.memory.idle / MiB).toFixed(0)} MiB)`, '', `${peak.toFixed(0)} MiB`, '≤ 120 MiB', peak <= 120);
+  const idle = r.memory.idle / MiB;
+  add('idle RSS', `${idle.toFixed(0)} MiB`, '', `${idle.toFixed(0)} MiB`, '≤ 80 MiB', idle <= 80);
+  add('peak RSS, 100 MiB upload + 8×100 MiB downloads', `${peak.toFixed(0)} MiB`, '', `${peak.toFixed(0)} MiB`, '≤ 110 MiB', peak <= 110);
 
   const syncRate = r.sync.map((x) => x.perSecond);
   const uploadRate = r.sync.map((x) => x.uploadPerSecond);
@@ -588,22 +672,16 @@ function render(r) {
   const entries = (v) => `${v.toFixed(0)} entries/s`;
   add('sync of 1,000 extensions from a loopback source', spread(syncRate, entries), `the same 1,000 via /upload ${spread(uploadRate, entries)}`, `${syncRatio.toFixed(2)}×`, '', null);
   add('peak RSS during that sync', spread(r.sync.map((x) => x.peak), (v) => `${(v / MiB).toFixed(0)} MiB`), '', '', '', null);
-  for (const c of r.catalogs) {
-    const ours = c.ours.map((x) => x.rps);
-    const theirs = c.theirs.map((x) => x.rps);
-    const ratio = median(ours) / median(theirs);
-    add(`/catalogs/${c.section}.json, ${c.entries.toLocaleString('en')} entries (${(c.bytes / 1024).toFixed(0)} KiB)`, spread(ours, reqs), `nginx static ${spread(theirs, reqs)}`, `${ratio.toFixed(2)}×`, '≥ 0.5×', ratio >= 0.5);
-    add(`/catalogs/${c.section}.json p99`, spread(c.ours.map((x) => x.p99), ms), `nginx ${spread(c.theirs.map((x) => x.p99), ms)}`, '', '', null);
-  }
+  for (const c of r.catalogs) cachedRows(`/catalogs/${c.section}.json, ${c.entries.toLocaleString('en')} entries`, c);
   const vt = ratio(r.vetting.ours, r.vetting.theirs);
   add('upload 40 MiB extension (vetted) vs template', spread(r.vetting.ours, mbs), `template ${spread(r.vetting.theirs, mbs)}`, `${vt.toFixed(2)}×`, '≥ 0.8×', vt >= 0.8);
   const vn = median(r.vetting.ours) / median(r.vettingNginx);
   add('upload 40 MiB extension vs nginx PUT', '', `nginx WebDAV PUT ${spread(r.vettingNginx, mbs)}`, `${vn.toFixed(2)}×`, '', null);
 
   const s3dl = ratio(r.s3.download.ours, r.s3.download.theirs);
-  add('s3: download 100 MiB', spread(r.s3.download.ours, mbs), `SDK GetObject on the same RGW ${spread(r.s3.download.theirs, mbs)}`, `${s3dl.toFixed(2)}×`, '≥ 0.8×', s3dl >= 0.8);
+  add('s3: download 100 MiB', spread(r.s3.download.ours, mbs), `SDK GetObject on the same RGW ${spread(r.s3.download.theirs, mbs)}`, `${s3dl.toFixed(2)}×`, '≥ 0.9×', s3dl >= 0.9);
   const s3ul = ratio(r.s3.upload.ours, r.s3.upload.theirs);
-  add('s3: upload 100 MiB', spread(r.s3.upload.ours, mbs), `SDK lib-storage Upload ${spread(r.s3.upload.theirs, mbs)}`, `${s3ul.toFixed(2)}×`, '≥ 0.8×', s3ul >= 0.8);
+  add('s3: upload 100 MiB', spread(r.s3.upload.ours, mbs), `SDK lib-storage Upload ${spread(r.s3.upload.theirs, mbs)}`, `${s3ul.toFixed(2)}×`, '≥ 0.9×', s3ul >= 0.9);
   const s3lt = median(r.s3.latest.ours.map((x) => x.rps)) / median(r.s3.latest.theirs.map((x) => x.rps));
   add('s3: /latest, 1,000 packages', spread(r.s3.latest.ours.map((x) => x.rps), reqs), `filesystem backend ${spread(r.s3.latest.theirs.map((x) => x.rps), reqs)}`, `${s3lt.toFixed(2)}×`, '≈ 1× (from memory)', s3lt >= 0.9);
   add('s3: idle requests per second, one replica', `${r.s3.idle.toFixed(2)} /s over ${r.s3.idleSeconds} s`, '', `${r.s3.idle.toFixed(2)} /s`, '≤ a couple', r.s3.idle <= 2);
@@ -633,7 +711,13 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
 - download: \`curl -o /dev/null -w '%{speed_download}' URL\` for \`/assets/big.zip\` (ours) and \`/big.zip\` (nginx)
 - upload: \`curl -H 'Authorization: Bearer …' -H 'X-Checksum-Sha256: …' -F file=@big.zip '/upload?overwrite=true'\` (ours),
   \`curl -T big.zip /dav/big.zip\` (nginx, \`dav_methods PUT\`); throughput = 100 MiB / curl's time_total
-- \`/latest\`: \`wrk -t2 -c16 -d${SECONDS}s --latency URL\`; nginx serves the bytes ours answered, as a static file
+- small requests: the same wrk on \`/healthz\`, \`/assets/small.zip\` (1 KiB) and \`/latest\` with \`If-None-Match\` (304), ours
+  with request and response validation, authorization, metrics and request logs all on; the reference is bare Express 5
+  with one JSON route (\`bench/stand-ins/express.mjs\`), and \`bench/stand-ins/express-validator.mjs\` is Express with
+  express-openapi-validator on our contract alone (what the validator leaves of Express); nginx on the 1 KiB file for scale
+- cached bodies (\`/latest\`, \`/packages\` at 1,000 packages, each catalog): \`wrk -t2 -c16 -d${SECONDS}s --latency URL\`,
+  identity and with \`-H 'Accept-Encoding: gzip'\`; nginx serves the bytes ours answered, as a static file, with the
+  same bytes gzipped beside it (\`gzip_static on\`)
 - private \`/latest\`: the same wrk with \`-H 'Authorization: Bearer …'\` against a server with \`READ_ACCESS=token\` and 100 tokens, alternating with a public one
 - scale: the same wrk on \`/assets/small.zip\` (1 KiB) with 10,000 and with 10 packages stored
 - start-up: spawn to the first 200 from \`/readyz\`, records already written by an earlier start (no re-hashing)
