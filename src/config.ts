@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
 import type { ReadAccess } from './http/auth.js';
@@ -67,6 +68,8 @@ export interface Config {
   validateResponses: boolean;
   /** Catalogs to mirror (mirror/sources.ts); only the config file's `sources:` list sets them. */
   sources: Source[];
+  /** Processes serving the port over the one store (src/cluster.ts); `auto` is one per core. 1: this process serves. */
+  workers: number;
 }
 
 export class ConfigError extends Error {
@@ -96,6 +99,13 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER): Parser<number>
     throw new Error(`must be a whole number from ${min} to ${max}`);
   }
   return Number(text);
+};
+
+/** `auto` (one per core the process may use) or a count. */
+const workerCount: Parser<number> = (raw) => {
+  if (String(raw).trim().toLowerCase() === 'auto') return availableParallelism();
+  if (!/^\s*\d+\s*$/.test(String(raw)) || Number(raw) < 1 || Number(raw) > 256) throw new Error('must be auto or a whole number from 1 to 256');
+  return Number(raw);
 };
 
 const byteSize: Parser<number> = (raw) => {
@@ -237,6 +247,7 @@ const SETTINGS = {
   idle_timeout_seconds: { env: 'IDLE_TIMEOUT_SECONDS', default: 120, parse: wholeNumber(1, 86_400) },
   log_level: { env: 'LOG_LEVEL', default: 'info', parse: logLevel },
   validate_responses: { env: 'VALIDATE_RESPONSES', default: true, parse: boolean },
+  workers: { env: 'WORKERS', default: 1, parse: workerCount },
   // A list of mappings with header references: set in the config file (Helm values write it), never from the env.
   sources: { env: null, default: [] as Source[], parse: (raw: unknown, env?: NodeJS.ProcessEnv) => parseSources(raw, env), structured: true },
 } satisfies Record<string, Setting<unknown>>;
@@ -271,6 +282,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const v = values as Values;
   if (v.storage_backend === 's3' && v.s3_bucket === null) throw new ConfigError('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
+  if (v.workers > 1 && v.storage_backend !== 's3') {
+    throw new ConfigError(`WORKERS=${v.workers} needs STORAGE_BACKEND=s3: workers share one store as replicas do, and only the s3 backend takes in other processes' writes today`);
+  }
   if (v.download_redirect && v.storage_backend !== 's3') throw new ConfigError('DOWNLOAD_REDIRECT=true needs STORAGE_BACKEND=s3: only an object store can serve a presigned URL');
   return Object.freeze({
     configFile: file ? path : null,
@@ -302,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: v.log_level,
     validateResponses: v.validate_responses,
     sources: v.sources,
+    workers: v.workers,
   });
 }
 

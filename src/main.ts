@@ -1,8 +1,11 @@
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app.js';
+import { announcingWrites, runPrimary, workerNumber, WorkerLink } from './cluster.js';
+import { fileURLToPath } from 'node:url';
 import { FailureLimiter } from './auth/failure-limiter.js';
 import { TokenRegistry } from './auth/tokens.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type Config } from './config.js';
@@ -29,9 +32,11 @@ async function main(): Promise<void> {
     createLogger('info').child({ module: 'config' }).fatal(`invalid configuration: ${err.message}`);
     process.exit(2);
   }
-  const logger = createLogger(config.logLevel);
+  const worker = workerNumber();
+  // A worker's lines say which worker wrote them: request ids are counted per process.
+  const logger = worker === null ? createLogger(config.logLevel) : createLogger(config.logLevel).child({ worker });
   const log = logger.child({ module: 'server' });
-  logger.child({ module: 'config' }).info({ configFile: config.configFile ?? `none at ${process.env.CONFIG_PATH || DEFAULT_CONFIG_PATH}` }, 'configuration loaded');
+  if (worker === null) logger.child({ module: 'config' }).info({ configFile: config.configFile ?? `none at ${process.env.CONFIG_PATH || DEFAULT_CONFIG_PATH}` }, 'configuration loaded');
 
   let authToken = config.authToken;
   if (authToken === null && config.tokensFile === null) {
@@ -39,6 +44,11 @@ async function main(): Promise<void> {
     // The one secret ever logged: nothing was configured, and writes must never be open by accident. On a line of
     // its own and as a field, for `jq -r 'select(.token) | .token'`.
     logger.child({ module: 'config' }).warn({ token: authToken }, `generated token for this run (no auth_token configured; uploads and deletes need it): ${authToken}`);
+  }
+  if (config.workers > 1 && cluster.isPrimary) {
+    // One token for every worker: each would otherwise generate its own.
+    runPrimary(config.workers, fileURLToPath(import.meta.url), logger.child({ module: 'cluster' }), authToken === config.authToken ? {} : { AUTH_TOKEN: authToken! });
+    return;
   }
   let tokens: TokenRegistry;
   try {
@@ -65,7 +75,10 @@ async function main(): Promise<void> {
         retiredGraceMs: ((config.downloadRedirectSeconds ?? 900) + 600) * 1000,
       })
     : new FilesystemStorage(config.storagePath, storageLog);
-  const storage: Storage = metrics.instrument(backend, config.storageBackend);
+  // Workers tell each other about every change they write (src/cluster.ts).
+  const link = worker === null ? null : new WorkerLink(metrics.registry, () => service.refresh(), logger.child({ module: 'cluster' }));
+  const storage: Storage = metrics.instrument(link ? announcingWrites(backend, () => link.changed()) : backend, config.storageBackend);
+  if (link) metrics.exportFrom(() => link.metrics());
   const where = config.s3 ? `bucket ${config.s3.bucket}${config.s3.endpoint ? ` at ${config.s3.endpoint}` : ''}` : config.storagePath;
   // Uploads are vetted in worker threads: no archive or manifest is parsed on this event loop.
   const vetting = new VettingPool();
@@ -106,7 +119,7 @@ async function main(): Promise<void> {
     log.fatal({ err }, `cannot listen on ${config.host}:${config.port}`);
     process.exit(1);
   });
-  server.listen(config.port, config.host, () => {
+  const listen = () => server.listen(config.port, config.host, () => {
     const { address, port } = server.address() as AddressInfo;
     const url = config.publicUrl ?? `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address.includes(':') ? `[${address}]` : address}:${port}`;
     log.info({ address, port, url, storage: `${config.storageBackend}: ${where}`, maxPackages: config.maxPackages, readAccess: config.readAccess, tokens: tokens.size }, `listening on ${url}`);
@@ -114,6 +127,9 @@ async function main(): Promise<void> {
       log.warn({ publicUrl: config.publicUrl }, `the spec-kit CLI refuses ${config.publicUrl}: it fetches catalogs and downloads over https, or http to localhost only; set public_url to the https URL clients use`);
     }
   });
+  // One process listens at once, so that /healthz answers while /readyz says 503 until the index is loaded. A worker
+  // listens once it is ready: connections go only to workers that can answer them, while one starts or restarts.
+  if (!link) listen();
 
   limitConnections(server, config);
   // Node answers `Expect: 100-continue` itself unless someone listens: the app sends 100 only after authorization
@@ -147,9 +163,11 @@ async function main(): Promise<void> {
     log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
     process.exit(1);
   }
-  // Other replicas may write to the same bucket; a directory has one writer, this process.
-  if (config.s3) service.startRefresh(config.indexRefreshSeconds * 1000);
-  mirror.schedule();
+  if (link) listen();
+  // Other replicas may write to the same bucket, other workers to the same store.
+  if (config.s3 || link) service.startRefresh(config.indexRefreshSeconds * 1000);
+  // Scheduled syncs run in one process: every worker would otherwise fetch every source.
+  if (worker === null || worker === 1) mirror.schedule();
 }
 
 /**

@@ -33,12 +33,27 @@ export class Metrics {
   });
   private readonly storageErrors = new Counter({ name: 'release_server_storage_errors_total', help: 'Failed storage operations, by operation and backend', labelNames: ['operation', 'backend'], registers: [this.registry] });
 
+  /** Where the exported text comes from: this registry, or (in a worker) every worker's, summed. */
+  private source: () => Promise<string> = () => this.registry.metrics();
+
+  /** Exports what `text` gives instead of this process's own registry. */
+  exportFrom(text: () => Promise<string>): void {
+    this.source = text;
+  }
+
+  /** The exposition text `/metrics` answers. */
+  text(): Promise<string> {
+    return this.source();
+  }
+
   constructor(source: { indexSize(): number; refreshLagSeconds(): number }) {
     collectDefaultMetrics({ register: this.registry });
-    new Gauge({ name: 'release_server_index_packages', help: 'Packages in this replica\'s index', registers: [this.registry], collect() { this.set(source.indexSize()); } });
+    // Workers of one server each hold the whole index: summed across them, these would count it once per worker.
+    new Gauge({ name: 'release_server_index_packages', help: 'Packages in this replica\'s index', aggregator: 'max', registers: [this.registry], collect() { this.set(source.indexSize()); } });
     new Gauge({
       name: 'release_server_index_refresh_lag_seconds',
       help: 'Seconds since this replica last matched its index with the store (0 when it is the only writer)',
+      aggregator: 'max',
       registers: [this.registry],
       collect() {
         this.set(source.refreshLagSeconds());
@@ -50,6 +65,7 @@ export class Metrics {
   watchSyncs(statuses: () => readonly { name: string; running: boolean; last: { total: number; done: number; stored: number; unchanged: number; refused: unknown[]; bytes: number } | null }[]): void {
     new Gauge({
       name: 'release_server_sync_entries',
+      aggregator: 'max',
       help: 'Entries of the running or last sync of each source: total, done, stored, unchanged, refused',
       labelNames: ['source', 'count'],
       registers: [this.registry],
@@ -64,6 +80,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'release_server_sync_bytes',
+      aggregator: 'max',
       help: 'Bytes fetched by the running or last sync of each source',
       labelNames: ['source'],
       registers: [this.registry],
@@ -74,6 +91,7 @@ export class Metrics {
     });
     new Gauge({
       name: 'release_server_sync_running',
+      aggregator: 'max',
       help: '1 while a sync of the source runs',
       labelNames: ['source'],
       registers: [this.registry],

@@ -72,7 +72,7 @@ export function operationHandlers({ service, metrics, contract, docsPage }: Oper
   };
 
   const getMetrics: Handler<'getMetrics'> = async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).send(await metrics.text());
   };
 
   return { getFavicon, getHealth, headHealth, getReadiness, headReadiness, getOpenApiDocument, getApiDocs, getMetrics };

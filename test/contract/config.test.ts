@@ -32,6 +32,10 @@ describe('bad configuration stops start-up with one clear line', () => {
     expectRefusal({ CONFIG_PATH: await tempFile('config.yaml', 'max_packages: -1\n') }, 'max_packages', '-1'));
   it('a PORT out of range', () => expectRefusal({ PORT: '70000' }, 'PORT', '70000'));
   it('an unknown LOG_LEVEL', () => expectRefusal({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', 'loud'));
+  it('WORKERS=0, or neither auto nor a count', async () => {
+    await expectRefusal({ WORKERS: '0' }, 'WORKERS', 'auto or a whole number');
+    await expectRefusal({ WORKERS: 'many' }, 'WORKERS', '"many"');
+  });
   it('a PUBLIC_URL that is not absolute', () => expectRefusal({ PUBLIC_URL: 'releases.example.com' }, 'PUBLIC_URL'));
   it('an unknown key in the file', async () =>
     expectRefusal({ CONFIG_PATH: await tempFile('config.yaml', 'port: 8000\nmax_pakages: 3\n') }, 'max_pakages'));

@@ -1,0 +1,182 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from 'pino';
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { Storage } from './storage/storage.js';
+
+/**
+ * `workers: N` (or `auto`, one per core): N processes serve the same port over the same store, each as a replica does
+ * (its own index, refreshed from the store; writes committed there, create-only). This primary process forks them,
+ * replaces one that dies, and relays two things between them:
+ * - a change: the worker that wrote it tells the others, which refresh at once (within milliseconds, where replicas
+ *   wait for their next refresh); the periodic refresh stays, for a message lost to a worker that was restarting.
+ *   The writer does not wait for them: two workers each committing would otherwise wait on the other's lock;
+ * - metrics: `/metrics` on any worker answers the sum of all of them (prom-client's AggregatorRegistry).
+ * It serves nothing and opens no store itself.
+ */
+
+const CHANGED = 'release-server:changed';
+const METRICS = 'release-server:metrics';
+const METRICS_ANSWER = 'release-server:metrics-answer';
+
+/** A worker that dies is replaced after this long... */
+const RESTART_DELAY_MS = 1000;
+/** ...unless this many died within CRASH_WINDOW_MS: then the configuration or the store is at fault, not one worker. */
+const MAX_CRASHES = 5;
+const CRASH_WINDOW_MS = 60_000;
+/** Workers have their own shutdown grace (10 s); past this the primary stops them hard. */
+const STOP_GRACE_MS = 15_000;
+
+type Message = { type: string; id?: number; text?: string; error?: string };
+
+/**
+ * Runs the primary: forks `count` workers of `script` (with `env` added to theirs) and looks after them until SIGTERM
+ * or SIGINT.
+ */
+export function runPrimary(count: number, script: string, log: Logger, env: Record<string, string>): void {
+  cluster.setupPrimary({ exec: script });
+  const metrics = new AggregatorRegistry();
+  const crashes: number[] = [];
+  let stopping = false;
+
+  const fork = (index: number): void => {
+    const worker = cluster.fork({ ...env, RELEASE_SERVER_WORKER: String(index) });
+    worker.on('message', (message: Message) => void onMessage(worker, message));
+    worker.once('exit', (code, signal) => {
+      if (stopping) return;
+      const now = Date.now();
+      crashes.push(now);
+      while (crashes.length > 0 && crashes[0]! < now - CRASH_WINDOW_MS) crashes.shift();
+      if (crashes.length >= MAX_CRASHES) {
+        log.fatal({ worker: index, code, signal, crashes: crashes.length }, `workers keep dying (${crashes.length} in a minute); stopping`);
+        stop(1);
+        return;
+      }
+      log.error({ worker: index, code, signal }, `worker ${index} exited; starting another`);
+      setTimeout(() => fork(index), RESTART_DELAY_MS).unref();
+    });
+  };
+
+  const onMessage = async (worker: Worker, message: Message): Promise<void> => {
+    if (message?.type === CHANGED) {
+      for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send({ type: CHANGED });
+    } else if (message?.type === METRICS && typeof message.id === 'number') {
+      try {
+        worker.send({ type: METRICS_ANSWER, id: message.id, text: await metrics.clusterMetrics() });
+      } catch (err) {
+        worker.send({ type: METRICS_ANSWER, id: message.id, error: (err as Error).message });
+      }
+    }
+  };
+
+  const stop = (code: number): void => {
+    stopping = true;
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    if (workers.length === 0) process.exit(code);
+    let left = workers.length;
+    for (const worker of workers) {
+      worker.once('exit', () => {
+        left -= 1;
+        if (left === 0) {
+          log.info('stopped');
+          process.exit(code);
+        }
+      });
+      worker.process.kill('SIGTERM');
+    }
+    setTimeout(() => {
+      log.warn({ graceMs: STOP_GRACE_MS }, 'workers still running after the grace period; stopping them');
+      for (const worker of workers) worker.process.kill('SIGKILL');
+    }, STOP_GRACE_MS).unref();
+  };
+
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      log.info({ signal, workers: count }, 'shutting down: stopping the workers');
+      stop(0);
+    });
+  }
+  log.info({ workers: count }, `starting ${count} worker processes`);
+  for (let i = 1; i <= count; i++) fork(i);
+}
+
+/** In a worker process: its number (1…N), or null when the server runs as one process. */
+export function workerNumber(): number | null {
+  return cluster.isWorker ? Number(process.env.RELEASE_SERVER_WORKER) || null : null;
+}
+
+/** A worker's side of what the primary relays. */
+export class WorkerLink {
+  private lastId = 0;
+  private readonly pending = new Map<number, (message: Message) => void>();
+
+  constructor(registry: Registry, refresh: () => Promise<void>, private readonly log: Logger) {
+    // Lets the primary's AggregatorRegistry collect this worker's metrics.
+    AggregatorRegistry.setRegistries([registry]);
+    new AggregatorRegistry();
+    process.on('message', (message: Message) => {
+      if (message?.type === CHANGED) {
+        refresh().catch((err) => this.log.warn({ err }, 'could not take in another worker\'s change; the periodic refresh will'));
+      } else if (message?.type === METRICS_ANSWER && typeof message.id === 'number') {
+        this.pending.get(message.id)?.(message);
+      }
+    });
+  }
+
+  /** Tells the other workers that the store changed. */
+  changed(): void {
+    process.send?.({ type: CHANGED });
+  }
+
+  /** Every worker's metrics, summed, in the Prometheus text format. */
+  async metrics(): Promise<string> {
+    const answer = await this.ask({ type: METRICS }, 10_000);
+    if (!answer) throw new Error('the primary did not answer with the workers\' metrics');
+    if (answer.error !== undefined) throw new Error(`the workers' metrics: ${answer.error}`);
+    return answer.text ?? '';
+  }
+
+  private ask(message: Message, timeoutMs: number): Promise<Message | null> {
+    const id = ++this.lastId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.pending.set(id, (answer) => {
+        clearTimeout(timer);
+        this.pending.delete(id);
+        resolve(answer);
+      });
+      process.send?.({ ...message, id });
+    });
+  }
+}
+
+/** What changes the store, of a Storage: each of these, once it succeeded, is announced to the other workers. */
+const WRITES = ['publish', 'publishBatch', 'addDownloads', 'setApproval', 'remove'] as const satisfies readonly (keyof Storage)[];
+
+/** The same storage, calling `changed` after each write that succeeded. Every method runs on `storage` itself. */
+export function announcingWrites<S extends Storage>(storage: S, changed: () => void): S {
+  const writes = new Set<PropertyKey>(WRITES);
+  const methods = new Map<PropertyKey, unknown>();
+  return new Proxy(storage, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      if (!methods.has(property)) {
+        const method = value as (...args: unknown[]) => unknown;
+        methods.set(
+          property,
+          writes.has(property)
+            ? async (...args: unknown[]) => {
+                const result = await method.apply(target, args);
+                changed();
+                return result;
+              }
+            : method.bind(target),
+        );
+      }
+      return methods.get(property);
+    },
+  });
+}
