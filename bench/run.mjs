@@ -279,6 +279,16 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
     const s3Server = await startOurs(join(work, 'unused-s3-latest'), s3Env('bench-latest'));
     const latest = await alternate(async () => wrk(`${s3Server.url}/latest`), async () => wrk(`${fsServer.url}/latest`));
 
+    // One process per core (WORKERS=2 here) over the same bucket, against one process and bare Express.
+    const twoWorkers = await startOurs(join(work, 'unused-s3-workers'), { ...s3Env('bench-latest'), WORKERS: '2' });
+    const express = await startStandIn('express.mjs');
+    const workers = {
+      healthz: await rotate({ two: () => wrk(`${twoWorkers.url}/healthz`), one: () => wrk(`${s3Server.url}/healthz`), express: () => wrk(`${express.url}/healthz`) }),
+      latest: await rotate({ two: () => wrk(`${twoWorkers.url}/latest`), one: () => wrk(`${s3Server.url}/latest`) }),
+    };
+    await stop(twoWorkers);
+    await stop(express);
+
     // Idle: what one replica asks of the store per second when nothing happens (storage operations from /metrics).
     const operations = async () => {
       const text = await (await fetch(`${s3Server.url}/metrics`)).text();
@@ -290,7 +300,7 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
     const idle = ((await operations()) - before) / idleSeconds;
     await stop(s3Server);
     await stop(fsServer);
-    return { download, upload, latest, idle, idleSeconds };
+    return { download, upload, latest, idle, idleSeconds, workers };
   } finally {
     await run('bash', [script, 'stop', rgwDir]).catch(() => undefined);
   }
@@ -684,6 +694,11 @@ function render(r) {
   add('s3: upload 100 MiB', spread(r.s3.upload.ours, mbs), `SDK lib-storage Upload ${spread(r.s3.upload.theirs, mbs)}`, `${s3ul.toFixed(2)}×`, '≥ 0.9×', s3ul >= 0.9);
   const s3lt = median(r.s3.latest.ours.map((x) => x.rps)) / median(r.s3.latest.theirs.map((x) => x.rps));
   add('s3: /latest, 1,000 packages', spread(r.s3.latest.ours.map((x) => x.rps), reqs), `filesystem backend ${spread(r.s3.latest.theirs.map((x) => x.rps), reqs)}`, `${s3lt.toFixed(2)}×`, '≈ 1× (from memory)', s3lt >= 0.9);
+  const w = r.s3.workers;
+  const wx = median(rps(w.healthz.two)) / median(rps(w.healthz.express));
+  add('WORKERS=2 (s3): /healthz', spread(rps(w.healthz.two), reqs), `bare Express ${spread(rps(w.healthz.express), reqs)}; one process ${spread(rps(w.healthz.one), reqs)}`, `${wx.toFixed(2)}×`, '≥ 0.8×', wx >= 0.8);
+  const wl = median(rps(w.latest.two)) / median(rps(w.latest.one));
+  add('WORKERS=2 (s3): /latest, 1,000 packages', spread(rps(w.latest.two), reqs), `one process ${spread(rps(w.latest.one), reqs)}`, `${wl.toFixed(2)}×`, '', null);
   add('s3: idle requests per second, one replica', `${r.s3.idle.toFixed(2)} /s over ${r.s3.idleSeconds} s`, '', `${r.s3.idle.toFixed(2)} /s`, '≤ a couple', r.s3.idle <= 2);
 
   const head = ['figure', 'ours: median (min–max)', 'reference', 'result', 'goal', 'met'];
@@ -734,6 +749,8 @@ ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
   Upload: curl \`-F file=@big.zip '/upload?overwrite=true'\` (vetting included) alternating with lib-storage's Upload of
   the same file with the server's settings (8 MiB parts, two in flight). \`/latest\`: the same wrk on an s3 server
   whose index holds the records of the 1,000 packages of section 3, alternating with the filesystem server over them.
+  Workers: the same wrk on \`/healthz\` and \`/latest\` of a server with \`WORKERS=2\` over that bucket, in turn with one
+  process and with bare Express (\`bench/stand-ins/express.mjs\`).
   Idle: storage operations (each one S3 request) counted by \`/metrics\` over ${r.s3.idleSeconds} s with no traffic.
 `;
   return { table, markdown };
