@@ -98,6 +98,7 @@ tokens_file: /etc/release-server/tokens/tokens.yaml
 {{- end }}
 log_level: {{ .Values.app.logLevel }}
 approve_uploads: {{ .Values.app.approveUploads }}
+workers: {{ .Values.app.workers }}
 {{- with .Values.app.sources }}
 {{- /* Credentials stay in Secrets: a source's headers name an env var or a mounted file, never a value. */}}
 sources:

@@ -248,7 +248,7 @@ describe('storage backends and replicas', () => {
   const s3 = ['storage.backend=s3', 'storage.s3.bucket=packages', 'storage.s3.prefix=release-server/', 'storage.s3.endpoint=http://rgw.storage:7480', 'storage.s3.forcePathStyle=true'];
 
   it('with s3: replicas, RollingUpdate, a PodDisruptionBudget, no volume or PVC, credentials from a Secret, and a config the server accepts', async () => {
-    const objects = await template(...s3, 'replicaCount=3', 'storage.s3.existingSecret=s3-creds', 'storage.s3.downloadRedirect=true');
+    const objects = await template(...s3, 'replicaCount=3', 'storage.s3.existingSecret=s3-creds', 'storage.s3.downloadRedirect=true', 'app.workers=2');
     expect(objects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'Deployment', 'PodDisruptionBudget', 'Secret', 'Service', 'ServiceAccount']);
     const deployment = deploymentOf(objects);
     expect(deployment.spec.replicas).toBe(3);
@@ -268,6 +268,7 @@ describe('storage backends and replicas', () => {
       s3: { bucket: 'packages', prefix: 'release-server/', endpoint: 'http://rgw.storage:7480', region: 'us-east-1', forcePathStyle: true },
       indexRefreshSeconds: 2,
       downloadRedirectSeconds: 900,
+      workers: 2,
     });
   });
 
@@ -286,6 +287,7 @@ describe('storage backends and replicas', () => {
   it('refuses several replicas or autoscaling on the filesystem backend, and s3 without a bucket', async () => {
     await expect(template('replicaCount=2')).rejects.toThrow(/replicaCount/);
     await expect(template('autoscaling.enabled=true')).rejects.toThrow(/autoscaling/);
+    await expect(template('app.workers=2')).rejects.toThrow(/workers/);
     await expect(template('storage.backend=s3')).rejects.toThrow(/bucket/);
     const single = await template();
     expect(deploymentOf(single).spec.replicas).toBe(1);
