@@ -41,7 +41,7 @@ declare module 'express-serve-static-core' {
 
 /**
  * The one place for authorization. Which scope an operation needs is written in the contract (`x-scope`); each
- * operation's guard is made once, and one lookup in the contract's compiled paths picks it, before anything else
+ * operation's guard is made once, and a lookup in the contract's compiled paths picks it, before anything else
  * runs (an upload is refused before a byte of it is read). Reads need a token only with read_access: token, and then
  * any known token may read.
  */
@@ -55,10 +55,9 @@ export function authorization(contract: Contract, options: AuthOptions): Request
     }
   }
   return (req, res, next) => {
-    const found = routes.match(req.method, req.path);
-    const check = found && guards.get(found.operation);
-    if (!check) return next();
-    check(req, res, found.params);
+    // Every operation the path fits, not the first: the validator orders the contract's routes its own way, and the
+    // one it dispatches to must have been guarded.
+    for (const found of routes.matchAll(req.method, req.path)) guards.get(found.operation)?.(req, res, found.params);
     next();
   };
 }

@@ -53,23 +53,38 @@ export class RouteTable<O> {
 
   /** The operation `method` (upper or lower case) names at `path` (no query), or null when the contract has none. */
   match(method: string, path: string): RouteMatch<O> | null {
+    return this.matches(method, path, true)[0] ?? null;
+  }
+
+  /**
+   * Every operation `method` names at a path pattern `path` fits, the contract's first first: a router that orders
+   * its routes differently picks one of these, so whatever guards a request must pass all of them.
+   */
+  matchAll(method: string, path: string): RouteMatch<O>[] {
+    return this.matches(method, path, false);
+  }
+
+  private matches(method: string, path: string, firstOnly: boolean): RouteMatch<O>[] {
     const verb = method.toLowerCase() as Method;
+    const found: RouteMatch<O>[] = [];
     const key = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
     const exact = this.exact.get(key);
-    if (exact) {
-      const operation = pick(exact, verb);
-      if (operation) return { operation, params: {} };
+    const operation = exact && pick(exact, verb);
+    if (operation) {
+      found.push({ operation, params: {} });
+      if (firstOnly) return found;
     }
     for (const route of this.templated) {
       const operation = pick(route.methods, verb);
       if (!operation) continue;
-      const found = route.pattern.exec(path);
-      if (!found) continue;
+      const values = route.pattern.exec(path);
+      if (!values) continue;
       const params: Record<string, string> = {};
-      route.names.forEach((name, i) => (params[name] = decode(found[i + 1]!)));
-      return { operation, params };
+      route.names.forEach((name, i) => (params[name] = decode(values[i + 1]!)));
+      found.push({ operation, params });
+      if (firstOnly) return found;
     }
-    return null;
+    return found;
   }
 }
 

@@ -46,4 +46,13 @@ describe('the contract\'s paths, compiled once', () => {
     expect(idOf('GET', '/no/such/path')).toBeNull();
     expect(idOf('PUT', '/assets/a.zip')).toBeNull();
   });
+
+  it('gives authorization every operation a path fits, whatever order a router would try them in', () => {
+    const overlapping = new RouteTable<Operation>({
+      paths: { '/a/{x}': { get: { operationId: 'anyA' } }, '/a/b': { get: { operationId: 'justB' } }, '/{y}/b': { get: { operationId: 'anyB' }, post: { operationId: 'postB' } } },
+    });
+    expect(overlapping.matchAll('GET', '/a/b').map((m) => m.operation.operationId)).toEqual(['justB', 'anyA', 'anyB']);
+    expect(overlapping.matchAll('POST', '/a/b').map((m) => m.operation.operationId)).toEqual(['postB']);
+    expect(overlapping.match('GET', '/a/b')?.operation.operationId).toBe('justB');
+  });
 });
