@@ -10,6 +10,7 @@ import type { TokenRegistry } from './auth/tokens.js';
 import { authRouter } from './http/auth.js';
 import { admitBody } from './http/request-body.js';
 import { securityHeaders } from './http/security-headers.js';
+import { trimValidatorStartup } from './http/validator-startup.js';
 import { ownOrigin } from './http/urls.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { uploadOptions } from './http/upload.js';
@@ -42,6 +43,7 @@ export interface AppDeps {
  * checks, response checks) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
+  trimValidatorStartup();
   const handlers = createHandlers(deps);
   const app = express();
   app.disable('x-powered-by');
