@@ -432,8 +432,8 @@ export class FilesystemStorage implements Storage {
   /**
    * The previous layout: packages as files in `root`, their records in `root/.meta/index.json`. Each record's file
    * is hashed; when its size and sha256 match, it is linked into blobs/ and the record keeps its id, times, count,
-   * tag, kind and catalog metadata. The first generation is written (the commit point), and only then are the
-   * migrated files unlinked from `root`: a crash before that leaves them as ignored foreign files, and the generation
+   * tag, kind and catalog metadata. The first checkpoint is written (the commit point), and only then are the
+   * migrated files unlinked from `root`: a crash before that leaves them as ignored foreign files, and the checkpoint
    * is the truth. A file whose bytes differ from its record, or a record without its file, is not migrated and is
    * logged at ERROR by name; files without a record, and `.meta/` and `.tmp/`, are left as they are.
    */

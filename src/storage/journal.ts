@@ -247,6 +247,8 @@ export class Journal {
   private lastProbe = 0;
   /** Checkpoints known to be in the store, ascending. */
   private checkpoints: number[] = [];
+  /** Checkpoints found damaged at open: never deleted by pruning (nor overwritten: numbers only grow). */
+  private readonly damaged = new Set<number>();
   private compacting: Promise<void> = Promise.resolve();
 
   constructor(
@@ -255,8 +257,8 @@ export class Journal {
   ) {}
 
   /**
-   * Reads the newest good checkpoint and the entries after it. Resolves with the file the state came from (null for
-   * an empty store). A store with neither is empty, or the legacy one.
+   * Reads the newest good checkpoint and the entries after it. A store with neither is a new one, or one written
+   * before the journal (`legacy`): its first checkpoint is written.
    */
   async open(): Promise<void> {
     const { backend, options } = this;
@@ -290,6 +292,7 @@ export class Journal {
         break;
       }
       damaged ??= { seq, file, problem: parsed.problem };
+      this.damaged.add(seq);
       // Never overwritten or deleted: the next checkpoint gets a higher number; the operator sees it named.
       options.log.error({ file, problem: parsed.problem }, `the package index checkpoint ${file} is damaged (${parsed.problem}); trying the one before it with the journal after it (the damaged file is left as it is)`);
     }
@@ -405,14 +408,17 @@ export class Journal {
       const decided = decide(this.state);
       if (decided === null) return undefined as T;
       const seq = this.state.seq + 1;
-      const entry: Entry = { version: 1, seq, ...decided.change, lastId: Math.max(this.state.lastId, decided.change.lastId ?? 0) };
+      const { lastId, ...change } = decided.change;
+      // lastId before the records: an entry cut short still says how far ids went (recover-index reads it).
+      const entry: Entry = { version: 1, seq, lastId: Math.max(this.state.lastId, lastId ?? 0), ...change };
       if (await this.backend.writeEntry(seq, JSON.stringify(entry))) {
         applyEntry(this.state, entry);
         if (seq % this.options.checkpointEvery === 0) this.compact();
         return decided.result;
       }
       if (attempt >= attempts) throw new StorageError('unavailable', `the package index journal is busy: ${attempts} attempts lost the race for the next entry`);
-      await this.catchUp();
+      // The winner's entry may not be readable yet (its write still in flight): wait a little longer each time.
+      if (!(await this.catchUp())) await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
     }
   }
 
@@ -443,12 +449,13 @@ export class Journal {
 
   /** Drops checkpoints beyond the newest `keepCheckpoints`, and the entries none of those needs. */
   private async prune(): Promise<void> {
-    const keep = this.checkpoints.slice(-this.options.keepCheckpoints);
-    const drop = this.checkpoints.slice(0, -this.options.keepCheckpoints);
+    const good = this.checkpoints.filter((seq) => !this.damaged.has(seq));
+    const keep = good.slice(-this.options.keepCheckpoints);
+    const drop = good.slice(0, -this.options.keepCheckpoints);
     const oldestKept = keep[0];
     if (oldestKept === undefined) return;
     for (const seq of await this.backend.listEntries(0)) if (seq <= oldestKept) await this.backend.deleteEntry(seq);
     for (const seq of drop) await this.backend.deleteCheckpoint(seq);
-    this.checkpoints = keep;
+    this.checkpoints = this.checkpoints.filter((seq) => !drop.includes(seq));
   }
 }

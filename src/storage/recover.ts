@@ -9,15 +9,15 @@ import type { StoredRecord } from './storage.js';
 const GENERATION = /^(\d{12})\.json$/;
 
 export interface RecoveryReport {
-  /** There was no generation at all: the ids of the lost records are unknown, and may be handed out again. */
+  /** There was no checkpoint at all: the ids of the lost records are unknown, and may be handed out again. */
   missing: boolean;
-  /** The damaged generations, moved to index/damaged/ (never deleted). */
+  /** The damaged checkpoints and journal entries (and those after a gap), moved to index/damaged/ (never deleted). */
   damaged: string[];
-  /** The last good generation the records came from, or null when none was left. */
+  /** The last good checkpoint the records came from, or null when none was left. */
   base: string | null;
   /** Records taken from the damaged files (complete ones only, with their bytes present). */
   salvaged: string[];
-  /** The generation written. */
+  /** The checkpoint written. */
   written: string;
   records: number;
   lastId: number;
@@ -33,13 +33,13 @@ export interface RecoveryReport {
  * - adds every complete, valid record that can still be read from the damaged files (a truncated file keeps the
  *   records before the cut), when its bytes are present; for a name both have, the later upload wins and the higher
  *   download count is kept;
- * - sets lastId past every id seen anywhere, plus one per generation that could not be read whole (a publish hands
- *   out at most one id per generation), so no id is ever handed out twice. A publishBatch generation may hand out
+ * - sets lastId past every id seen anywhere, plus one per file that could not be read whole (a publish hands
+ *   out at most one id per change), so no id is ever handed out twice. A publishBatch change may hand out
  *   many; its `lastId` is written before its records, so a damaged one still says how far it went unless it was cut
  *   within its first few dozen bytes;
  * - moves the damaged files (and the entries not applied in order) to index/damaged/ and writes the result as a new
  *   checkpoint (create-only), numbered past every checkpoint and entry.
- * A removal recorded only in a damaged generation cannot be seen: such a package comes back (rather than any being
+ * A removal recorded only in a damaged file cannot be seen: such a package comes back (rather than any being
  * lost); remove it again.
  */
 export async function recoverIndex(root: string): Promise<RecoveryReport | null> {

@@ -245,12 +245,14 @@ describe('filesystem storage specifics', () => {
     const reopened = new FilesystemStorage(root, log, { checkpointEvery: 3 });
     expect((await reopened.open()).map((r) => r.name).sort()).toEqual(Array.from({ length: 7 }, (_, i) => `p${i}.zip`));
     expect(lines.find((l) => l.level === 50)?.msg).toContain(`${file} is damaged`);
-    // Later checkpoints get higher numbers: the damaged one is never overwritten.
-    for (let i = 7; i < 10; i++) await put(reopened, `p${i}.zip`, `p${i}`);
-    await reopened.settled();
+    // Later checkpoints get higher numbers: the damaged one is never overwritten, nor pruned with the old good ones.
+    for (let i = 7; i < 16; i++) {
+      await put(reopened, `p${i}.zip`, `p${i}`);
+      await reopened.settled();
+    }
     expect((await readFile(file)).equals(damaged)).toBe(true);
-    expect(await generations(root)).toContain('000000000009.json');
-    expect(await at(root).open()).toHaveLength(10);
+    expect(await generations(root)).toEqual(['000000000006.json', '000000000009.json', '000000000012.json', '000000000015.json']);
+    expect(await at(root).open()).toHaveLength(16);
   });
 
   it('refuses to open on a damaged checkpoint that the journal does not lead past, naming it and the recovery command', async () => {
