@@ -12,6 +12,7 @@
 // Stores are made directly in the server's own layout (one checkpoint holding every record; records share a few
 // hundred blobs), as bench/run.mjs does: the server never adopts files, and hashing 100,000 uploads would take long.
 //
+// REPO_DIR=<another checkout> measures that checkout's dist/ instead (a before/after on the filesystem backend).
 // `scaleSection(opts)` returns the figures and `renderScale(results)` a Markdown table, for bench/run.mjs.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -26,12 +27,15 @@ const run = promisify(execFile);
 const MiB = 1024 * 1024;
 const TOKEN = 'bench-token-0123456789abcdef';
 const REPO = new URL('../', import.meta.url).pathname;
+/** The build measured: this checkout's dist/ unless `opts.repo` names another checkout (for a before/after). */
+let target = REPO;
 /** Distinct blobs the records of a made-up store share. */
 const BLOBS = 256;
 
 /**
  * Runs the scale benchmark. Options: backend ('filesystem' | 's3'), runs (start-ups per size, default 3), uploads
- * (per server, default 30), seconds (wrk duration, default 3), counts ({ startup: [10000, 100000], small: 100,
+ * (per server, default 30), seconds (wrk duration, default 3), repo (a checkout whose dist/ is measured; this one by
+ * default), counts ({ startup: [10000, 100000], small: 100,
  * large: 100000 }), work (a scratch directory; a new one under /tmp by default), s3 (the S3 environment: S3_ENDPOINT,
  * S3_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; with backend 's3' and none given, a throwaway RGW is started).
  */
@@ -42,6 +46,7 @@ export async function scaleSection(opts = {}) {
   const seconds = opts.seconds ?? 3;
   const counts = { startup: [10_000, 100_000], small: 100, large: 100_000, ...opts.counts };
   const work = opts.work ?? (await mkdtemp('/tmp/release-server-scale-'));
+  target = opts.repo ?? REPO;
   const servers = [];
   const cleanup = [];
   try {
@@ -77,6 +82,7 @@ export async function scaleSection(opts = {}) {
         times.push(server.readyMs);
         if (i === runs - 1) {
           await sleep(2000);
+          if (server.child.exitCode !== null || server.child.signalCode !== null) throw new Error(`the server with ${count} packages exited (${server.child.exitCode ?? server.child.signalCode}) while idle`);
           results.idleRss[count] = await rss(server.pid);
         }
         await stop(server);
@@ -245,8 +251,9 @@ function records(count, blobs) {
   return out;
 }
 
+/** Version 2, seq 1: a checkpoint to the journal, and the index generation a build from before it reads too. */
 function checkpoint(list) {
-  return JSON.stringify({ version: 3, seq: 1, lastId: list.length, records: list });
+  return JSON.stringify({ version: 2, seq: 1, lastId: list.length, records: list });
 }
 
 /** A 1 KiB template zip, different each time (`i`). */
@@ -275,7 +282,7 @@ async function uploadOnce(url, name, bytes) {
 async function startServer(storeEnv, extra) {
   const port = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(REPO, 'dist/main.js')], {
+  const child = spawn(process.execPath, [join(target, 'dist/main.js')], {
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), AUTH_TOKEN: TOKEN, MAX_PACKAGES: '0', MAX_RELEASES: '0', CONFIG_PATH: '/nonexistent', ...storeEnv, ...extra },
     // Logs on, as in production; to /dev/null so the disk does not measure itself.
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -290,11 +297,17 @@ async function startServer(storeEnv, extra) {
   return { url, pid: child.pid, child, readyMs: performance.now() - t0 };
 }
 
+/** Stops a server, and resolves once it is gone (also when it was gone already, or ignores SIGTERM for 15 s). */
 function stop(server) {
   return new Promise((resolve) => {
-    if (server.child.exitCode !== null) return resolve();
-    server.child.once('exit', () => resolve());
-    server.child.kill('SIGTERM');
+    const { child } = server;
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
   });
 }
 
@@ -339,6 +352,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     ...(process.env.RUNS ? { runs: Number(process.env.RUNS) } : {}),
     ...(process.env.UPLOADS ? { uploads: Number(process.env.UPLOADS) } : {}),
     ...(process.env.SECONDS ? { seconds: Number(process.env.SECONDS) } : {}),
+    ...(process.env.REPO_DIR ? { repo: process.env.REPO_DIR } : {}),
   });
   console.log(renderScale(results));
   if (process.env.JSON) console.log(JSON.stringify(results));
