@@ -626,8 +626,9 @@ function fsJournalBackend(tmpDir: string, indexDir: string, journalDir: string):
     readEntry: (seq) => read(join(journalDir, generationName(seq))),
     writeEntry: (seq, text) => writeGenerationFile(tmpDir, journalDir, text, seq),
     writeCheckpoint: async (seq, text) => void (await writeGenerationFile(tmpDir, indexDir, text, seq)),
-    deleteEntry: (seq) => rm(join(journalDir, generationName(seq)), { force: true }),
-    deleteCheckpoint: (seq) => rm(join(indexDir, generationName(seq)), { force: true }),
+    delete: async (what, seqs) => {
+      for (const seq of seqs) await rm(join(what === 'checkpoint' ? indexDir : journalDir, generationName(seq)), { force: true });
+    },
   };
 }
 

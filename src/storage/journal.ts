@@ -102,8 +102,8 @@ export interface JournalBackend {
   writeEntry(seq: number, text: string): Promise<boolean>;
   /** Create-only; one that exists already (written by another replica from the same entries) is left as it is. */
   writeCheckpoint(seq: number, text: string): Promise<void>;
-  deleteEntry(seq: number): Promise<void>;
-  deleteCheckpoint(seq: number): Promise<void>;
+  /** Deletes these entries and checkpoints (absent ones are fine): s3 does it in one request per thousand. */
+  delete(what: 'checkpoint' | 'entry', seqs: readonly number[]): Promise<void>;
 }
 
 export interface JournalOptions {
@@ -454,8 +454,8 @@ export class Journal {
     const drop = good.slice(0, -this.options.keepCheckpoints);
     const oldestKept = keep[0];
     if (oldestKept === undefined) return;
-    for (const seq of await this.backend.listEntries(0)) if (seq <= oldestKept) await this.backend.deleteEntry(seq);
-    for (const seq of drop) await this.backend.deleteCheckpoint(seq);
+    await this.backend.delete('entry', (await this.backend.listEntries(0)).filter((seq) => seq <= oldestKept));
+    await this.backend.delete('checkpoint', drop);
     this.checkpoints = this.checkpoints.filter((seq) => !drop.includes(seq));
   }
 }

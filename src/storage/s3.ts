@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   ListMultipartUploadsCommand,
@@ -490,8 +491,13 @@ export class S3Storage implements Storage {
       readEntry: (seq) => this.readText(key('entry', seq)),
       writeEntry: (seq, text) => create(key('entry', seq), text),
       writeCheckpoint: async (seq, text) => void (await create(key('checkpoint', seq), text)),
-      deleteEntry: (seq) => this.deleteKey(key('entry', seq)),
-      deleteCheckpoint: (seq) => this.deleteKey(key('checkpoint', seq)),
+      delete: async (what, seqs) => {
+        for (let i = 0; i < seqs.length; i += 1000) {
+          const Objects = seqs.slice(i, i + 1000).map((seq) => ({ Key: key(what, seq) }));
+          const res = await this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }));
+          if (res.Errors?.length) throw new Error(`could not delete ${res.Errors.length} old index objects, e.g. ${res.Errors[0]!.Key}: ${res.Errors[0]!.Message}`);
+        }
+      },
     };
   }
 
