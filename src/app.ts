@@ -65,8 +65,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: '256kb', type: 'application/json' }));
   app.use(
     OpenApiValidator.middleware({
-      // A copy: the validator bundles the document it is given in place.
-      apiSpec: structuredClone(deps.contractDocument) as unknown as Parameters<typeof OpenApiValidator.middleware>[0]['apiSpec'],
+      // The validator bundles a deep copy of what it is given (lodash cloneDeep in its middleware()), never this
+      // document itself: a second copy here only cost start-up time.
+      apiSpec: deps.contractDocument as unknown as Parameters<typeof OpenApiValidator.middleware>[0]['apiSpec'],
       // The contract is linted in CI (redocly lint, and a test boots the server on it): re-checking it against
       // the OpenAPI meta-schema at every start-up only delays readiness.
       validateApiSpec: false,
