@@ -26,14 +26,15 @@ import { StorageError, type StoredRecord } from './storage.js';
  *   entries that lead from it to now.
  *
  * Start-up reads the newest checkpoint that is whole (a damaged one is named at ERROR and never overwritten or
- * deleted; the next checkpoint gets a higher number), then every entry after it, in order. An entry that is missing
- * or damaged before the last one, or a damaged checkpoint with no older one to start from, stops start-up with one
- * message naming the file: nothing is guessed.
+ * deleted; the next checkpoint gets a higher number), then every entry after it, in order. It goes back to an older
+ * checkpoint only when the journal from there leads at least as far as the damaged one did. An entry that is missing
+ * or damaged, or a damaged checkpoint that cannot be skipped that way, stops start-up with one message naming the
+ * file: nothing is guessed. A replica that fell further behind than the kept entries reach reloads from the newest
+ * checkpoint (refresh notices the entry it wants is gone and a newer checkpoint exists; looked for every 30 s).
  *
- * Not supported: a replica that falls further behind than the kept entries reach reloads from the newest checkpoint
- * (refresh notices: the entry it wants is gone and a newer checkpoint exists); a store written by a version without
- * the journal is read once as the first checkpoint (see the backends' `legacy`), and that version must not write
- * to it afterwards.
+ * Not supported: a version without the journal writing to the store once this one has (it would not see the
+ * journal); a store it wrote is read once as the first checkpoint (fs: its newest index generation; s3: the
+ * backend's `legacy`, index.json). Going back to such a version loses every change made since.
  */
 
 /** A blob no record names any more, and since when (ms since the epoch): s3 deletes it after a grace period. */
