@@ -603,8 +603,14 @@ export class PackageService {
     this.index.clear();
     this.byId.clear();
     this.snapshotRecords.clear();
+    // The newest upload time: compared as text where it is in the form stamp() writes (which orders as time does),
+    // parsed only otherwise and once at the end; a Date.parse per record was a tenth of start-up at 100,000.
+    let newest = '';
     for (const record of records) {
-      this.lastStamp = Math.max(this.lastStamp, Date.parse(record.updatedAt));
+      const at = record.updatedAt;
+      if (CANONICAL_TIME.test(at)) {
+        if (at > newest) newest = at;
+      } else this.lastStamp = Math.max(this.lastStamp, Date.parse(at));
       if (isSnapshotRecord(record)) {
         this.snapshotRecords.set(record.snapshot.name, record);
         continue;
@@ -612,6 +618,7 @@ export class PackageService {
       this.index.set(record.name, record);
       this.byId.set(record.id, record);
     }
+    if (newest) this.lastStamp = Math.max(this.lastStamp, Date.parse(newest));
     this.changed();
   }
 
@@ -744,6 +751,9 @@ export class PackageService {
     return new Date(this.lastStamp).toISOString();
   }
 }
+
+/** The form Date#toISOString writes (stamp() does): as text, it orders as the times do. */
+const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
 /** A package vetting refused, as the error the HTTP layer answers 422 for, every violation listed. */
 function refused(violations: { path: string; message: string }[]): PackageError {

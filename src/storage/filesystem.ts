@@ -9,14 +9,15 @@ import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { highestId, validateRecords } from './records.js';
+import { checkpointProblem, checkpointText, countsChange, Journal, type Checkpoint, type Change, type JournalBackend, type JournalState } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
-/** Index generations kept besides the newest: what `recover-index` can go back to. */
-const KEEP_GENERATIONS = 10;
-/** Count batches remembered, so that a retried flush is recognised. */
-const KEEP_BATCHES = 64;
+/** Checkpoints kept (index/<seq>.json), with the journal entries after the oldest: what a damaged one falls back to. */
+const KEEP_CHECKPOINTS = 3;
+/** A checkpoint every this many journal entries: start-up reads at most this many small files after it. */
+const CHECKPOINT_EVERY = 1000;
 const GENERATION = /^(\d{12})\.json$/;
 /** A batch's list of the blobs it is about to link, in tmp/ (see publishBatch). */
 const BATCH_INTENT = /^batch-[0-9a-f-]+\.json$/;
@@ -26,25 +27,10 @@ const READ_CHUNK = 1024 * 1024;
 const VET_CHUNK = 64 * 1024;
 const HASH_CONCURRENCY = 8;
 
-/** One generation of the index: `index/<seq>.json`. */
-export interface IndexFile {
-  version: 2;
-  seq: number;
-  /** The highest id ever handed out. */
-  lastId: number;
-  records: StoredRecord[];
-  /** Records that failed validation when an index was loaded, kept verbatim: never served, never lost. */
-  invalidRecords?: unknown[];
-  /** Ids of the last count batches applied (see Storage.addDownloads). */
-  countBatches?: string[];
-}
+/** A checkpoint: `index/<seq>.json` (the index generations of the layout before the journal are checkpoints too). */
+export type IndexFile = Checkpoint;
 
-interface State {
-  records: Map<string, StoredRecord>;
-  lastId: number;
-  invalid: unknown[];
-  countBatches: string[];
-}
+type State = JournalState;
 
 /** The recovery command the FATAL line names. */
 export function recoveryCommand(root: string): string {
@@ -55,24 +41,10 @@ export function generationName(seq: number): string {
   return `${String(seq).padStart(12, '0')}.json`;
 }
 
-/** Why an index file cannot be used, or null; `records` are checked one by one later. */
+/** Why a checkpoint file cannot be used, or the checkpoint; `records` are checked one by one later. */
 export function indexProblem(text: string, seq: number): { problem: string } | { index: IndexFile } {
-  let index: IndexFile;
-  try {
-    index = JSON.parse(text) as IndexFile;
-  } catch (err) {
-    return { problem: `not valid JSON: ${(err as Error).message}` };
-  }
-  if (typeof index !== 'object' || index === null || Array.isArray(index)) return { problem: 'not a JSON object' };
-  if (index.version !== 2) return { problem: `unknown version ${JSON.stringify(index.version)}` };
-  if (index.seq !== seq) return { problem: `its seq ${JSON.stringify(index.seq)} is not its file name's ${seq}` };
-  if (!Number.isSafeInteger(index.lastId) || index.lastId < 0) return { problem: 'lastId is not a non-negative integer' };
-  if (!Array.isArray(index.records)) return { problem: 'records is not a list' };
-  if (index.invalidRecords !== undefined && !Array.isArray(index.invalidRecords)) return { problem: 'invalidRecords is not a list' };
-  if (index.countBatches !== undefined && !(Array.isArray(index.countBatches) && index.countBatches.every((b) => typeof b === 'string'))) {
-    return { problem: 'countBatches is not a list of text' };
-  }
-  return { index };
+  const parsed = checkpointProblem(text, seq);
+  return 'problem' in parsed ? parsed : { index: parsed.checkpoint };
 }
 
 export const isFsBlob = (blob: string): boolean => SHA256.test(blob);
@@ -113,32 +85,37 @@ class FsStagedBlob implements StagedBlob {
  * Packages on a filesystem, everything under `root/.release-server/` (the state directory):
  *
  *     blobs/<2 hex>/<sha256>   the bytes, content-addressed: written once (create-only), never rewritten
- *     index/<seq>.json         the records, one generation per change, each create-only; the last ten are kept
- *     tmp/                     staging (uploads, index generations being written); the only thing swept at start-up
+ *     journal/<seq>.json       one change of the index each (journal.ts), create-only: the commit points
+ *     index/<seq>.json         checkpoints: every record as of change <seq>, one per 1,000 changes; the last 3 kept
+ *     tmp/                     staging (uploads, entries and checkpoints being written); the only thing swept at start-up
  *
  * Anything else in `root` (a config file, a key, notes, a package file put there by hand, the legacy `.meta/` and
  * `.tmp/`) is never adopted, served, listed or deleted; start-up names it at WARN. An index written by the previous
- * layout (`root/.meta/index.json` with the packages as files in `root`) is migrated once (see migrateLegacy).
+ * layout (`root/.meta/index.json` with the packages as files in `root`) is migrated once (see migrateLegacy). A
+store from before the journal (index/ generations only, one per change) is read as it is: its newest generation is
+the checkpoint, and changes go to journal/ from there on.
  *
  * Order of writes, and why:
  * - publish: (1) the staged bytes are fsynced in tmp/; (2) hard-linked to blobs/<sha256>, create-only, and the
- *   directory synced: a crash here leaves a blob no record names, which is never served; (3) the next index
- *   generation is written with the new record (tmp file, fsync, create-only link, directory fsync): this is the
- *   commit point; (4) only then does the in-memory state change (copy-on-write: a failed write changes nothing, so a
- *   retry does not apply a change twice); (5) the replaced blob is unlinked if no record names it any more. A
+ *   directory synced: a crash here leaves a blob no record names, which is never served; (3) the next journal
+ *   entry is written with the new record (tmp file, fsync, create-only link, directory fsync): this is the commit
+ *   point, a few hundred bytes whatever the package count; (4) only then does the in-memory state change (a failed
+ *   write changes nothing, so a retry does not apply a change twice); every 1,000th entry is followed by a
+ *   checkpoint, written in the background (journal.ts says why that order loses nothing); (5) the replaced blob is unlinked if no record names it any more. A
  *   download that opened it keeps reading the old inode; one that has its record but did not open it yet gets
  *   not-found and asks again (handlers/packages.ts).
  * - publishBatch: as publish, for many packages, with one commit: (1) the staged bytes are fsynced in tmp/ (stage);
  *   (2) a batch intent, tmp/batch-<uuid>.json listing the sha256 of every blob about to be linked, is written and
  *   fsynced with its directory, before any link: it is how a restart finds the blobs a crash left; (3) each blob is
- *   hard-linked create-only, as in publish; (4) ONE index generation with every record of the batch: the commit
+ *   hard-linked create-only, as in publish; (4) ONE journal entry with every record of the batch: the commit
  *   point, so readers and a restart see all of the batch or none of it; (5) the in-memory state; (6) the intent is
  *   removed, then replaced blobs are released. A failure before (4) unlinks the blobs the batch created (those
  *   identical bytes did not already have) and removes the intent: the store is as it was. A crash before (4) leaves
  *   the intent in tmp/: open() reads it before it sweeps tmp/ and unlinks each listed blob that no record of the
- *   newest generation names, so nothing of the batch remains. A crash after (4) leaves an intent whose blobs are all
+ *   index names, so nothing of the batch remains. A crash after (4) leaves an intent whose blobs are all
  *   named: none is touched. A torn intent (a crash while writing it) means no link was made yet: nothing to remove.
- * - A damaged newest generation is never overwritten or deleted: open() refuses, naming it and `recover-index`.
+ * - A damaged checkpoint or entry is never overwritten or deleted: open() starts from the checkpoint before a damaged
+ *   one when the journal leads past it, and otherwise refuses, naming the file and `recover-index`.
  *
  * Not supported: two processes writing one directory (one server owns it; use s3 for replicas); blobs that a
  * crash of a single publish left without a record are not collected automatically (they are invisible;
@@ -151,10 +128,8 @@ export class FilesystemStorage implements Storage {
   private readonly blobsDir: string;
   private readonly tmpDir: string;
   private readonly indexDir: string;
-  private state: State = { records: new Map(), lastId: 0, invalid: [], countBatches: [] };
-  /** The generations on disk, oldest first. */
-  private generations: number[] = [];
-  private seq = 0;
+  private readonly journalDir: string;
+  private readonly journal: Journal;
   private commits: Promise<unknown> = Promise.resolve();
   /** Blob creation and deletion, one at a time: a blob is never unlinked while a publish is linking the same bytes. */
   private blobOps: Promise<unknown> = Promise.resolve();
@@ -170,16 +145,39 @@ export class FilesystemStorage implements Storage {
        * a failure there; one that never settles is a crash there (the process never gets further).
        */
       beforeBatchCommit?: () => Promise<void>;
+      /** A checkpoint every this many entries (tests make it small). */
+      checkpointEvery?: number;
+      /** A test seam: awaited after an entry is written and before the checkpoint that follows it. */
+      beforeCheckpoint?: () => Promise<void>;
     } = {},
   ) {
     this.stateDir = join(root, STATE_DIR);
     this.blobsDir = join(this.stateDir, 'blobs');
     this.tmpDir = join(this.stateDir, 'tmp');
     this.indexDir = join(this.stateDir, 'index');
+    this.journalDir = join(this.stateDir, 'journal');
+    this.journal = new Journal(fsJournalBackend(this.tmpDir, this.indexDir, this.journalDir), {
+      checkpointEvery: options.checkpointEvery ?? CHECKPOINT_EVERY,
+      keepCheckpoints: KEEP_CHECKPOINTS,
+      checkBlob: isFsBlob,
+      log,
+      recovery: `Recover with: ${recoveryCommand(root)}`,
+      ...(options.beforeCheckpoint ? { beforeCheckpoint: options.beforeCheckpoint } : {}),
+    });
+  }
+
+  private get state(): State {
+    return this.journal.state;
+  }
+
+  /** Resolves once a checkpoint being written in the background is on disk. */
+  settled(): Promise<void> {
+    return this.journal.settled();
   }
 
   async open(): Promise<StoredRecord[]> {
     await mkdir(this.indexDir, { recursive: true });
+    await mkdir(this.journalDir, { recursive: true });
     await mkdir(this.blobsDir, { recursive: true });
     // Read before the sweep: the blobs a batch that crashed before its commit linked.
     const batchBlobs = await this.readBatchIntents();
@@ -187,23 +185,19 @@ export class FilesystemStorage implements Storage {
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
 
-    const newest = await this.readNewestGeneration();
-    if (newest) {
-      this.state = newest;
-    } else {
-      const migrated = await this.migrateLegacy();
-      if (migrated) this.state = migrated;
-      else {
-        // Blobs without any index: the index was removed. Starting empty would lose every record silently.
-        if ((await readdir(this.blobsDir)).length > 0) {
-          throw new StorageError(
-            'damaged',
-            `the package index is missing from ${this.indexDir} but ${this.blobsDir} holds packages; nothing was changed. Restore index/ from a backup, or start over with an empty index that keeps the blobs: ${recoveryCommand(this.root)}`,
-          );
-        }
-        await this.writeGeneration(this.state);
+    const hasCheckpoint = (await readdir(this.indexDir)).some((name) => GENERATION.test(name));
+    const hasEntries = (await readdir(this.journalDir)).some((name) => GENERATION.test(name));
+    if (!hasCheckpoint && !hasEntries && !(await this.migrateLegacy())) {
+      // Blobs without any index: the index was removed. Starting empty would lose every record silently.
+      if ((await readdir(this.blobsDir)).length > 0) {
+        throw new StorageError(
+          'damaged',
+          `the package index is missing from ${this.indexDir} but ${this.blobsDir} holds packages; nothing was changed. Restore index/ from a backup, or start over with an empty index that keeps the blobs: ${recoveryCommand(this.root)}`,
+        );
       }
     }
+    // The newest good checkpoint and the journal after it (an empty store gets its first, empty, checkpoint).
+    await this.journal.open();
     await this.dropUnnamed(batchBlobs);
     await this.warnForeign();
     return [...this.state.records.values()].map((r) => ({ ...r }));
@@ -270,13 +264,13 @@ export class FilesystemStorage implements Storage {
     try {
       const created = await this.linkBlob(staged.path, blob);
       try {
-        stored = await this.commit((draft) => {
-          replaced = draft.records.get(input.name);
+        stored = await this.commit((state) => {
+          replaced = state.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+          const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const record: R = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
-          draft.records.set(record.name, record);
-          return record;
+          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
+          return { change: { put: [record], lastId }, result: record };
         });
       } catch (err) {
         // No record names the blob this publish made: it goes (unless identical bytes are stored or on their way).
@@ -323,16 +317,17 @@ export class FilesystemStorage implements Storage {
         await syncDir(this.tmpDir);
         for (const blob of blobs) if (await this.linkBlob(blob.path, blob.sha256)) created.push(blob.sha256);
         await this.options.beforeBatchCommit?.();
-        stored = await this.commit((draft) => {
+        stored = await this.commit((state) => {
           replaced.length = 0;
-          return items.map(({ record: input }, i) => {
-            const previous = draft.records.get(input.name);
+          let lastId = state.lastId;
+          const records = items.map(({ record: input }, i) => {
+            const previous = state.records.get(input.name);
             if (options.ifAbsent && previous) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
             if (previous) replaced.push(previous);
-            const record: R = { ...input, id: input.id === 0 ? ++draft.lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: blobs[i]!.sha256 };
-            draft.records.set(record.name, record);
+            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: blobs[i]!.sha256 };
             return record;
           });
+          return { change: { put: records, lastId }, result: records };
         });
       } catch (err) {
         // No record names the blobs this batch made: they go (unless identical bytes are stored or on their way).
@@ -357,14 +352,7 @@ export class FilesystemStorage implements Storage {
     if (batch !== undefined && this.state.countBatches.includes(batch)) return;
     if (![...counts.keys()].some((name) => this.state.records.has(name)) && batch === undefined) return;
     try {
-      await this.commit((draft) => {
-        if (batch !== undefined && draft.countBatches.includes(batch)) return;
-        for (const [name, delta] of counts) {
-          const current = draft.records.get(name);
-          if (current) draft.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
-        }
-        if (batch !== undefined) draft.countBatches = [...draft.countBatches, batch].slice(-KEEP_BATCHES);
-      });
+      await this.commit((state) => (batch !== undefined && state.countBatches.includes(batch) ? null : { change: countsChange(state, counts, batch), result: undefined }));
     } catch (err) {
       throw asFull(err, 'the download counts');
     }
@@ -387,12 +375,11 @@ export class FilesystemStorage implements Storage {
 
   async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
     try {
-      return await this.commit((draft) => {
-        const current = draft.records.get(name);
+      return await this.commit((state) => {
+        const current = state.records.get(name);
         if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
         const record = { ...current, approval };
-        draft.records.set(name, record);
-        return { ...record };
+        return { change: { put: [record] }, result: { ...record } };
       });
     } catch (err) {
       throw asFull(err, 'the package index');
@@ -400,11 +387,10 @@ export class FilesystemStorage implements Storage {
   }
 
   async remove(name: string): Promise<void> {
-    const removed = await this.commit((draft) => {
-      const record = draft.records.get(name);
+    const removed = await this.commit((state) => {
+      const record = state.records.get(name);
       if (!record) throw new StorageError('not-found', `no package named ${name}`);
-      draft.records.delete(name);
-      return record;
+      return { change: { remove: [name] }, result: record };
     });
     await this.releaseBlob(removed.blob);
   }
@@ -434,93 +420,30 @@ export class FilesystemStorage implements Storage {
   }
 
   /**
-   * Applies `change` to a copy of the state, writes that as the next generation, and only then makes it the state
-   * (copy-on-write): when the write fails nothing changed, so a retried change applies once. One at a time.
+   * Decides a change against the state and commits it as the next journal entry (journal.ts); the state changes
+   * only once the entry is on disk, so a failed write changes nothing and a retry applies once. One at a time.
    */
-  private commit<T>(change: (draft: State) => T): Promise<T> {
-    const run = this.commits.then(async () => {
-      const draft: State = { records: new Map(this.state.records), lastId: this.state.lastId, invalid: this.state.invalid, countBatches: this.state.countBatches };
-      const result = change(draft);
-      await this.writeGeneration(draft);
-      this.state = draft;
-      return result;
-    });
+  private commit<T>(decide: (state: State) => { change: Change; result: T } | null): Promise<T> {
+    const run = this.commits.then(() => this.journal.commit(decide));
     this.commits = run.catch(() => undefined);
     return run;
   }
 
   /**
-   * Writes `state` as the next generation: a temp file in tmp/, fsynced, then hard-linked to index/<seq>.json
-   * (create-only: an existing generation is never replaced) and the directory synced. The temp file goes either way,
-   * so a full disk leaves nothing behind. The seq is used up even when the write fails: a generation that reached the
-   * disk though its write reported an error is never overwritten.
-   */
-  private async writeGeneration(state: State): Promise<void> {
-    const seq = ++this.seq;
-    const index: IndexFile = {
-      version: 2,
-      seq,
-      lastId: state.lastId,
-      records: [...state.records.values()],
-      ...(state.invalid.length > 0 ? { invalidRecords: state.invalid } : {}),
-      ...(state.countBatches.length > 0 ? { countBatches: state.countBatches } : {}),
-    };
-    await writeGenerationFile(this.tmpDir, this.indexDir, index);
-    this.generations.push(seq);
-    while (this.generations.length > KEEP_GENERATIONS + 1) {
-      const old = this.generations.shift()!;
-      await rm(join(this.indexDir, generationName(old)), { force: true }).catch((err) => this.log.warn({ err }, 'could not remove an old index generation'));
-    }
-  }
-
-  /**
-   * The newest generation, validated; null when there is none. A damaged one stops start-up with a message naming
-   * it and the recovery command. Records are checked one by one: a bad one is logged by name and kept aside.
-   */
-  private async readNewestGeneration(): Promise<State | null> {
-    const seqs = (await readdir(this.indexDir))
-      .map((name) => GENERATION.exec(name)?.[1])
-      .filter((s): s is string => s !== undefined)
-      .map(Number)
-      .sort((a, b) => a - b);
-    if (seqs.length === 0) return null;
-    this.generations = seqs;
-    const seq = seqs.at(-1)!;
-    this.seq = seq;
-    const file = join(this.indexDir, generationName(seq));
-    const parsed = indexProblem(await readFile(file, 'utf8'), seq);
-    if ('problem' in parsed) {
-      throw new StorageError(
-        'damaged',
-        `the package index ${file} is damaged (${parsed.problem}); nothing was changed. Recover from the last good generation with: ${recoveryCommand(this.root)}`,
-      );
-    }
-    const { index } = parsed;
-    const { records, invalid } = validateRecords(index.records, isFsBlob, this.log, file);
-    const kept = [...(index.invalidRecords ?? []), ...invalid];
-    return {
-      records: new Map(records.map((r) => [r.name, r])),
-      lastId: Math.max(index.lastId, highestId(index.records), highestId(kept)),
-      invalid: kept,
-      countBatches: index.countBatches ?? [],
-    };
-  }
-
-  /**
    * The previous layout: packages as files in `root`, their records in `root/.meta/index.json`. Each record's file
    * is hashed; when its size and sha256 match, it is linked into blobs/ and the record keeps its id, times, count,
-   * tag, kind and catalog metadata. The first generation is written (the commit point), and only then are the
-   * migrated files unlinked from `root`: a crash before that leaves them as ignored foreign files, and the generation
+   * tag, kind and catalog metadata. The first checkpoint is written (the commit point), and only then are the
+   * migrated files unlinked from `root`: a crash before that leaves them as ignored foreign files, and the checkpoint
    * is the truth. A file whose bytes differ from its record, or a record without its file, is not migrated and is
    * logged at ERROR by name; files without a record, and `.meta/` and `.tmp/`, are left as they are.
    */
-  private async migrateLegacy(): Promise<State | null> {
+  private async migrateLegacy(): Promise<boolean> {
     const legacyFile = join(this.root, '.meta', 'index.json');
     let text: string;
     try {
       text = await readFile(legacyFile, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
     let legacy: { lastId?: unknown; records?: unknown };
@@ -572,19 +495,22 @@ export class FilesystemStorage implements Storage {
     for (const record of records) await this.linkBlob(join(this.root, record.name), record.blob, { sync: false });
     for (const fan of new Set(records.map((r) => r.blob.slice(0, 2)))) await syncDir(join(this.blobsDir, fan));
     const state: State = {
+      seq: 0,
       records: new Map(records.map((r) => [r.name, r])),
       lastId: Math.max(typeof legacy.lastId === 'number' ? legacy.lastId : 0, highestId(raw)),
       invalid,
       countBatches: [],
+      retired: [],
     };
-    await this.writeGeneration(state);
+    // The first checkpoint is the commit point of the migration.
+    await writeGenerationFile(this.tmpDir, this.indexDir, checkpointText(state), 0);
     for (const record of records) await unlink(join(this.root, record.name)).catch(() => undefined);
     await syncDir(this.root);
     this.log.info(
       { from: legacyFile, to: this.stateDir, migrated: records.length, notMigrated, kept: invalid.length },
       `migrated ${records.length} packages from the legacy layout; ${legacyFile} and the files without a record are left as they are`,
     );
-    return state;
+    return true;
   }
 
   /** Names, at WARN, what lies in `root` besides the state directory: it is ignored, never served, listed or deleted. */
@@ -647,28 +573,65 @@ function asNotFound(err: unknown, name: string): unknown {
   return (err as NodeJS.ErrnoException).code === 'ENOENT' ? new StorageError('not-found', `the bytes of ${name} are gone`) : err;
 }
 
-/** Makes a rename or link durable. */
 /**
- * Writes `index` as generation `index.seq`: a temp file in `tmpDir`, fsynced, then hard-linked to
- * `indexDir/<seq>.json` (create-only: an existing generation is never replaced) and the directory synced. The temp
- * file goes either way, so a full disk leaves nothing behind. The server and the recovery command both write this way.
+ * Writes `text` as `dir/<seq>.json`: a temp file in `tmpDir`, fsynced, then hard-linked to its name (create-only: an
+ * existing file is never replaced) and the directory synced. The temp file goes either way, so a full disk leaves
+ * nothing behind. Resolves false, writing nothing, when the name is taken. The server and the recovery command
+ * both write checkpoints and journal entries this way.
  */
-export async function writeGenerationFile(tmpDir: string, indexDir: string, index: IndexFile): Promise<void> {
-  const tmp = join(tmpDir, `index-${index.seq}-${randomUUID()}`);
+export async function writeGenerationFile(tmpDir: string, dir: string, text: string, seq: number): Promise<boolean> {
+  const tmp = join(tmpDir, `index-${seq}-${randomUUID()}`);
   try {
     const handle = await open(tmp, 'wx');
     try {
-      await handle.writeFile(JSON.stringify(index));
+      await handle.writeFile(text);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    await link(tmp, join(indexDir, generationName(index.seq)));
-    await syncDir(indexDir);
+    try {
+      await link(tmp, join(dir, generationName(seq)));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+    await syncDir(dir);
+    return true;
   } finally {
     await rm(tmp, { force: true }).catch(() => undefined);
   }
 }
+
+/** The journal's primitives on a directory: checkpoints in `indexDir`, entries in `journalDir`, each `<seq>.json`. */
+function fsJournalBackend(tmpDir: string, indexDir: string, journalDir: string): JournalBackend {
+  const list = async (dir: string) =>
+    (await readdir(dir).catch(() => [] as string[]))
+      .map((name) => GENERATION.exec(name)?.[1])
+      .filter((s): s is string => s !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+  const read = async (path: string) => {
+    try {
+      return await readFile(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+  return {
+    describe: (what, seq) => join(what === 'checkpoint' ? indexDir : journalDir, generationName(seq)),
+    listCheckpoints: () => list(indexDir),
+    listEntries: async (after) => (await list(journalDir)).filter((s) => s > after),
+    readCheckpoint: (seq) => read(join(indexDir, generationName(seq))),
+    readEntry: (seq) => read(join(journalDir, generationName(seq))),
+    writeEntry: (seq, text) => writeGenerationFile(tmpDir, journalDir, text, seq),
+    writeCheckpoint: async (seq, text) => void (await writeGenerationFile(tmpDir, indexDir, text, seq)),
+    delete: async (what, seqs) => {
+      for (const seq of seqs) await rm(join(what === 'checkpoint' ? indexDir : journalDir, generationName(seq)), { force: true });
+    },
+  };
+}
+
 
 export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');

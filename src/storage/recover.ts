@@ -2,21 +2,22 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, writeGenerationFile, type IndexFile } from './filesystem.js';
+import { applyEntry, checkpointText, entryProblem, type Entry } from './journal.js';
 import { highestId, recordProblem } from './records.js';
 import type { StoredRecord } from './storage.js';
 
 const GENERATION = /^(\d{12})\.json$/;
 
 export interface RecoveryReport {
-  /** There was no generation at all: the ids of the lost records are unknown, and may be handed out again. */
+  /** There was no checkpoint at all: the ids of the lost records are unknown, and may be handed out again. */
   missing: boolean;
-  /** The damaged generations, moved to index/damaged/ (never deleted). */
+  /** The damaged checkpoints and journal entries (and those after a gap), moved to index/damaged/ (never deleted). */
   damaged: string[];
-  /** The last good generation the records came from, or null when none was left. */
+  /** The last good checkpoint the records came from, or null when none was left. */
   base: string | null;
   /** Records taken from the damaged files (complete ones only, with their bytes present). */
   salvaged: string[];
-  /** The generation written. */
+  /** The checkpoint written. */
   written: string;
   records: number;
   lastId: number;
@@ -25,17 +26,20 @@ export interface RecoveryReport {
 }
 
 /**
- * Recovers a filesystem store whose newest index generation(s) are damaged, never losing what can be read:
- * - starts from the newest good generation;
+ * Recovers a filesystem store whose newest index checkpoint(s) (index/<seq>.json) or journal entries
+ * (journal/<seq>.json) are damaged or missing, never losing what can be read:
+ * - starts from the newest good checkpoint, and applies the journal entries after it in order, up to the first that
+ *   is missing or damaged; the records of every later entry that can be read are salvaged as below;
  * - adds every complete, valid record that can still be read from the damaged files (a truncated file keeps the
  *   records before the cut), when its bytes are present; for a name both have, the later upload wins and the higher
  *   download count is kept;
- * - sets lastId past every id seen anywhere, plus one per generation that could not be read whole (a publish hands
- *   out at most one id per generation), so no id is ever handed out twice. A publishBatch generation may hand out
+ * - sets lastId past every id seen anywhere, plus one per file that could not be read whole (a publish hands
+ *   out at most one id per change), so no id is ever handed out twice. A publishBatch change may hand out
  *   many; its `lastId` is written before its records, so a damaged one still says how far it went unless it was cut
  *   within its first few dozen bytes;
- * - moves the damaged files to index/damaged/ and writes the result as a new generation (create-only).
- * A removal recorded only in a damaged generation cannot be seen: such a package comes back (rather than any being
+ * - moves the damaged files (and the entries not applied in order) to index/damaged/ and writes the result as a new
+ *   checkpoint (create-only), numbered past every checkpoint and entry.
+ * A removal recorded only in a damaged file cannot be seen: such a package comes back (rather than any being
  * lost); remove it again.
  */
 export async function recoverIndex(root: string): Promise<RecoveryReport | null> {
@@ -46,6 +50,12 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
     .filter((s): s is string => s !== undefined)
     .map(Number)
     .sort((a, b) => b - a);
+  const journalDir = join(stateDir, 'journal');
+  const entrySeqs = (await readdir(journalDir).catch(() => [] as string[]))
+    .map((n) => GENERATION.exec(n)?.[1])
+    .filter((s): s is string => s !== undefined)
+    .map(Number)
+    .sort((a, b) => a - b);
   const damaged: { seq: number; text: string }[] = [];
   let base: IndexFile | null = null;
   for (const seq of seqs) {
@@ -59,7 +69,19 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   }
   // No generation at all, but blobs: the index was removed. Start over empty (the blobs are kept and listed).
   const missing = seqs.length === 0 && (await readdir(join(stateDir, 'blobs')).catch(() => [] as string[])).length > 0;
-  if (damaged.length === 0 && !missing) return null;
+  // The journal after the base, in order, up to the first entry that is missing or damaged.
+  const baseSeq = base?.seq ?? 0;
+  const applied: Entry[] = [];
+  const unapplied: { seq: number; text: string }[] = [];
+  for (const seq of entrySeqs.filter((s) => s > baseSeq)) {
+    const text = await readFile(join(journalDir, generationName(seq)), 'utf8');
+    const parsed = entryProblem(text, seq);
+    if (unapplied.length === 0 && 'entry' in parsed && seq === baseSeq + applied.length + 1) applied.push(parsed.entry);
+    else unapplied.push({ seq, text });
+  }
+  // Entries that lead past every damaged checkpoint make it whole again: open() recovers that way by itself.
+  const newestSeq = Math.max(0, ...seqs, ...entrySeqs);
+  if (unapplied.length === 0 && !missing && (damaged.length === 0 || baseSeq + applied.length >= Math.max(...damaged.map((d) => d.seq)))) return null;
 
   const blobExists = (blob: string) => isFsBlob(blob) && existsSync(join(stateDir, 'blobs', blob.slice(0, 2), blob));
   const records = new Map<string, StoredRecord>((base?.records ?? []).map((r) => [r.name, r]));
@@ -67,10 +89,17 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   for (const record of base?.records ?? []) if (recordProblem(record, isFsBlob)) invalid.push(record);
   for (const r of invalid) records.delete((r as { name?: string }).name ?? '');
   let lastId = Math.max(base?.lastId ?? 0, highestId(base?.records ?? []), highestId(invalid));
+  {
+    const state = { seq: baseSeq, records, lastId, invalid, countBatches: base?.countBatches ?? [], retired: base?.retired ?? [] };
+    for (const entry of applied) applyEntry(state, entry);
+    lastId = state.lastId;
+    if (base) base.countBatches = state.countBatches;
+  }
   const salvaged: string[] = [];
   // Oldest damaged first, so that the newest salvaged record of a name wins.
-  for (const { text } of [...damaged].reverse()) {
-    const found = salvageRecords(text);
+  const sources = [...damaged.map((d) => ({ ...d, list: 'records' })), ...unapplied.map((u) => ({ ...u, list: 'put' }))].sort((a, b) => a.seq - b.seq);
+  for (const { text, list } of sources) {
+    const found = salvageRecords(text, list);
     lastId = Math.max(lastId, highestId(found), ...[...text.matchAll(/"(?:lastId|id)":(\d+)/g)].map((m) => Number(m[1])));
     for (const candidate of found) {
       if (recordProblem(candidate, blobExists)) continue;
@@ -81,7 +110,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
       salvaged.push(record.name);
     }
   }
-  lastId += damaged.length;
+  lastId += damaged.length + unapplied.length;
   // Two names for one id cannot be served: the later keeps it, the other is kept aside.
   const byId = new Map<number, StoredRecord>();
   for (const record of [...records.values()].sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt))) {
@@ -95,13 +124,14 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   await mkdir(damagedDir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   for (const { seq } of damaged) await rename(join(indexDir, generationName(seq)), join(damagedDir, `${generationName(seq)}.${stamp}`));
+  for (const { seq } of unapplied) await rename(join(journalDir, generationName(seq)), join(damagedDir, `journal-${generationName(seq)}.${stamp}`));
   await syncDir(damagedDir);
 
-  const seq = Math.max(0, ...damaged.map((d) => d.seq)) + 1;
-  const index: IndexFile = { version: 2, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [] };
+  const seq = newestSeq + 1;
+  const index: IndexFile = { version: 3, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [], ...(base?.retired?.length ? { retired: base.retired } : {}) };
   const tmpDir = join(stateDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
-  await writeGenerationFile(tmpDir, indexDir, index);
+  await writeGenerationFile(tmpDir, indexDir, checkpointText({ seq, records, lastId, invalid, countBatches: index.countBatches ?? [], retired: index.retired ?? [] }), seq);
 
   const named = new Set([...records.values(), ...(invalid as { blob?: string }[])].map((r) => r?.blob));
   const orphans: { sha256: string; size: number }[] = [];
@@ -112,7 +142,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   }
   return {
     missing,
-    damaged: damaged.map((d) => join(damagedDir, `${generationName(d.seq)}.${stamp}`)),
+    damaged: [...damaged.map((d) => join(damagedDir, `${generationName(d.seq)}.${stamp}`)), ...unapplied.map((d) => join(damagedDir, `journal-${generationName(d.seq)}.${stamp}`))],
     base: base ? join(indexDir, generationName(base.seq)) : null,
     salvaged: [...new Set(salvaged)],
     written: join(indexDir, generationName(seq)),
@@ -127,14 +157,15 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
  * keeps every record before the cut. A scanner that knows strings and nesting, not a parser: it never trusts more
  * than one object at a time.
  */
-export function salvageRecords(text: string): unknown[] {
-  const start = text.indexOf('"records":[');
+export function salvageRecords(text: string, list = 'records'): unknown[] {
+  const open = `"${list}":[`;
+  const start = text.indexOf(open);
   if (start < 0) return [];
   const found: unknown[] = [];
   let depth = 0;
   let inString = false;
   let objectStart = -1;
-  for (let i = start + '"records":['.length; i < text.length; i++) {
+  for (let i = start + open.length; i < text.length; i++) {
     const c = text[i];
     if (inString) {
       if (c === '\\') i += 1;

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   ListMultipartUploadsCommand,
@@ -15,13 +16,14 @@ import {
   PutObjectCommand,
   S3Client,
   S3ServiceException,
+  type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
-import { highestId, validateRecords } from './records.js';
+import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 export interface S3Settings {
@@ -34,30 +36,14 @@ export interface S3Settings {
   forcePathStyle: boolean;
 }
 
-/** A blob no record names any more, and since when: deleted once no presigned URL or download can still need it. */
-interface Retired {
-  blob: string;
-  /** ms since the epoch. */
-  at: number;
-}
-
+/** What a store written before the journal holds: every record in one object, `index.json`. */
 interface IndexObject {
   version: 1;
   lastId: number;
   records: StoredRecord[];
-  /** Records that failed validation when the index was loaded, kept verbatim: never served, never lost. */
   invalidRecords?: unknown[];
   retired?: Retired[];
-  /** Ids of the last count batches applied (see Storage.addDownloads). */
   countBatches?: string[];
-}
-
-interface IndexState {
-  records: Map<string, StoredRecord>;
-  lastId: number;
-  invalid: unknown[];
-  retired: Retired[];
-  countBatches: string[];
 }
 
 /**
@@ -73,7 +59,13 @@ const COMMIT_ATTEMPTS = 20;
 const RETIRED_GRACE_MS = 25 * 60 * 1000;
 /** How often refresh() also sweeps. */
 const SWEEP_EVERY_MS = 5 * 60 * 1000;
-const KEEP_BATCHES = 64;
+/**
+ * A checkpoint every 200 entries: start-up reads at most that many small objects after it (16 at a time), and the
+ * checkpoint, which grows with the package count (~35 MB at 100,000), is written once per 200 changes.
+ */
+const CHECKPOINT_EVERY = 200;
+const KEEP_CHECKPOINTS = 3;
+const SEQ_KEY = /(\d{12})\.json$/;
 const isS3Blob = (blob: string): boolean => blob.length > 0 && !blob.includes('..');
 const STAGING_DIR_PREFIX = 'release-server-s3-staging-';
 
@@ -118,11 +110,21 @@ class S3StagedBlob implements StagedBlob {
 }
 
 /**
- * Packages in an S3 bucket: each one's bytes under `blobs/<uuid>`, and every record in one object, `index.json`.
- * The index is the commit point. It is replaced with a conditional PutObject (`If-Match` its ETag, or
- * `If-None-Match: *` for the first), which this kind of store honours, while CompleteMultipartUpload ignores
- * conditions. So a package becomes visible only when an index naming its finished blob is written, and two
- * writers never overwrite each other's index unseen: the loser re-reads and applies its change again.
+ * Packages in an S3 bucket, every key under the prefix:
+ *
+ *     blobs/<uuid>               the bytes of one upload, never rewritten
+ *     journal/<seq>.json         one change of the index each (journal.ts), created with If-None-Match: *
+ *     checkpoints/<seq>.json     every record as of change <seq>, one per 200 changes; the last 3 kept
+ *     index.json                 the whole index, as the version before the journal wrote it: read once, when there
+ *                                is no checkpoint yet, as the first one; never written or deleted
+ *
+ * The next journal key, created with `If-None-Match: *` (which this kind of store honours, while
+ * CompleteMultipartUpload ignores conditions), is the commit point: a package becomes visible only when an entry
+ * naming its finished blob exists, and two writers never both commit one sequence number: the loser reads the entry
+ * that won, decides its change again (a name taken meanwhile is a conflict; ids continue from the other's) and
+ * writes the next number. A write costs one small object whatever the package count, and one checkpoint per 200
+ * writes. Replicas see each other's writes by reading the next entry: one small GET per refresh while nothing
+ * changed.
  *
  * Blobs are never rewritten: an overwrite is a new blob and a new record. A blob that a record stops naming
  * (replaced or removed) is listed in the index as retired, with the time, and deleted by a sweep (at open, and from
@@ -130,27 +132,19 @@ class S3StagedBlob implements StagedBlob {
  * redirect or a download that started from the old record still gets the old bytes. Not supported: a download
  * through this server lasting longer than the grace.
  *
- * A damaged index.json (not JSON, not an index) stops start-up and every write: it is never overwritten. A bad
- * record is logged by name and kept in the index as it is, but not served.
+ * A damaged checkpoint is never overwritten: start-up goes back to the one before when the journal leads past it,
+ * and otherwise stops, naming the object; a damaged entry, or a damaged index.json read as the first checkpoint,
+ * stops start-up and every write. A bad record is logged by name and kept in the index as it is, but not served.
  */
 export class S3Storage implements Storage {
   readonly client: S3Client;
   private readonly indexKey: string;
-  private records = new Map<string, StoredRecord>();
-  private lastId = 0;
-  private invalid: unknown[] = [];
-  private retired: Retired[] = [];
-  private countBatches: string[] = [];
+  private readonly journal: Journal;
   private lastSweep = 0;
-  private etag: string | null = null;
+  private background: Promise<unknown> = Promise.resolve();
   private stagingDir: Promise<string> | null = null;
-  /** Set when the index was read from the bucket with another process's changes, until refresh() hands them on. */
-  private changedUnseen = false;
-  /**
-   * How this store wants the ETag in a PutObject If-Match. HTTP says quoted, and AWS takes that; Ceph RGW compares
-   * it unquoted and answers 412 to the quoted form. Learned on the first 412 that was not a lost race.
-   */
-  private bareIfMatch = false;
+  /** Entries of other processes applied, and how many of them refresh() handed on already. */
+  private foreignSeen = 0;
   private commits: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -165,6 +159,8 @@ export class S3Storage implements Storage {
        * settles is a crash there (the process never gets further).
        */
       beforeBatchCommit?: () => Promise<void>;
+      /** A checkpoint every this many entries (tests make it small). */
+      checkpointEvery?: number;
     } = {},
   ) {
     this.client = new S3Client({
@@ -177,15 +173,42 @@ export class S3Storage implements Storage {
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
     this.indexKey = `${settings.prefix}index.json`;
+    this.journal = new Journal(this.journalBackend(), {
+      checkpointEvery: options.checkpointEvery ?? CHECKPOINT_EVERY,
+      keepCheckpoints: KEEP_CHECKPOINTS,
+      checkBlob: isS3Blob,
+      log,
+      recovery: `Restore it from a backup or an earlier object version, then start again.`,
+      readConcurrency: 16,
+      legacy: () => this.readLegacyIndex(),
+    });
+  }
+
+  private get state(): JournalState {
+    return this.journal.state;
   }
 
   async open(): Promise<StoredRecord[]> {
     await this.check();
-    await this.load();
-    this.changedUnseen = false;
-    await this.sweep();
+    try {
+      await this.journal.open();
+    } catch (err) {
+      if (err instanceof StorageError) throw err;
+      throw new StorageError('unavailable', `cannot read the package index from bucket ${this.settings.bucket}: ${describe(err)}`, { cause: err });
+    }
+    this.foreignSeen = this.journal.foreign;
+    // Retired blobs past their grace now; what crashed uploads left is listed in the background (at 100,000 packages
+    // that is a hundred LIST pages, which readiness need not wait for).
+    await this.sweepRetired();
     this.lastSweep = Date.now();
-    return [...this.records.values()].map(copy);
+    this.background = this.sweepLeftovers().catch((err) => this.log.warn({ err }, 'could not sweep what interrupted uploads left; will try again'));
+    return [...this.state.records.values()].map(copy);
+  }
+
+  /** Resolves when the sweep and the checkpoint started in the background (if any) are done. */
+  async settled(): Promise<void> {
+    await this.background;
+    await this.journal.settled();
   }
 
   async stage(source: Readable): Promise<StagedBlob> {
@@ -255,10 +278,11 @@ export class S3Storage implements Storage {
       await this.commit((state) => {
         const replaced = state.records.get(input.name);
         if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+        const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
         // Counts belong to the store (addDownloads): a replaced package keeps its count.
-        stored = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: staged.key };
-        state.records.set(input.name, { ...stored });
-        if (replaced && replaced.blob !== staged.key) state.retired = [...state.retired, { blob: replaced.blob, at: Date.now() }];
+        stored = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: staged.key };
+        const retire = replaced && replaced.blob !== staged.key ? [{ blob: replaced.blob, at: Date.now() }] : [];
+        return { put: [{ ...stored }], lastId, ...(retire.length > 0 ? { retire } : {}) };
       });
     } catch (err) {
       // No index names the new blob: nothing can be reading it.
@@ -270,7 +294,7 @@ export class S3Storage implements Storage {
 
   /**
    * Order of writes, and why: every blob is in the bucket already (stage uploads it, each under a key of its own that
-   * nothing names); then ONE conditional write of the index names them all: the commit point, so every replica sees
+   * nothing names); then ONE journal entry, created conditionally, names them all: the commit point, so every replica sees
    * the whole batch or none of it. Conflicts and ids are decided inside the commit against the index as the bucket
    * holds it (a name another replica published a moment ago conflicts too, and the whole batch fails). A failure
    * before or at the commit deletes the batch's blobs; a crash there leaves them unnamed, and the sweep at open
@@ -289,15 +313,17 @@ export class S3Storage implements Storage {
     try {
       await this.options.beforeBatchCommit?.();
       await this.commit((state) => {
+        let lastId = state.lastId;
+        const retire: Retired[] = [];
         stored = items.map(({ record: input }, i) => {
           const replaced = state.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
           const key = blobs[i]!.key;
-          const record: R = { ...input, id: input.id === 0 ? ++state.lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: key };
-          state.records.set(input.name, { ...record });
-          if (replaced && replaced.blob !== key) state.retired = [...state.retired, { blob: replaced.blob, at: Date.now() }];
+          const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: key };
+          if (replaced && replaced.blob !== key) retire.push({ blob: replaced.blob, at: Date.now() });
           return record;
         });
+        return { put: stored.map((r) => ({ ...r })), lastId, ...(retire.length > 0 ? { retire } : {}) };
       });
     } catch (err) {
       // No index names the batch's blobs: nothing can be reading them.
@@ -308,35 +334,31 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * With a batch id, the index remembers the batch: a flush whose PutObject succeeded but whose answer was lost, then
+   * With a batch id, the index remembers the batch: a flush whose entry was written but whose answer was lost, then
    * retried, finds its id there and adds nothing.
    */
   async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
-    await this.commit((state) => {
-      if (batch !== undefined && state.countBatches.includes(batch)) return;
-      for (const [name, delta] of counts) {
-        const current = state.records.get(name);
-        if (current) state.records.set(name, { ...current, downloadCount: current.downloadCount + delta });
-      }
-      if (batch !== undefined) state.countBatches = [...state.countBatches, batch].slice(-KEEP_BATCHES);
-    });
+    await this.commit((state) => (batch !== undefined && state.countBatches.includes(batch) ? null : countsChange(state, counts, batch)));
   }
 
   async refresh(): Promise<StoredRecord[] | null> {
-    await this.commits;
-    try {
-      await this.load({ ifChanged: true });
-    } catch (err) {
-      if (err instanceof StorageError) throw err;
-      throw new StorageError('unavailable', `cannot refresh the index: ${describe(err)}`, { cause: err });
-    }
+    const run = this.commits.then(async () => {
+      try {
+        await this.journal.catchUp();
+      } catch (err) {
+        if (err instanceof StorageError) throw err;
+        throw new StorageError('unavailable', `cannot refresh the index: ${describe(err)}`, { cause: err });
+      }
+    });
+    this.commits = run.catch(() => undefined);
+    await run;
     if (Date.now() - this.lastSweep >= (this.options.sweepEveryMs ?? SWEEP_EVERY_MS)) {
       this.lastSweep = Date.now();
-      void this.sweep().catch((err) => this.log.warn({ err }, 'could not sweep retired blobs; will try again'));
+      this.background = this.sweep().catch((err) => this.log.warn({ err }, 'could not sweep retired blobs; will try again'));
     }
-    if (!this.changedUnseen) return null;
-    this.changedUnseen = false;
-    return [...this.records.values()].map(copy);
+    if (this.journal.foreign === this.foreignSeen) return null;
+    this.foreignSeen = this.journal.foreign;
+    return [...this.state.records.values()].map(copy);
   }
 
   /** By the record's own blob, never by name: the bytes are the ones the record describes, or not-found. */
@@ -351,7 +373,7 @@ export class S3Storage implements Storage {
       const current = state.records.get(name);
       if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
       stored = { ...current, approval };
-      state.records.set(name, { ...stored });
+      return { put: [{ ...stored }] };
     });
     return stored;
   }
@@ -360,8 +382,7 @@ export class S3Storage implements Storage {
     await this.commit((state) => {
       const removed = state.records.get(name);
       if (!removed) throw new StorageError('not-found', `no package named ${name}`);
-      state.records.delete(name);
-      state.retired = [...state.retired, { blob: removed.blob, at: Date.now() }];
+      return { remove: [name], retire: [{ blob: removed.blob, at: Date.now() }] };
     });
   }
 
@@ -408,88 +429,90 @@ export class S3Storage implements Storage {
   }
 
   /**
-   * Reads the index object; an absent one is an empty store. With `ifChanged`, a conditional GET that costs one
-   * small request and transfers nothing when the index is the one already held.
+   * The index as the version before the journal kept it (index.json), as the first checkpoint; null when absent.
+   * A damaged one stops start-up, named: it is never overwritten.
    */
-  private async load(options: { ifChanged?: boolean } = {}): Promise<void> {
+  private async readLegacyIndex(): Promise<{ state: JournalState; file: string } | null> {
+    const file = `s3://${this.settings.bucket}/${this.indexKey}`;
+    const text = await this.readText(this.indexKey);
+    if (text === null) return null;
+    const index = indexObjectProblem(text);
+    if (typeof index === 'string') {
+      throw new StorageError('damaged', `the package index ${file} is damaged (${index}); the server never overwrites it. Restore it from a backup or an earlier object version, then start again`);
+    }
+    return { state: stateOf({ ...index, seq: 0 }, isS3Blob, this.log, file), file };
+  }
+
+  /** An object's text, or null when it is absent. */
+  private async readText(key: string): Promise<string | null> {
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.indexKey, ...(options.ifChanged && this.etag ? { IfNoneMatch: this.etag } : {}) }),
-      );
-      const text = await res.Body!.transformToString();
-      const problem = indexObjectProblem(text);
-      if (typeof problem === 'string') {
-        throw new StorageError(
-          'damaged',
-          `the package index s3://${this.settings.bucket}/${this.indexKey} is damaged (${problem}); the server never overwrites it. Restore it from a backup or an earlier object version, then start again`,
-        );
-      }
-      // Each record checked: one bad record is logged by name and kept aside, the others served.
-      const { records, invalid } = validateRecords(problem.records, isS3Blob, this.log, `s3://${this.settings.bucket}/${this.indexKey}`);
-      this.invalid = [...(problem.invalidRecords ?? []), ...invalid];
-      this.records = new Map(records.map((r) => [r.name, r]));
-      this.lastId = Math.max(this.lastId, problem.lastId, highestId(problem.records), highestId(this.invalid));
-      this.retired = problem.retired ?? [];
-      this.countBatches = problem.countBatches ?? [];
-      this.etag = res.ETag ?? null;
-      this.changedUnseen = true;
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.settings.bucket, Key: key }));
+      return await res.Body!.transformToString();
     } catch (err) {
-      if (err instanceof StorageError) throw err;
-      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 304) return;
-      if (!isNotFound(err)) throw new StorageError('unavailable', `cannot read ${this.indexKey} from bucket ${this.settings.bucket}: ${describe(err)}`, { cause: err });
-      if (this.etag !== null || this.records.size > 0) this.changedUnseen = true;
-      this.records = new Map();
-      this.invalid = [];
-      this.retired = [];
-      this.countBatches = [];
-      this.etag = null;
+      if (isNotFound(err)) return null;
+      throw err;
     }
   }
 
-  /**
-   * Applies `change` to a copy of the index and writes it conditionally. When another writer got there first
-   * (412), reloads and applies the change again; `change` may throw to give up (a conflict it found). One commit
-   * at a time in this process.
-   */
-  private commit(change: (state: IndexState) => void): Promise<void> {
-    const run = this.commits.then(async () => {
-      for (let attempt = 1; ; attempt += 1) {
-        // Copy-on-write: the state held here changes only once the bucket took the new index.
-        const state: IndexState = { records: new Map(this.records), lastId: this.lastId, invalid: this.invalid, retired: this.retired, countBatches: this.countBatches };
-        change(state);
-        const body: IndexObject = {
-          version: 1,
-          lastId: state.lastId,
-          records: [...state.records.values()],
-          ...(state.invalid.length > 0 ? { invalidRecords: state.invalid } : {}),
-          ...(state.retired.length > 0 ? { retired: state.retired } : {}),
-          ...(state.countBatches.length > 0 ? { countBatches: state.countBatches } : {}),
-        };
-        try {
-          const res = await this.client.send(
-            new PutObjectCommand({
-              Bucket: this.settings.bucket,
-              Key: this.indexKey,
-              Body: JSON.stringify(body),
-              ContentType: 'application/json',
-              ...(this.etag ? { IfMatch: this.bareIfMatch ? this.etag.replaceAll('"', '') : this.etag } : { IfNoneMatch: '*' }),
-            }),
-          );
-          this.records = state.records;
-          this.lastId = state.lastId;
-          this.retired = state.retired;
-          this.countBatches = state.countBatches;
-          this.etag = res.ETag ?? null;
-          return;
-        } catch (err) {
-          if (!isPreconditionFailed(err) || attempt >= COMMIT_ATTEMPTS) throw err;
-          const sent = this.etag;
-          await this.load();
-          // Nobody else wrote: the store did not take our form of the ETag.
-          if (sent !== null && this.etag === sent && !this.bareIfMatch) this.bareIfMatch = true;
+  /** The journal's primitives on the bucket (see the class comment for the keys). */
+  private journalBackend(): JournalBackend {
+    const { bucket, prefix } = this.settings;
+    const key = (what: 'checkpoint' | 'entry', seq: number) => `${prefix}${what === 'checkpoint' ? 'checkpoints' : 'journal'}/${String(seq).padStart(12, '0')}.json`;
+    const list = async (what: 'checkpoint' | 'entry', after: number): Promise<number[]> => {
+      const seqs: number[] = [];
+      let token: string | undefined;
+      do {
+        const page: ListObjectsV2CommandOutput = await this.client.send(
+          new ListObjectsV2Command({ Bucket: bucket, Prefix: key(what, 0).replace(/\d{12}\.json$/, ''), ContinuationToken: token, ...(token ? {} : { StartAfter: key(what, after) }) }),
+        );
+        for (const object of page.Contents ?? []) {
+          const seq = Number(SEQ_KEY.exec(object.Key ?? '')?.[1] ?? NaN);
+          if (Number.isSafeInteger(seq) && seq > after) seqs.push(seq);
         }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return seqs.sort((a, b) => a - b);
+    };
+    const create = async (k: string, text: string): Promise<boolean> => {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: bucket, Key: k, Body: text, ContentType: 'application/json', IfNoneMatch: '*' }));
+        return true;
+      } catch (err) {
+        // 412: the key exists. 409: a conditional write to it is in flight: taken too, read it and decide again.
+        if (isPreconditionFailed(err) || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 409)) return false;
+        throw err;
       }
-    });
+    };
+    return {
+      describe: (what, seq) => `s3://${bucket}/${key(what, seq)}`,
+      listCheckpoints: () => list('checkpoint', -1),
+      listEntries: (after) => list('entry', after),
+      readCheckpoint: (seq) => this.readText(key('checkpoint', seq)),
+      readEntry: (seq) => this.readText(key('entry', seq)),
+      writeEntry: (seq, text) => create(key('entry', seq), text),
+      writeCheckpoint: async (seq, text) => void (await create(key('checkpoint', seq), text)),
+      delete: async (what, seqs) => {
+        for (let i = 0; i < seqs.length; i += 1000) {
+          const Objects = seqs.slice(i, i + 1000).map((seq) => ({ Key: key(what, seq) }));
+          const res = await this.client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects, Quiet: true } }));
+          if (res.Errors?.length) throw new Error(`could not delete ${res.Errors.length} old index objects, e.g. ${res.Errors[0]!.Key}: ${res.Errors[0]!.Message}`);
+        }
+      },
+    };
+  }
+
+  /**
+   * Decides a change against the newest state of the index and commits it as the next journal entry (journal.ts):
+   * when another writer took that number first, its entries are read and `decide` runs again; it may throw to give
+   * up (a conflict it found), or return null to write nothing. One commit at a time in this process.
+   */
+  private commit(decide: (state: JournalState) => Change | null): Promise<void> {
+    const run = this.commits.then(() =>
+      this.journal.commit((state) => {
+        const change = decide(state);
+        return change === null ? null : { change, result: undefined };
+      }),
+    );
     this.commits = run.catch(() => undefined);
     return run;
   }
@@ -500,19 +523,29 @@ export class S3Storage implements Storage {
    * record names and that were never retired, once old enough.
    */
   private async sweep(): Promise<void> {
+    await this.sweepRetired();
+    await this.sweepLeftovers();
+  }
+
+  private async sweepRetired(): Promise<void> {
     const graceCutoff = Date.now() - (this.options.retiredGraceMs ?? RETIRED_GRACE_MS);
-    const expired = this.retired.filter((r) => r.at <= graceCutoff);
+    const expired = this.state.retired.filter((r) => r.at <= graceCutoff);
     for (const { blob } of expired) await this.deleteKey(blob);
     if (expired.length > 0) {
       const done = new Set(expired.map((r) => r.blob));
       await this.commit((state) => {
-        state.retired = state.retired.filter((r) => !done.has(r.blob));
+        const swept = state.retired.filter((r) => done.has(r.blob)).map((r) => r.blob);
+        return swept.length > 0 ? { swept } : null;
       });
       this.log.info({ deleted: expired.length }, 'deleted blobs replaced or removed longer ago than the grace period');
     }
+  }
+
+  private async sweepLeftovers(): Promise<void> {
     const cutoff = Date.now() - (this.options.leftoverAgeMs ?? LEFTOVER_AGE_MS);
-    const named = new Set([...this.records.values(), ...(this.invalid as { blob?: string }[])].map((r) => r?.blob));
-    for (const { blob } of this.retired) named.add(blob);
+    // Named as of now; a blob published after this listing started is younger than the cutoff anyway.
+    const named = new Set([...this.state.records.values(), ...(this.state.invalid as { blob?: string }[])].map((r) => r?.blob));
+    for (const { blob } of this.state.retired) named.add(blob);
     let swept = 0;
     let token: string | undefined;
     do {
@@ -539,7 +572,7 @@ function copy(record: StoredRecord): StoredRecord {
   return { ...record };
 }
 
-/** Why index.json cannot be used, or the index; records are checked one by one afterwards. */
+/** Why a legacy index.json cannot be used, or the index; records are checked one by one afterwards. */
 function indexObjectProblem(text: string): string | IndexObject {
   let index: IndexObject;
   try {

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { catalogZip, rawZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type LogLine, type RunningServer } from '../helpers/server.js';
-import { eventually, STATE_DIR, storageContents, storedBlobs } from '../helpers/storage-dir.js';
+import { committedIndex, eventually, newestEntry, STATE_DIR, storageContents, storedBlobs } from '../helpers/storage-dir.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -33,32 +33,28 @@ async function ids(server: RunningServer): Promise<Record<string, number>> {
   return Object.fromEntries(release.assets.map((a) => [a.name, a.id]));
 }
 
-async function newestGeneration(root: string): Promise<string> {
-  const dir = join(root, STATE_DIR, 'index');
-  return join(dir, (await readdir(dir)).filter((n) => n.endsWith('.json')).sort().at(-1)!);
-}
 
 const get = (server: RunningServer, name: string) => fetch(`${server.url}/assets/${encodeURIComponent(name)}`);
 const remove = (server: RunningServer, name: string) => fetch(`${server.url}/assets/${encodeURIComponent(name)}`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
 
 describe('a damaged index is never silently rewritten', () => {
-  it('a truncated index stops start-up with one FATAL line naming the file and the recovery command; the command recovers every record, kind, tag and count, and no id is reused', async () => {
+  it('a truncated journal entry stops start-up with one FATAL line naming the file and the recovery command; the command recovers every record, kind, tag and count, and no id is reused', async () => {
     const first = await startServer({ env: { MAX_PACKAGES: '0' } });
     expect((await upload(first.url, 'spec-kit-template-claude-sh-v1.0.0.zip', 'one')).status).toBe(201);
     expect((await upload(first.url, 'spec-kit-template-claude-sh-v1.1.0.zip', 'two')).status).toBe(201);
     expect((await upload(first.url, 'ext.zip', await catalogZip('extension', { id: 'acme-hello' }))).status).toBe(201);
     for (let i = 0; i < 3; i++) await (await get(first, 'spec-kit-template-claude-sh-v1.0.0.zip')).arrayBuffer();
     await eventually(async () => {
-      const stored = JSON.parse(await readFile(await newestGeneration(first.storagePath), 'utf8'));
-      expect(stored.records.find((r: { name: string }) => r.name.endsWith('v1.0.0.zip')).downloadCount).toBe(3);
+      const stored = await committedIndex(first.storagePath);
+      expect([...stored.records.values()].find((r) => r.name.endsWith('v1.0.0.zip'))!.downloadCount).toBe(3);
     });
-    // The last change, a deletion: then a generation with only the record of the next upload.
+    // The last change, a deletion: its journal entry is the one cut below.
     expect((await remove(first, 'spec-kit-template-claude-sh-v1.1.0.zip')).status).toBe(204);
     const before = await list(first);
     const idsBefore = await ids(first);
     expect(await first.stop()).toBe(0);
 
-    const file = await newestGeneration(first.storagePath);
+    const file = (await newestEntry(first.storagePath))!;
     await truncate(file, 40);
     const damaged = await readFile(file);
     const env = { STORAGE_PATH: first.storagePath, CONFIG_PATH: '/nonexistent.yaml', AUTH_TOKEN: TOKEN };
@@ -96,10 +92,10 @@ describe('a damaged index is never silently rewritten', () => {
     await upload(first.url, 'good.zip', 'good');
     await upload(first.url, 'bad.zip', 'bad');
     await first.stop();
-    const file = await newestGeneration(first.storagePath);
-    const index = JSON.parse(await readFile(file, 'utf8'));
-    index.records.find((r: { name: string }) => r.name === 'bad.zip').sha256 = 'not a digest';
-    await writeFile(file, JSON.stringify(index));
+    const file = (await newestEntry(first.storagePath))!;
+    const entry = JSON.parse(await readFile(file, 'utf8'));
+    entry.put.find((r: { name: string }) => r.name === 'bad.zip').sha256 = 'not a digest';
+    await writeFile(file, JSON.stringify(entry));
 
     const second = await startServer({ storagePath: first.storagePath });
     try {
@@ -108,8 +104,8 @@ describe('a damaged index is never silently rewritten', () => {
       expect((await get(second, 'bad.zip')).status).toBe(404);
       expect((await get(second, 'good.zip')).status).toBe(200);
       expect((await upload(second.url, 'later.zip', 'later')).status).toBe(201);
-      const newest = JSON.parse(await readFile(await newestGeneration(first.storagePath), 'utf8'));
-      expect(newest.invalidRecords.map((r: { name: string }) => r.name)).toEqual(['bad.zip']);
+      // A journal entry is never rewritten: the bad record stays as it was, and a restart reports it again.
+      expect(JSON.parse(await readFile(file, 'utf8')).put.map((r: { sha256: string }) => r.sha256)).toEqual(['not a digest']);
     } finally {
       await second.stop();
     }
@@ -129,8 +125,8 @@ describe('download counts', () => {
     await mkdir(tmp);
     const flushed = JSON.stringify(await storageContents(server.storagePath));
     await eventually(async () => {
-      const index = JSON.parse(await readFile(await newestGeneration(server.storagePath), 'utf8'));
-      expect(index.records[0].downloadCount).toBe(3);
+      const index = await committedIndex(server.storagePath);
+      expect([...index.records.values()][0]!.downloadCount).toBe(3);
     }, 10_000);
     expect(flushed).toBeTruthy();
     await server.stop();
@@ -265,8 +261,8 @@ describe('disk full', () => {
       await eventually(async () => expect((await fetch(`${server!.url}/readyz`)).status).toBe(200));
       expect((await upload(server.url, 'too-big.zip', big)).status).toBe(201);
       await eventually(async () => {
-        const index = JSON.parse(await readFile(await newestGeneration(root), 'utf8'));
-        expect(index.records.find((r: { name: string }) => r.name === 'fits.zip').downloadCount).toBe(2);
+        const index = await committedIndex(root);
+        expect(index.records.get('fits.zip')!.downloadCount).toBe(2);
       }, 10_000);
     } finally {
       await server?.stop();

@@ -3,7 +3,8 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { applyEntry, checkpointProblem, emptyState, type JournalState } from '../../src/storage/journal.js';
 import type { TestProject } from 'vitest/node';
 
 const script = new URL('../../scripts/s3-test-server.sh', import.meta.url).pathname;
@@ -40,4 +41,36 @@ export function testS3Client(s3: Record<string, string>): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+}
+
+/**
+ * What a bucket's index says, read as a starting replica reads it: the newest checkpoint under `<prefix>checkpoints/`
+ * (or the legacy `<prefix>index.json` when there is none), then every journal entry after it.
+ */
+export async function bucketIndex(client: S3Client, bucket: string, prefix: string): Promise<JournalState> {
+  const keys = async (folder: string): Promise<string[]> => {
+    const all: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${prefix}${folder}/`, ContinuationToken: token }));
+      all.push(...(page.Contents ?? []).map((o) => o.Key!));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return all.sort();
+  };
+  const text = async (key: string) => (await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+  const state = emptyState();
+  const newest = (await keys('checkpoints')).at(-1);
+  if (newest) {
+    const seq = Number(/(\d{12})\.json$/.exec(newest)![1]);
+    const parsed = checkpointProblem(await text(newest), seq);
+    if ('problem' in parsed) throw new Error(`${newest}: ${parsed.problem}`);
+    const { checkpoint } = parsed;
+    Object.assign(state, { seq, lastId: checkpoint.lastId, records: new Map(checkpoint.records.map((r) => [r.name, r])), invalid: checkpoint.invalidRecords ?? [], countBatches: checkpoint.countBatches ?? [], retired: checkpoint.retired ?? [] });
+  }
+  for (const key of await keys('journal')) {
+    const entry = JSON.parse(await text(key));
+    if (entry.seq > state.seq) applyEntry(state, entry);
+  }
+  return state;
 }

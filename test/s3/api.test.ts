@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { CreateBucketCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { overwriteRace } from '../helpers/race.js';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { testS3Client } from '../helpers/s3-server.js';
+import { bucketIndex, testS3Client } from '../helpers/s3-server.js';
 import { catalogZip, rawZip, stepZip, templateZip } from '../helpers/packages.js';
 import { runToExit, startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { catalogAdd, stepAdd } from '../helpers/speckit-catalog-client.js';
@@ -153,9 +153,9 @@ describe('the API on the s3 backend', () => {
     await eventually(async () => {
       const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
       expect(uploads.Uploads ?? []).toEqual([]);
-      const index = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: env.S3_BUCKET, Key: 'release-server/index.json' }))).Body!.transformToString());
+      const index = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
       // Blobs of deleted or replaced packages are retired, kept for the grace period: named too.
-      const named = new Set([...(index.records as { blob: string }[]), ...((index.retired ?? []) as { blob: string }[])].map((r) => r.blob));
+      const named = new Set([...index.records.values(), ...index.retired].map((r) => r.blob));
       const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
       expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
     }, 10_000);

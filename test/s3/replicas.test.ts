@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { CreateBucketCommand, GetObjectCommand } from '@aws-sdk/client-s3';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { testS3Client } from '../helpers/s3-server.js';
+import { bucketIndex, testS3Client } from '../helpers/s3-server.js';
 import { catalogZip, rawZip, templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
@@ -23,8 +23,7 @@ const names = async (server: RunningServer): Promise<string[]> =>
   ((await (await fetch(`${server.url}/packages?format=json`)).json()) as { name: string }[]).map((p) => p.name).sort();
 
 async function indexNames(bucket: string): Promise<string[]> {
-  const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: 'rs/index.json' }));
-  return (JSON.parse(await res.Body!.transformToString()).records as { name: string }[]).map((r) => r.name).sort();
+  return [...(await bucketIndex(client, bucket, 'rs/')).records.keys()].sort();
 }
 
 describe('two replicas over one bucket', () => {

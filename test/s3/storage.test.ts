@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { describe, expect, inject, it } from 'vitest';
 import { S3Storage, type S3Settings } from '../../src/storage/s3.js';
 import type { PackageRecord, Storage } from '../../src/storage/storage.js';
+import { bucketIndex } from '../helpers/s3-server.js';
 import { describeStorage } from '../unit/storage/storage-suite.js';
 
 const s3 = inject('s3');
@@ -18,15 +19,10 @@ function at(settings: S3Settings): S3Storage {
   return storage;
 }
 
-/** The records the bucket's index object holds, read straight from the bucket. */
+/** The records the bucket's index holds (newest checkpoint and the journal after it), read straight from the bucket. */
 async function indexed(storage: Storage): Promise<{ name: string; blob: string }[]> {
   const { bucket, prefix } = settingsOf.get(storage)!;
-  try {
-    const res = await (storage as S3Storage).client.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}index.json` }));
-    return JSON.parse(await res.Body!.transformToString()).records;
-  } catch {
-    return [];
-  }
+  return [...(await bucketIndex((storage as S3Storage).client, bucket, prefix)).records.values()];
 }
 
 async function unnamedBlobs(storage: Storage): Promise<string[]> {
@@ -86,6 +82,71 @@ describe('s3 storage specifics', () => {
     expect(fresh.map((r) => r.name).sort()).toEqual(names);
   });
 
+  it('a write is one small journal object whatever the package count, and another instance sees it on its next refresh', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'j/', forcePathStyle: true };
+    const a = new S3Storage(settings, silent, { checkpointEvery: 1000 });
+    settingsOf.set(a, settings);
+    await a.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    const b = at(settings);
+    await Promise.all([a.open(), b.open()]);
+    const keys = async () => (await a.client.send(new ListObjectsV2Command({ Bucket: settings.bucket, Prefix: 'j/' }))).Contents!.filter((o) => !o.Key!.startsWith('j/blobs/')).map((o) => ({ key: o.Key!, size: o.Size! }));
+    const publish = async (name: string) => {
+      const staged = await a.stage(Readable.from([Buffer.from(name)]));
+      return a.publish(staged, { id: 0, name, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
+    };
+    for (let i = 0; i < 30; i++) await publish(`p${i}.zip`);
+    const before = await keys();
+    await publish('p30.zip');
+    const written = (await keys()).filter((k) => !before.some((o) => o.key === k.key));
+    expect(written.map((k) => k.key)).toEqual(['j/journal/000000000031.json']);
+    // As small with 30 packages stored as the first entry was with none.
+    expect(written[0]!.size).toBeLessThan(before.find((k) => k.key === 'j/journal/000000000001.json')!.size + 16);
+    expect(before.map((k) => k.key)).not.toContain('j/index.json');
+    const seen = await b.refresh();
+    expect(seen!.map((r) => r.name)).toContain('p30.zip');
+    expect(await b.refresh()).toBeNull();
+  });
+
+  it('an instance that fell behind further than the kept journal reloads from the newest checkpoint', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: '', forcePathStyle: true };
+    const a = new S3Storage(settings, silent, { checkpointEvery: 3 });
+    settingsOf.set(a, settings);
+    await a.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    const b = at(settings);
+    await Promise.all([a.open(), b.open()]);
+    for (let i = 0; i < 16; i++) {
+      const staged = await a.stage(Readable.from([Buffer.from(`p${i}`)]));
+      await a.publish(staged, { id: 0, name: `p${i}.zip`, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
+      await a.settled();
+    }
+    const listed = (await a.client.send(new ListObjectsV2Command({ Bucket: settings.bucket }))).Contents!.map((o) => o.Key!).filter((k) => !k.startsWith('blobs/'));
+    expect(listed.filter((k) => k.startsWith('checkpoints/'))).toEqual(['checkpoints/000000000009.json', 'checkpoints/000000000012.json', 'checkpoints/000000000015.json']);
+    expect(listed.filter((k) => k.startsWith('journal/'))[0]).toBe('journal/000000000010.json');
+    const seen = await b.refresh();
+    expect(seen!.map((r) => r.name).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `p${i}.zip`).sort());
+  });
+
+  it('starts from the checkpoint before a damaged one when the journal leads past it, and refuses on a damaged entry, naming it', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'd/', forcePathStyle: true };
+    const a = new S3Storage(settings, silent, { checkpointEvery: 3 });
+    settingsOf.set(a, settings);
+    await a.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    await a.open();
+    for (let i = 0; i < 7; i++) {
+      const staged = await a.stage(Readable.from([Buffer.from(`p${i}`)]));
+      await a.publish(staged, { id: 0, name: `p${i}.zip`, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
+    }
+    await a.settled();
+    const cut = '{"version":3,"seq":6,"lastId":6,"records":[{"na';
+    await a.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'd/checkpoints/000000000006.json', Body: cut }));
+    expect((await at(settings).open()).map((r) => r.name).sort()).toEqual(Array.from({ length: 7 }, (_, i) => `p${i}.zip`));
+    await a.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'd/journal/000000000007.json', Body: '{"version":1,"seq":7,"la' }));
+    const error = await at(settings).open().catch((err: Error) => err);
+    expect(error).toMatchObject({ code: 'damaged' });
+    expect((error as Error).message).toContain(`s3://${settings.bucket}/d/journal/000000000007.json`);
+    expect((await a.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'd/checkpoints/000000000006.json' }))).ContentLength).toBe(cut.length);
+  });
+
   it('sweeps blobs no record names and unfinished multipart uploads once they are old enough', async () => {
     const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: '', forcePathStyle: true };
     const storage = at(settings);
@@ -100,6 +161,7 @@ describe('s3 storage specifics', () => {
     expect(await staged(storage, settings)).toHaveLength(3);
     const sweeper = new S3Storage(settings, silent, { leftoverAgeMs: 0 });
     expect((await sweeper.open()).map((r) => r.name)).toEqual(['kept.zip']);
+    await sweeper.settled();
     expect(await staged(storage, settings)).toEqual([(await indexed(storage))[0]!.blob]);
     const [keptRecord] = await sweeper.open();
     expect(await text(await sweeper.read(keptRecord!))).toBe('kept');
@@ -131,50 +193,65 @@ describe('s3: bytes and history are never mixed or lost', () => {
     await storage.remove('p.zip');
     expect(await text(await storage.read(v2))).toBe('two');
     // Another instance within the grace sweeps nothing.
-    await at(settings).open();
+    const early = at(settings);
+    await early.open();
+    await early.settled();
     expect(await text(await storage.read(v1))).toBe('one');
     const sweeper = new S3Storage(settings, silent, { retiredGraceMs: 0 });
     await sweeper.open();
     await expect(storage.read(v1)).rejects.toMatchObject({ code: 'not-found' });
     await expect(storage.read(v2)).rejects.toMatchObject({ code: 'not-found' });
-    const index = JSON.parse(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'p/index.json' }))).Body!.transformToString());
-    expect(index.retired ?? []).toEqual([]);
+    expect((await bucketIndex(storage.client, settings.bucket, 'p/')).retired).toEqual([]);
   });
 
-  it('refuses to open on a damaged index.json, naming it, and never overwrites it', async () => {
+  it('refuses to open on a damaged index.json of the layout before the journal, naming it, and never overwrites it', async () => {
     const settings = await fresh();
     const storage = at(settings);
-    await storage.open();
-    await put(storage, 'a.zip', 'a');
     const body = '{"version":1,"lastId":1,"records":[{"id":1,"na';
     await storage.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'p/index.json', Body: body }));
-    const error = await at(settings).open().catch((err: Error) => err);
+    const error = await storage.open().catch((err: Error) => err);
     expect(error).toMatchObject({ code: 'damaged' });
     expect((error as Error).message).toContain(`s3://${settings.bucket}/p/index.json`);
-    // The instance that was running cannot write over it either.
-    await expect(put(storage, 'b.zip', 'b')).rejects.toMatchObject({ code: 'damaged' });
     const stored = await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'p/index.json' }))).Body!.transformToString();
     expect(stored).toBe(body);
   });
 
-  it('reports a bad record by name, serves the others, and keeps the bad one through later writes', async () => {
+  it('takes an index.json of the layout before the journal in as its first checkpoint, keeping ids, counts and retired blobs; it is never written again', async () => {
+    const settings = await fresh();
+    const storage = at(settings);
+    const blob = await storage.stage(Readable.from(['legacy']));
+    const legacy = { version: 1, lastId: 41, records: [{ ...rec('old.zip', blob), id: 7, downloadCount: 9, blob: (blob as unknown as { key: string }).key }], retired: [{ blob: 'p/blobs/gone', at: Date.now() }] };
+    const body = JSON.stringify(legacy);
+    await storage.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'p/index.json', Body: body }));
+    const [old] = await storage.open();
+    expect(old).toMatchObject({ name: 'old.zip', id: 7, downloadCount: 9 });
+    expect(await text(await storage.read(old!))).toBe('legacy');
+    expect((await put(storage, 'new.zip', 'new')).id).toBe(42);
+    const index = await bucketIndex(storage.client, settings.bucket, 'p/');
+    expect(index.retired.map((r) => r.blob)).toEqual(['p/blobs/gone']);
+    expect([...index.records.keys()].sort()).toEqual(['new.zip', 'old.zip']);
+    expect(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'p/index.json' }))).Body!.transformToString()).toBe(body);
+  });
+
+  it('reports a bad record by name, serves the others, and keeps the bad one through later writes and checkpoints', async () => {
     const settings = await fresh();
     const storage = at(settings);
     await storage.open();
     await put(storage, 'good.zip', 'good');
     await put(storage, 'bad.zip', 'bad');
-    const key = 'p/index.json';
-    const index = JSON.parse(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: key }))).Body!.transformToString());
-    index.records.find((r: PackageRecord) => r.name === 'bad.zip').size = -1;
-    await storage.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: key, Body: JSON.stringify(index) }));
+    const key = 'p/journal/000000000002.json';
+    const entry = JSON.parse(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: key }))).Body!.transformToString());
+    entry.put.find((r: PackageRecord) => r.name === 'bad.zip').size = -1;
+    await storage.client.send(new PutObjectCommand({ Bucket: settings.bucket, Key: key, Body: JSON.stringify(entry) }));
     const lines: { level: number; record?: string }[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    const reopened = new S3Storage(settings, log);
+    const reopened = new S3Storage(settings, log, { checkpointEvery: 3 });
     expect((await reopened.open()).map((r) => r.name)).toEqual(['good.zip']);
     expect(lines.some((l) => l.level === 50 && l.record === 'bad.zip')).toBe(true);
     await put(reopened, 'later.zip', 'later');
-    const after = JSON.parse(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: key }))).Body!.transformToString());
-    expect(after.invalidRecords.map((r: PackageRecord) => r.name)).toEqual(['bad.zip']);
+    await reopened.settled();
+    const checkpoint = JSON.parse(await (await storage.client.send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'p/checkpoints/000000000003.json' }))).Body!.transformToString());
+    expect(checkpoint.invalidRecords.map((r: PackageRecord) => r.name)).toEqual(['bad.zip']);
   });
 });
 

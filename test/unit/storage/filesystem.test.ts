@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FilesystemStorage, STATE_DIR } from '../../../src/storage/filesystem.js';
+import { applyEntry, emptyState } from '../../../src/storage/journal.js';
 import { recoverIndex } from '../../../src/storage/recover.js';
 import type { PackageRecord } from '../../../src/storage/storage.js';
 import { sha256 } from '../../helpers/zip.js';
@@ -12,6 +13,12 @@ import { describeStorage } from './storage-suite.js';
 
 const silent = pino({ level: 'silent' });
 const roots = new WeakMap<object, string>();
+
+function journaled(root: string, checkpointEvery: number): FilesystemStorage {
+  const storage = new FilesystemStorage(root, silent, { checkpointEvery });
+  roots.set(storage, root);
+  return storage;
+}
 
 function at(root: string, log = silent): FilesystemStorage {
   const storage = new FilesystemStorage(root, log);
@@ -30,9 +37,20 @@ async function generations(root: string): Promise<string[]> {
   return (await readdir(join(root, STATE_DIR, 'index'))).filter((n) => n.endsWith('.json')).sort();
 }
 
+async function entries(root: string): Promise<string[]> {
+  return (await readdir(join(root, STATE_DIR, 'journal')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).sort();
+}
+
+/** What is committed on disk, read as a restart would: the newest checkpoint, then every journal entry after it. */
 async function newestIndex(root: string): Promise<{ lastId: number; records: PackageRecord[]; invalidRecords?: unknown[] }> {
   const newest = (await generations(root)).at(-1)!;
-  return JSON.parse(await readFile(join(root, STATE_DIR, 'index', newest), 'utf8'));
+  const checkpoint = JSON.parse(await readFile(join(root, STATE_DIR, 'index', newest), 'utf8'));
+  const state = { ...emptyState(), seq: checkpoint.seq, lastId: checkpoint.lastId, records: new Map(checkpoint.records.map((r: PackageRecord) => [r.name, r])) };
+  for (const name of await entries(root)) {
+    const entry = JSON.parse(await readFile(join(root, STATE_DIR, 'journal', name), 'utf8'));
+    if (entry.seq > state.seq) applyEntry(state as Parameters<typeof applyEntry>[0], entry);
+  }
+  return { lastId: state.lastId, records: [...state.records.values()] as PackageRecord[], ...(checkpoint.invalidRecords ? { invalidRecords: checkpoint.invalidRecords } : {}) };
 }
 
 async function blobs(root: string): Promise<string[]> {
@@ -83,15 +101,15 @@ describeStorage('filesystem', {
 });
 
 describe('filesystem storage specifics', () => {
-  it('writes a batch as one index generation', async () => {
+  it('writes a batch as one journal entry', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = at(root);
     await storage.open();
     await put(storage, 'a.zip', 'a');
-    const before = await generations(root);
+    const before = await entries(root);
     const items = await Promise.all(['b', 'c', 'd'].map(async (n) => ({ staged: await storage.stage(Readable.from([Buffer.from(n)])), record: record(`${n}.zip`, n) })));
     await storage.publishBatch(items);
-    const after = await generations(root);
+    const after = await entries(root);
     expect(after.length).toBe(before.length + 1);
     expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['a.zip', 'b.zip', 'c.zip', 'd.zip']);
     expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
@@ -150,17 +168,117 @@ describe('filesystem storage specifics', () => {
     expect(await blobs(root)).toEqual([sha256('other')]);
   });
 
-  it('keeps the last generations of the index, each written once', async () => {
+  it('writes each change as one small journal entry, a checkpoint every N entries, and keeps the last 3 checkpoints with the entries after the oldest', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
-    const storage = at(root);
+    const storage = journaled(root, 5);
     await storage.open();
-    for (let i = 0; i < 15; i++) await put(storage, `p${i}.zip`, `p${i}`);
-    const names = await generations(root);
-    expect(names).toHaveLength(11);
-    expect(names.at(-1)).toBe('000000000016.json');
+    for (let i = 0; i < 23; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    await storage.settled();
+    expect(await generations(root)).toEqual(['000000000010.json', '000000000015.json', '000000000020.json']);
+    expect(await entries(root)).toEqual(Array.from({ length: 13 }, (_, i) => `${String(11 + i).padStart(12, '0')}.json`));
+    // An entry holds its change only: the same size with 1 package stored or 22.
+    const size = async (n: number) => (await readFile(join(root, STATE_DIR, 'journal', `${String(n).padStart(12, '0')}.json`))).length;
+    expect(Math.abs((await size(23)) - (await size(11)))).toBeLessThan(8);
+    const checkpoint = JSON.parse(await readFile(join(root, STATE_DIR, 'index', '000000000020.json'), 'utf8'));
+    expect(checkpoint).toMatchObject({ version: 3, seq: 20, lastId: 20 });
+    expect(checkpoint.records).toHaveLength(20);
+    const reopened = await at(root).open();
+    expect(reopened.map((r) => r.name).sort()).toEqual(Array.from({ length: 23 }, (_, i) => `p${i}.zip`).sort());
   });
 
-  it('refuses to open on a damaged newest generation, naming it and the recovery command, and changes nothing; recover-index then loses no record and reuses no id', async () => {
+  it('replays every kind of change after the checkpoint: removals, counts, approvals and batches come back as they were', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = journaled(root, 4);
+    await storage.open();
+    const ext = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd' };
+    for (let i = 0; i < 5; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    await put(storage, 'extension-acme-1.0.0.zip', 'ext', { kind: 'extension', catalog: ext, approval: { state: 'pending' } as PackageRecord['approval'] });
+    await storage.remove('p1.zip');
+    await storage.addDownloads(new Map([['p2.zip', 7], ['gone.zip', 1]]), 'b1');
+    await storage.addDownloads(new Map([['p2.zip', 7]]), 'b1');
+    await storage.setApproval('extension-acme-1.0.0.zip', { state: 'approved', at: '2026-01-03T00:00:00.000Z', by: 'curator' } as NonNullable<PackageRecord['approval']>);
+    const items = await Promise.all(['q', 'p3'].map(async (n) => ({ staged: await storage.stage(Readable.from([Buffer.from(n + '!')])), record: record(`${n}.zip`, n + '!') })));
+    await storage.publishBatch(items);
+    await storage.settled();
+    const live = (await at(root).open()).sort((x, y) => x.name.localeCompare(y.name));
+    expect(await generations(root)).toContain('000000000008.json');
+    expect(live.map((r) => [r.name, r.downloadCount, r.approval?.state ?? null])).toEqual([
+      ['extension-acme-1.0.0.zip', 0, 'approved'],
+      ['p0.zip', 0, null],
+      ['p2.zip', 7, null],
+      ['p3.zip', 0, null],
+      ['p4.zip', 0, null],
+      ['q.zip', 0, null],
+    ]);
+    expect(live.find((r) => r.name === 'p3.zip')!.sha256).toBe(sha256('p3!'));
+    // The counts batch is remembered across the checkpoint and the replay: a retry after a restart adds nothing.
+    const again = at(root);
+    await again.open();
+    await again.addDownloads(new Map([['p2.zip', 7]]), 'b1');
+    expect((await at(root).open()).find((r) => r.name === 'p2.zip')!.downloadCount).toBe(7);
+  });
+
+  it('a crash between an entry and the checkpoint after it loses nothing, and a half-written checkpoint is never read', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const crashed = new FilesystemStorage(root, silent, { checkpointEvery: 3, beforeCheckpoint: () => new Promise<never>(() => undefined) });
+    await crashed.open();
+    for (let i = 0; i < 4; i++) await put(crashed, `p${i}.zip`, `p${i}`);
+    // What a crash during the checkpoint's write leaves: a part of it in tmp/, never linked into index/.
+    await writeFile(join(root, STATE_DIR, 'tmp', 'index-3-0a1b'), '{"version":3,"seq":3,"lastId":3,"records":[{"na');
+    expect(await generations(root)).toEqual(['000000000000.json']);
+    const restarted = at(root);
+    expect((await restarted.open()).map((r) => r.name).sort()).toEqual(['p0.zip', 'p1.zip', 'p2.zip', 'p3.zip']);
+    expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
+    expect((await put(restarted, 'p4.zip', 'p4')).id).toBe(5);
+  });
+
+  it('starts from the checkpoint before a damaged one when the journal leads past it, naming the damaged file, which stays as it is', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = journaled(root, 3);
+    await storage.open();
+    for (let i = 0; i < 7; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    await storage.settled();
+    const file = join(root, STATE_DIR, 'index', '000000000006.json');
+    await truncate(file, 40);
+    const damaged = await readFile(file);
+    const { log, lines } = recording();
+    const reopened = new FilesystemStorage(root, log, { checkpointEvery: 3 });
+    expect((await reopened.open()).map((r) => r.name).sort()).toEqual(Array.from({ length: 7 }, (_, i) => `p${i}.zip`));
+    expect(lines.find((l) => l.level === 50)?.msg).toContain(`${file} is damaged`);
+    // Later checkpoints get higher numbers: the damaged one is never overwritten, nor pruned with the old good ones.
+    for (let i = 7; i < 16; i++) {
+      await put(reopened, `p${i}.zip`, `p${i}`);
+      await reopened.settled();
+    }
+    expect((await readFile(file)).equals(damaged)).toBe(true);
+    expect(await generations(root)).toEqual(['000000000006.json', '000000000009.json', '000000000012.json', '000000000015.json']);
+    expect(await at(root).open()).toHaveLength(16);
+  });
+
+  it('refuses to open on a damaged checkpoint that the journal does not lead past, naming it and the recovery command', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = journaled(root, 3);
+    await storage.open();
+    for (let i = 0; i < 4; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    await storage.settled();
+    const file = join(root, STATE_DIR, 'index', '000000000003.json');
+    // Cut inside the last record: the ones before it can still be read.
+    await truncate(file, (await readFile(file, 'utf8')).indexOf('p2.zip') + 3);
+    // The entries that led to it are gone (as in a store from before the journal, which has generations only).
+    for (const n of [2, 3]) await rm(join(root, STATE_DIR, 'journal', `${String(n).padStart(12, '0')}.json`));
+    const error = await at(root).open().catch((err: Error) => err);
+    expect(error).toMatchObject({ code: 'damaged' });
+    expect((error as Error).message).toContain(file);
+    expect((error as Error).message).toContain(`recover-index -- "${root}"`);
+    const report = await recoverIndex(root);
+    // p2 was in the cut record only: its bytes are kept and named for the operator; p3 comes from the entry after.
+    expect(report).toMatchObject({ records: 3, orphans: [{ sha256: sha256('p2'), size: 2 }] });
+    const recovered = at(root);
+    expect((await recovered.open()).map((r) => r.name).sort()).toEqual(['p0.zip', 'p1.zip', 'p3.zip']);
+    expect((await put(recovered, 'p4.zip', 'p4')).id).toBeGreaterThan(4);
+  });
+
+  it('refuses to open on a damaged journal entry, naming it and the recovery command, and changes nothing; recover-index then loses no record and reuses no id', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = at(root);
     await storage.open();
@@ -169,8 +287,8 @@ describe('filesystem storage specifics', () => {
     await put(storage, 'spec-kit-template-claude-sh-v1.0.0.zip', 't1', { tag: 'v1.0.0' });
     await storage.addDownloads(new Map([['spec-kit-template-claude-sh-v1.0.0.zip', 5]]), 'b1');
     const last = await put(storage, 'spec-kit-template-claude-sh-v1.1.0.zip', 't2', { tag: 'v1.1.0' });
-    const newest = (await generations(root)).at(-1)!;
-    const file = join(root, STATE_DIR, 'index', newest);
+    const newest = (await entries(root)).at(-1)!;
+    const file = join(root, STATE_DIR, 'journal', newest);
     const full = await readFile(file, 'utf8');
     // Cut inside the last record: the ones before it can still be read.
     await truncate(file, full.indexOf('spec-kit-template-claude-sh-v1.1.0.zip') + 10);
@@ -181,7 +299,7 @@ describe('filesystem storage specifics', () => {
     expect((error as Error).message).toContain(file);
     expect((error as Error).message).toContain(`recover-index -- "${root}"`);
     expect((await readFile(file)).equals(damaged)).toBe(true);
-    expect(await generations(root)).toContain(newest);
+    expect(await entries(root)).toContain(newest);
 
     const report = await recoverIndex(root);
     expect(report).toMatchObject({ records: 2 });
@@ -204,8 +322,11 @@ describe('filesystem storage specifics', () => {
     const storage = at(root);
     await storage.open();
     await put(storage, 'a.zip', 'a');
+    // Only the journal gone: the checkpoint missing and entries left is refused too.
     await rm(join(root, STATE_DIR, 'index'), { recursive: true });
     await mkdir(join(root, STATE_DIR, 'index'));
+    await expect(at(root).open()).rejects.toMatchObject({ code: 'damaged' });
+    await rm(join(root, STATE_DIR, 'journal'), { recursive: true });
     await expect(at(root).open()).rejects.toMatchObject({ code: 'damaged' });
     expect(await generations(root)).toEqual([]);
     const report = await recoverIndex(root);
@@ -220,16 +341,18 @@ describe('filesystem storage specifics', () => {
     await storage.open();
     await put(storage, 'good.zip', 'good');
     const bad = await put(storage, 'bad.zip', 'bad');
-    const newest = (await generations(root)).at(-1)!;
-    const file = join(root, STATE_DIR, 'index', newest);
-    const index = JSON.parse(await readFile(file, 'utf8'));
-    index.records.find((r: PackageRecord) => r.name === 'bad.zip').kind = 'gadget';
-    await writeFile(file, JSON.stringify(index));
+    const newest = (await entries(root)).at(-1)!;
+    const file = join(root, STATE_DIR, 'journal', newest);
+    const entry = JSON.parse(await readFile(file, 'utf8'));
+    entry.put.find((r: PackageRecord) => r.name === 'bad.zip').kind = 'gadget';
+    await writeFile(file, JSON.stringify(entry));
     const { log, lines } = recording();
-    const reopened = at(root, log);
+    // A checkpoint after the next change: the bad record must be in it, as it was.
+    const reopened = new FilesystemStorage(root, log, { checkpointEvery: 3 });
     expect((await reopened.open()).map((r) => r.name)).toEqual(['good.zip']);
     expect(lines.find((l) => l.level === 50 && l.record === 'bad.zip')?.msg).toContain('bad.zip is invalid (kind is not a package kind)');
     await put(reopened, 'later.zip', 'later');
+    await reopened.settled();
     expect((await newestIndex(root)).invalidRecords).toEqual([{ ...bad, kind: 'gadget' }]);
     // Its bytes are kept too, and its id is never handed out again.
     expect(await blobs(root)).toContain(sha256('bad'));
