@@ -16,6 +16,8 @@
 //      / the AWS SDK on the same RGW directly; /latest with 1,000 packages on s3 / on filesystem; idle S3 requests
 //      per second of one replica
 // Every package is a zip (the server refuses anything else): the 100 MiB one holds one stored member of random bytes.
+//   9. flat at scale (bench/scale.mjs): start-up at 10,000 and 100,000 packages, idle RSS, a small upload and cached
+//      reads at 100,000 against 100 packages, index objects per write on s3; on both backends
 // It prints a table and writes BENCHMARKS.md. RUNS (default 5) and SECONDS (wrk duration, default 5) tune it.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +29,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
+import { renderScale, scaleSection } from './scale.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -45,6 +48,7 @@ try {
   const results = await main();
   const report = render(results);
   console.log(report.table);
+  console.log(`\n${renderScale(results.scaleFs)}\n\n${renderScale(results.scaleS3)}`);
   await writeFile(join(repo, 'BENCHMARKS.md'), report.markdown);
   console.log('\nwrote BENCHMARKS.md');
 } finally {
@@ -222,12 +226,16 @@ async function main() {
   await stop(server);
   await stop(nginx);
   results.s3 = await s3Section(big, bigSize, bigSha, thousand);
+
+  // 9. Flat at scale and start-up at 10,000 and 100,000 packages, on both backends (bench/scale.mjs)
+  results.scaleFs = await scaleSection({ backend: 'filesystem', runs: RUNS, seconds: SECONDS });
+  results.scaleS3 = await scaleSection({ backend: 's3', runs: RUNS, seconds: SECONDS });
   return results;
 }
 
 /** Section 8: the s3 backend against the SDK on the same RGW, and against the filesystem backend. */
 async function s3Section(big, bigSize, bigSha, thousandDir) {
-  const { S3Client, CreateBucketCommand, GetObjectCommand, PutObjectCommand } = await import('@aws-sdk/client-s3');
+  const { S3Client, CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } = await import('@aws-sdk/client-s3');
   const { Upload } = await import('@aws-sdk/lib-storage');
   const rgwDir = join(work, 'rgw');
   const script = join(repo, 'scripts/s3-test-server.sh');
@@ -246,8 +254,9 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
     await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
     const server = await startOurs(join(work, 'unused-s3'), s3Env('bench'));
     await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload`], bigSize, 201);
-    const index = JSON.parse(await (await client.send(new GetObjectCommand({ Bucket: 'bench', Key: 'rs/index.json' }))).Body.transformToString());
-    const blob = index.records.find((r) => r.name === 'big.zip').blob;
+    // The one blob in the bucket (the journal names it; listing is simpler).
+    const listed = await client.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'rs/blobs/' }));
+    const blob = listed.Contents.find((o) => o.Size === bigSize).Key;
     const sdkDownload = async () => {
       const t0 = performance.now();
       const res = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: blob }));
@@ -271,10 +280,11 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
 
     // /latest with 1,000 packages: an index of the same records the filesystem run adopted, all on one blob.
     const fsServer = await startOurs(thousandDir);
-    const listed = await (await fetch(`${fsServer.url}/packages?format=json`)).json();
+    const packages = await (await fetch(`${fsServer.url}/packages?format=json`)).json();
     await client.send(new CreateBucketCommand({ Bucket: 'bench-latest' }));
     await client.send(new PutObjectCommand({ Bucket: 'bench-latest', Key: 'rs/blobs/shared', Body: 'package' }));
-    const records = listed.map((p, i) => ({ id: i + 1, name: p.name, size: p.size, sha256: p.sha256, createdAt: p.created_at, updatedAt: p.updated_at, downloadCount: 0, tag: p.tag ?? null, kind: 'template', catalog: null, blob: 'rs/blobs/shared' }));
+    const records = packages.map((p, i) => ({ id: i + 1, name: p.name, size: p.size, sha256: p.sha256, createdAt: p.created_at, updatedAt: p.updated_at, downloadCount: 0, tag: p.tag ?? null, kind: 'template', catalog: null, blob: 'rs/blobs/shared' }));
+    // An index.json as the version before the journal wrote it: the server takes it in once, as its first checkpoint.
     await client.send(new PutObjectCommand({ Bucket: 'bench-latest', Key: 'rs/index.json', Body: JSON.stringify({ version: 1, lastId: records.length, records }) }));
     const s3Server = await startOurs(join(work, 'unused-s3-latest'), s3Env('bench-latest'));
     const latest = await alternate(async () => wrk(`${s3Server.url}/latest`), async () => wrk(`${fsServer.url}/latest`));
@@ -720,6 +730,16 @@ alternating A B A B (${RUNS} runs each after a warm-up), medians with min–max.
 | ${head.join(' | ')} |
 | ${head.map(() => '---').join(' | ')} |
 ${body.map((b) => `| ${b.join(' | ')} |`).join('\n')}
+
+## Flat at scale, and start-up (\`bench/scale.mjs\`)
+
+Filesystem:
+
+${renderScale(r.scaleFs)}
+
+s3 (a throwaway Ceph RGW):
+
+${renderScale(r.scaleS3)}
 
 ## Commands
 
