@@ -16,6 +16,15 @@ export function freshGet(url: string): Promise<number> {
   });
 }
 
+/** Resolves once `count` workers listen (each only once its index is loaded). */
+export async function workersListening(server: RunningServer, count = 2): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (server.logs().filter((l) => l.message.startsWith('listening on ')).length < count) {
+    if (Date.now() > deadline) throw new Error(`${count} workers were not listening after 20 s`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** Which workers wrote request lines for `path`. */
 export function workersThatServed(server: RunningServer, path: string): Set<unknown> {
   return new Set(server.logs().filter((l) => l.module === 'http' && (l.req as { path?: string } | undefined)?.path === path).map((l) => l.worker));

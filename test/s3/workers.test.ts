@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
-import { expectChangesSeenByEveryWorker, freshGet, workersThatServed } from '../helpers/workers.js';
+import { expectChangesSeenByEveryWorker, freshGet, workersListening, workersThatServed } from '../helpers/workers.js';
 
 const s3 = inject('s3');
 const client = testS3Client(s3);
@@ -17,6 +17,7 @@ describe('WORKERS=2 on s3', () => {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     // A refresh interval far beyond the test: only the workers telling each other can make a change seen at once.
     server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', INDEX_REFRESH_SECONDS: '3600', WORKERS: '2' } });
+    await workersListening(server);
   });
   afterAll(async () => {
     await server.stop();
@@ -41,6 +42,7 @@ describe('WORKERS=2, as processes', () => {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     // No AUTH_TOKEN: the one the server generates must work on every worker.
     server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', WORKERS: '2', AUTH_TOKEN: '' } });
+    await workersListening(server);
   });
   afterAll(async () => {
     await server.stop();

@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       idleTimeoutSeconds: 120,
       logLevel: 'info',
       validateResponses: true,
+      workers: 1,
       sources: [],
     });
   });
