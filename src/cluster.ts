@@ -95,6 +95,11 @@ export function runPrimary(count: number, script: string, log: Logger, env: Reco
       stop(0);
     });
   }
+  // SIGHUP asks for the tokens file to be read again (src/auth/tokens.ts), which each worker does: Node's default for
+  // it would end this process, and with it every worker.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   log.info({ workers: count }, `starting ${count} worker processes`);
   for (let i = 1; i <= count; i++) fork(i);
 }

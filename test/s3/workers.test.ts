@@ -64,6 +64,19 @@ describe('WORKERS=2, as processes', () => {
     for (let i = 0; i < 4; i++) expect(await healthCount(server)).toBe(before + 10);
   });
 
+  it('takes SIGHUP (reload the tokens) to the primary into every worker, and stops nothing', async () => {
+    const workerPids = await childPids(server.process.pid!);
+    const from = server.stdout.length;
+    process.kill(server.process.pid!, 'SIGHUP');
+    await eventually(() => {
+      const reloaded = server.logs().slice(from).filter((l) => l.message === 'tokens reloaded' && l.reason === 'SIGHUP');
+      expect(new Set(reloaded.map((l) => l.worker))).toEqual(new Set([1, 2]));
+    }, 5000);
+    for (let i = 0; i < 6; i++) expect(await freshGet(`${server.url}/healthz`)).toBe(200);
+    expect(await childPids(server.process.pid!)).toEqual(workerPids);
+    expect(server.process.exitCode).toBeNull();
+  });
+
   it('replaces a worker that dies, and keeps answering meanwhile', async () => {
     const workerPids = await childPids(server.process.pid!);
     expect(workerPids).toHaveLength(2);
