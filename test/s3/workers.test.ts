@@ -17,6 +17,8 @@ describe('WORKERS=2 on s3', () => {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     // A refresh interval far beyond the test: only the workers telling each other can make a change seen at once.
     server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', INDEX_REFRESH_SECONDS: '3600', WORKERS: '2' } });
+    // Ready is the first worker ready: the tests below need both.
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(2), 10_000);
   });
   afterAll(async () => {
     await server.stop();
@@ -41,6 +43,8 @@ describe('WORKERS=2, as processes', () => {
     await client.send(new CreateBucketCommand({ Bucket: bucket }));
     // No AUTH_TOKEN: the one the server generates must work on every worker.
     server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', WORKERS: '2', AUTH_TOKEN: '' } });
+    // Ready is the first worker ready: the tests below need both.
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(2), 10_000);
   });
   afterAll(async () => {
     await server.stop();
@@ -90,6 +94,37 @@ describe('WORKERS=2, as processes', () => {
     for (let i = 0; i < 10; i++) expect(await freshGet(`${server.url}/healthz`)).toBe(200);
     const after = server.logs().slice(served).filter((l) => l.module === 'http');
     expect(new Set(after.map((l) => l.worker))).toEqual(new Set([1, 2]));
+  });
+});
+
+describe('WORKERS=2, metrics while a worker is replaced', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    const bucket = `rs-workers-${randomUUID().slice(0, 8)}`;
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', WORKERS: '2' } });
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(2), 10_000);
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('/metrics keeps answering, at once, while the replacement of a dead worker starts', async () => {
+    const workerPids = await childPids(server.process.pid!);
+    process.kill(workerPids[1]!, 'SIGKILL');
+    await eventually(() => expect(server.logs().some((l) => l.module === 'cluster' && String(l.message).includes('starting another'))).toBe(true), 5000);
+    // The replacement is forked after a second and takes a moment to start: a scrape must not wait for it.
+    const answers: string[] = [];
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      const started = Date.now();
+      const res = await fetch(`${server.url}/metrics`, { headers: { Connection: 'close' }, signal: AbortSignal.timeout(10_000) });
+      answers.push(`${res.status} in ${Math.round((Date.now() - started) / 100) / 10} s`);
+      await res.arrayBuffer();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(answers.filter((a) => !/^200 in [01](\.\d)? s$/.test(a))).toEqual([]);
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(3), 10_000);
   });
 });
 
