@@ -78,7 +78,10 @@ export function runPrimary(count: number, script: string, log: Logger, env: Reco
         return;
       }
       log.error({ worker: index, code, signal }, `worker ${index} exited; starting another`);
-      setTimeout(() => fork(index), RESTART_DELAY_MS).unref();
+      // Not once stopping: stop() waits only for the workers it found, and a worker forked after it would serve on.
+      setTimeout(() => {
+        if (!stopping) fork(index);
+      }, RESTART_DELAY_MS).unref();
     });
   };
 

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
 import { expectChangesSeenByEveryWorker, freshGet, workersThatServed } from '../helpers/workers.js';
 
@@ -125,6 +126,34 @@ describe('WORKERS=2, metrics while a worker is replaced', () => {
     }
     expect(answers.filter((a) => !/^200 in [01](\.\d)? s$/.test(a))).toEqual([]);
     await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(3), 10_000);
+  });
+});
+
+describe('WORKERS=2, stopping while a dead worker awaits its replacement', () => {
+  it('starts no worker after SIGTERM, even one whose restart was already planned', async () => {
+    const bucket = `rs-workers-${randomUUID().slice(0, 8)}`;
+    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+    const server = await startServer({ env: { ...s3, STORAGE_BACKEND: 's3', S3_BUCKET: bucket, S3_PREFIX: 'rs/', WORKERS: '2' } });
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on '))).toHaveLength(2), 10_000);
+    // An upload in flight on each worker (connections go to the workers in turn) keeps the one left stopping for
+    // seconds after SIGTERM, as a slow client does.
+    const { hostname, port } = new URL(server.url);
+    const sockets = [0, 1].map(() => {
+      const socket = connect({ host: hostname, port: Number(port) });
+      socket.on('error', () => undefined);
+      socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="spec-kit-template-claude-sh-v1.0.0.zip"\r\n\r\nPK`);
+      return socket;
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const workerPids = await childPids(server.process.pid!);
+    process.kill(workerPids[1]!, 'SIGKILL');
+    await eventually(() => expect(server.logs().some((l) => String(l.message).includes('starting another'))).toBe(true), 5000);
+    process.kill(server.process.pid!, 'SIGTERM');
+    // The replacement was due a second after the death: well past it, the primary must still have started none.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await childPids(server.process.pid!)).toEqual([workerPids[0]]);
+    for (const socket of sockets) socket.destroy();
+    expect(await server.exited).toBe(0);
   });
 });
 
