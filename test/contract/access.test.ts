@@ -243,6 +243,19 @@ describe('audit', () => {
   });
 });
 
+describe('request lines', () => {
+  it('never carry credentials a client put in the request target (absolute form with user:password@), nor the query', async () => {
+    const { port } = new URL(server.url);
+    for (const target of [`http://someone:${TOKENS.reader}@127.0.0.1:${port}/latest`, `/latest?token=${TOKENS.writer}`]) {
+      await rawStatus(server.url, `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+    }
+    await eventually(() => expect(server.logs().filter((l) => l.module === 'http' && String(l.message).includes('/latest')).length).toBeGreaterThanOrEqual(2));
+    const everything = server.stdout.join('\n');
+    expect(everything).not.toContain(TOKENS.reader);
+    expect(everything).not.toContain(TOKENS.writer);
+  });
+});
+
 describe('failed authentications', () => {
   it('past the limit, answer 429 with Retry-After to that address only, even with a good token, and warn once', async () => {
     const limited = await startServer({ env: { AUTH_TOKEN: '', TOKENS_FILE: tokens.path, READ_ACCESS: 'token', AUTH_FAILURES_PER_MINUTE: '3' } });
