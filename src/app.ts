@@ -81,8 +81,11 @@ export function createApp(deps: AppDeps): Express {
   );
   // The validator matched the route once; its operationId picks the handler (one lookup, not a second router).
   app.use((req, res, next) => {
-    const handler = handlers[matchedOperationId(req) as OperationId] as RequestHandler | undefined;
-    if (!handler) return next();
+    const operationId = matchedOperationId(req);
+    const handler = handlers[operationId as OperationId] as RequestHandler | undefined;
+    // Only an operation authorization found at this path was guarded: any other is no route (defence in depth,
+    // should the two matchers ever disagree again).
+    if (!handler || !res.locals.routed?.includes(operationId!)) return next();
     // Each middleware of the app gets params of its own; the handler's are the ones the validator matched.
     req.params = matchedParams(req);
     return handler(req, res, next);

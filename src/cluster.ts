@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Storage } from './storage/storage.js';
 
 /**
@@ -17,6 +17,12 @@ import type { Storage } from './storage/storage.js';
 const CHANGED = 'release-server:changed';
 const METRICS = 'release-server:metrics';
 const METRICS_ANSWER = 'release-server:metrics-answer';
+/** A worker says it can answer COLLECT; the primary asks it for its own metrics, which it answers with COLLECTED. */
+const READY = 'release-server:ready';
+const COLLECT = 'release-server:collect';
+const COLLECTED = 'release-server:collected';
+/** A worker that has not given its metrics by then is left out of that scrape rather than failing it. */
+const COLLECT_TIMEOUT_MS = 2000;
 
 /** A worker that dies is replaced after this long... */
 const RESTART_DELAY_MS = 1000;
@@ -26,7 +32,7 @@ const CRASH_WINDOW_MS = 60_000;
 /** Workers have their own shutdown grace (10 s); past this the primary stops them hard. */
 const STOP_GRACE_MS = 15_000;
 
-type Message = { type: string; id?: number; text?: string; error?: string };
+type Message = { type: string; id?: number; text?: string; error?: string; metrics?: MetricObjectWithValues<MetricValue<string>>[] };
 
 /**
  * Runs the primary: forks `count` workers of `script` (with `env` added to theirs) and looks after them until SIGTERM
@@ -34,14 +40,34 @@ type Message = { type: string; id?: number; text?: string; error?: string };
  */
 export function runPrimary(count: number, script: string, log: Logger, env: Record<string, string>): void {
   cluster.setupPrimary({ exec: script });
-  const metrics = new AggregatorRegistry();
   const crashes: number[] = [];
+  // Workers that can answer COLLECT: prom-client's clusterMetrics() asks every connected worker, and one still
+  // starting (a replacement) has no listener yet, so the whole scrape waited 5 s and failed.
+  const ready = new Set<Worker>();
+  const collecting = new Map<number, (message: Message) => void>();
+  let lastCollect = 0;
+  const collect = (worker: Worker): Promise<Message | null> =>
+    new Promise((resolve) => {
+      const id = ++lastCollect;
+      const done = (answer: Message | null): void => {
+        clearTimeout(timer);
+        worker.off('exit', exited);
+        collecting.delete(id);
+        resolve(answer);
+      };
+      const exited = (): void => done(null);
+      const timer = setTimeout(exited, COLLECT_TIMEOUT_MS);
+      worker.once('exit', exited);
+      collecting.set(id, done);
+      worker.send({ type: COLLECT, id });
+    });
   let stopping = false;
 
   const fork = (index: number): void => {
     const worker = cluster.fork({ ...env, RELEASE_SERVER_WORKER: String(index) });
     worker.on('message', (message: Message) => void onMessage(worker, message));
     worker.once('exit', (code, signal) => {
+      ready.delete(worker);
       if (stopping) return;
       const now = Date.now();
       crashes.push(now);
@@ -52,16 +78,25 @@ export function runPrimary(count: number, script: string, log: Logger, env: Reco
         return;
       }
       log.error({ worker: index, code, signal }, `worker ${index} exited; starting another`);
-      setTimeout(() => fork(index), RESTART_DELAY_MS).unref();
+      // Not once stopping: stop() waits only for the workers it found, and a worker forked after it would serve on.
+      setTimeout(() => {
+        if (!stopping) fork(index);
+      }, RESTART_DELAY_MS).unref();
     });
   };
 
   const onMessage = async (worker: Worker, message: Message): Promise<void> => {
     if (message?.type === CHANGED) {
       for (const other of Object.values(cluster.workers ?? {})) if (other && other !== worker && other.isConnected()) other.send({ type: CHANGED });
+    } else if (message?.type === READY) {
+      ready.add(worker);
+    } else if (message?.type === COLLECTED && typeof message.id === 'number') {
+      collecting.get(message.id)?.(message);
     } else if (message?.type === METRICS && typeof message.id === 'number') {
       try {
-        worker.send({ type: METRICS_ANSWER, id: message.id, text: await metrics.clusterMetrics() });
+        const answers = await Promise.all([...ready].filter((w) => w.isConnected()).map(collect));
+        const text = await AggregatorRegistry.aggregate(answers.flatMap((a) => (a?.metrics ? [a.metrics] : []))).metrics();
+        worker.send({ type: METRICS_ANSWER, id: message.id, text });
       } catch (err) {
         worker.send({ type: METRICS_ANSWER, id: message.id, error: (err as Error).message });
       }
@@ -95,6 +130,11 @@ export function runPrimary(count: number, script: string, log: Logger, env: Reco
       stop(0);
     });
   }
+  // SIGHUP asks for the tokens file to be read again (src/auth/tokens.ts), which each worker does: Node's default for
+  // it would end this process, and with it every worker.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
   log.info({ workers: count }, `starting ${count} worker processes`);
   for (let i = 1; i <= count; i++) fork(i);
 }
@@ -110,16 +150,21 @@ export class WorkerLink {
   private readonly pending = new Map<number, (message: Message) => void>();
 
   constructor(registry: Registry, refresh: () => Promise<void>, private readonly log: Logger) {
-    // Lets the primary's AggregatorRegistry collect this worker's metrics.
-    AggregatorRegistry.setRegistries([registry]);
-    new AggregatorRegistry();
     process.on('message', (message: Message) => {
-      if (message?.type === CHANGED) {
+      if (message?.type === COLLECT && typeof message.id === 'number') {
+        // This worker's own metrics, for the primary to sum with the other workers'.
+        const id = message.id;
+        registry.getMetricsAsJSON().then(
+          (metrics) => process.send?.({ type: COLLECTED, id, metrics }),
+          (err) => this.log.warn({ err }, 'could not collect this worker\'s metrics'),
+        );
+      } else if (message?.type === CHANGED) {
         refresh().catch((err) => this.log.warn({ err }, 'could not take in another worker\'s change; the periodic refresh will'));
       } else if (message?.type === METRICS_ANSWER && typeof message.id === 'number') {
         this.pending.get(message.id)?.(message);
       }
     });
+    process.send?.({ type: READY });
   }
 
   /** Tells the other workers that the store changed. */

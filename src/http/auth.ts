@@ -5,7 +5,7 @@ import type { Scope, Token, TokenRegistry } from '../auth/tokens.js';
 import { clientAddress } from './client-address.js';
 import { crossSiteReason } from './cross-site.js';
 import { HttpProblem } from './problem.js';
-import { RouteTable } from './routes.js';
+import { RouteTable, requestPath } from './routes.js';
 
 export type ReadAccess = 'public' | 'token';
 
@@ -36,6 +36,8 @@ declare module 'express-serve-static-core' {
     operationId?: string;
     /** The token the request authenticated with, when it presented one. */
     token?: Token;
+    /** Every operation authorization found the request's path and method fit (and guarded, where one needs a scope). */
+    routed?: readonly string[];
   }
 }
 
@@ -57,7 +59,12 @@ export function authorization(contract: Contract, options: AuthOptions): Request
   return (req, res, next) => {
     // Every operation the path fits, not the first: the validator orders the contract's routes its own way, and the
     // one it dispatches to must have been guarded.
-    for (const found of routes.matchAll(req.method, req.path)) guards.get(found.operation)?.(req, res, found.params);
+    // The path exactly as the validator matches it (the request target up to `?`), not req.path: Express parses a
+    // target holding `#` another way and cuts its path there, so `/repos/o#/r/releases` would be guarded as `/repos/o`
+    // (nothing) while the validator dispatches it to listRepoReleases.
+    const found = routes.matchAll(req.method, requestPath(req));
+    res.locals.routed = found.map((match) => match.operation.operationId);
+    for (const match of found) guards.get(match.operation)?.(req, res, match.params);
     next();
   };
 }

@@ -46,7 +46,9 @@ export function requestLog(logger: Logger): RequestHandler {
 function pathOf(req: Request): string {
   const url = req.originalUrl;
   const query = url.indexOf('?');
-  return query < 0 ? url : url.slice(0, query);
+  const path = query < 0 ? url : url.slice(0, query);
+  // A request target in absolute form may carry user:password@ (a token as password): never logged.
+  return path.charCodeAt(0) === 0x2f ? path : path.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/]*@/, '$1');
 }
 
 function bytesSent(req: Request, res: Response): number {

@@ -100,6 +100,17 @@ function decode(value: string): string {
   }
 }
 
+/**
+ * A request's path as the contract's validator matches it: the request target as sent, up to the query (what
+ * express-openapi-validator reads, `req.originalUrl` up to `?`). Not `req.path`, which Express takes from a different
+ * parse of the same target (one holding `#` is cut there).
+ */
+export function requestPath(req: { originalUrl: string }): string {
+  const url = req.originalUrl;
+  const query = url.indexOf('?');
+  return query < 0 ? url : url.slice(0, query);
+}
+
 interface ValidatorMatch {
   openapi?: { schema?: { operationId?: string }; pathParams?: Record<string, string> };
 }
