@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, constants, open as openFd } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, constants, fstat, open as openFd, type Stats } from 'node:fs';
 import { access, link, mkdir, open, readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
+import { FileRange } from './file-range.js';
 import { highestId, validateRecords } from './records.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
@@ -380,9 +381,19 @@ export class FilesystemStorage implements Storage {
     const fd = await new Promise<number>((resolve, reject) =>
       openFd(this.blobPath(record.blob), 'r', (err, fd) => (err ? reject(asNotFound(err, record.name)) : resolve(fd))),
     );
-    // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB.
-    const length = range ? range.end - range.start + 1 : READ_CHUNK;
-    return createReadStream('', { fd, start: range?.start, end: range?.end, highWaterMark: Math.max(1, Math.min(READ_CHUNK, length)) });
+    let end = range?.end;
+    if (end === undefined) {
+      try {
+        end = (await new Promise<Stats>((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats))))).size - 1;
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+    }
+    const start = range?.start ?? 0;
+    // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB. A download sends it with reused
+    // buffers instead (FileRange, http/stream.ts).
+    return new FileRange(fd, start, end, Math.max(1, Math.min(READ_CHUNK, end - start + 1)));
   }
 
   async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
