@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
+import { spentBuffers } from './spent-buffers.js';
 
 /** Size and SHA-256 of bytes as they stream past, so no byte is read twice. */
 export class Digest {
@@ -12,13 +13,16 @@ export class Digest {
   }
 
   /**
-   * A pipeline stage that passes every chunk on unchanged. A Transform, not an async generator: measured on
-   * 100 MiB uploads, alternating, it is ~20% faster (no promise per chunk).
+   * A pipeline stage that passes every chunk on unchanged, and has spent chunks freed as it goes (spent-buffers.ts).
+   * A Transform, not an async generator: measured on 100 MiB uploads, alternating, it is ~20% faster (no promise per
+   * chunk).
    */
   passThrough(): Transform {
     return new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
         this.update(chunk);
+        // Bytes streaming in (uploads, imports): each chunk arrived in a buffer of its own.
+        spentBuffers(chunk.length);
         done(null, chunk);
       },
     });
