@@ -25,10 +25,14 @@ export function streamTo(bytes: Readable, res: Response): Promise<void> {
   });
 }
 
-/** Chunks of a file download: 1 MiB, measured against 256 KiB and 4 MiB on 100 MiB downloads (loopback). */
-export const SEND_CHUNK = 1024 * 1024;
+/**
+ * Chunks of a file download. 100 MiB downloads on loopback, 7 alternating rounds, medians: 256 KiB 1,540 MB/s,
+ * 512 KiB 2,060 MB/s, 1 MiB 1,580 MB/s, nginx sendfile 1,310 MB/s (2 and 4 MiB no better). 512 KiB: 8 parallel
+ * downloads hold 8 MiB.
+ */
+export const SEND_CHUNK = 512 * 1024;
 /** Spare SEND_CHUNK buffers kept between downloads. */
-const KEEP_SPARE = 4;
+const KEEP_SPARE = 8;
 const spare: Buffer[] = [];
 
 /**
