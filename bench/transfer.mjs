@@ -9,7 +9,8 @@
 //   memory:   the server's peak RSS over idle during one 100 MiB upload (VmHWM reset through clear_refs after idle
 //             is read), and its peak RSS (absolute, as bench/run.mjs reports) across a 100 MiB upload then 8
 //             parallel 100 MiB downloads
-// RUNS (default 5) tunes it. `transferSection(opts)` is exported for bench/run.mjs.
+// RUNS (default 5) tunes it; SERVER_NODE_FLAGS (e.g. --max-semi-space-size=2) are passed to the server's node.
+// `transferSection(opts)` and `renderTransfer(results)` are exported for bench/run.mjs.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
@@ -50,7 +51,7 @@ createServer(async (req, res) => {
  * Runs the section and returns its raw numbers (bytes per second, bytes of RSS). `work` is a scratch directory on the
  * disk to measure; `runs` the measured rounds after one warm-up.
  */
-export async function transferSection({ work, runs = 5, log = console.log } = {}) {
+export async function transferSection({ work, runs = 5, log = console.log, nodeFlags = [] } = {}) {
   const children = [];
   const kill = () => children.forEach((c) => c.exitCode === null && c.kill('SIGKILL'));
   process.once('exit', kill);
@@ -74,7 +75,8 @@ export async function transferSection({ work, runs = 5, log = console.log } = {}
 
     const nginx = await startNginx(work, nginxRoot, children);
     const bare = await startBare(bareDir, children);
-    let ours = await startOurs(oursDir, children);
+    const start = () => startOurs(oursDir, children, nodeFlags);
+    let ours = await start();
 
     const uploadOurs = () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${ours.url}/upload?overwrite=true`], bigSize, 200, 201);
     const uploadBare = async () => {
@@ -113,7 +115,7 @@ export async function transferSection({ work, runs = 5, log = console.log } = {}
     log('memory…');
     const memory = { uploadOverIdle: [], uploadIdle: [], peakAll: [], idleAll: [] };
     for (let i = 0; i < Math.max(1, Math.min(3, runs)); i++) {
-      ours = await startOurs(oursDir, children);
+      ours = await start();
       await settle();
       const idle = await rss(ours.pid);
       await resetPeak(ours.pid);
@@ -123,7 +125,7 @@ export async function transferSection({ work, runs = 5, log = console.log } = {}
       memory.uploadOverIdle.push(during.peak - idle.now);
       await stop(ours);
 
-      ours = await startOurs(oursDir, children);
+      ours = await start();
       await settle();
       const idle2 = await rss(ours.pid);
       await uploadOurs();
@@ -134,7 +136,7 @@ export async function transferSection({ work, runs = 5, log = console.log } = {}
     }
     await stop(nginx);
     await stop(bare);
-    return { bigSize, upload, download, memory };
+    return { bigSize, nodeFlags, upload, download, memory };
   } finally {
     kill();
     process.off('exit', kill);
@@ -154,6 +156,7 @@ export function renderTransfer(r) {
   lines.push(`download 100 MiB ours ${spread(down.ours, mbs)} | nginx sendfile ${spread(down.nginx, mbs)}`);
   lines.push(`  ours / nginx: ${ratioLine(pairs(down.ours, down.nginx))}   (goal: median ≥ 0.95×, min ≥ 0.80×)`);
   const m = r.memory;
+  if (r.nodeFlags.length > 0) lines.push(`(the server ran as: node ${r.nodeFlags.join(' ')} dist/main.js)`);
   lines.push(`peak RSS during a 100 MiB upload, over idle: ${spread(m.uploadOverIdle, mib)} (idle ${spread(m.uploadIdle, mib)})   (goal ≤ +32 MiB)`);
   lines.push(`peak RSS, 100 MiB upload + 8 parallel 100 MiB downloads: ${spread(m.peakAll, mib)} (idle ${spread(m.idleAll, mib)})   (goal ≤ 110 MiB)`);
   return lines.join('\n');
@@ -178,10 +181,10 @@ async function clear(dir) {
 /** Lets start-up garbage be collected and the heap settle before idle RSS is read. */
 const settle = () => new Promise((r) => setTimeout(r, 1500));
 
-async function startOurs(storage, children, extraEnv = {}) {
+async function startOurs(storage, children, nodeFlags = [], extraEnv = {}) {
   const port = await freePort();
   const t0 = performance.now();
-  const child = spawn(process.execPath, [join(repo, 'dist/main.js')], {
+  const child = spawn(process.execPath, [...nodeFlags, join(repo, 'dist/main.js')], {
     env: { PATH: process.env.PATH, NODE_ENV: 'production', HOST: '127.0.0.1', PORT: String(port), STORAGE_PATH: storage, AUTH_TOKEN: TOKEN, MAX_PACKAGES: '0', MAX_UPLOAD_BYTES: '1GiB', CONFIG_PATH: '/nonexistent', ...extraEnv },
     // Logs on, as in production; to /dev/null so the disk does not measure itself.
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -341,7 +344,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   }
   const work = await mkdtemp('/tmp/release-server-transfer-');
   try {
-    const results = await transferSection({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m) });
+    const nodeFlags = (process.env.SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    const results = await transferSection({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
     console.log(renderTransfer(results));
     if (process.env.JSON) await writeFile(process.env.JSON, JSON.stringify(results, null, 2));
   } finally {
