@@ -9,6 +9,7 @@
 //   memory:   the server's peak RSS over idle during one 100 MiB upload (VmHWM reset through clear_refs after idle
 //             is read), and its peak RSS (absolute, as bench/run.mjs reports) across a 100 MiB upload then 8
 //             parallel 100 MiB downloads
+//   s3 (with S3=1): download and upload through the server on a throwaway Ceph RGW / the AWS SDK on the same RGW
 // RUNS (default 5) tunes it; SERVER_NODE_FLAGS (e.g. --max-semi-space-size=2) are passed to the server's node.
 // `transferSection(opts)` and `renderTransfer(results)` are exported for bench/run.mjs.
 import { execFile, spawn } from 'node:child_process';
@@ -141,6 +142,81 @@ export async function transferSection({ work, runs = 5, log = console.log, nodeF
     kill();
     process.off('exit', kill);
   }
+}
+
+/**
+ * The s3 backend on a throwaway Ceph RGW (scripts/s3-test-server.sh): a 100 MiB download and upload through the
+ * server against the AWS SDK on the same RGW directly (the server's own part size and queue), alternating.
+ */
+export async function transferS3Section({ work, runs = 5, log = console.log, nodeFlags = [] } = {}) {
+  const { S3Client, CreateBucketCommand, GetObjectCommand, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const { Upload } = await import('@aws-sdk/lib-storage');
+  const children = [];
+  const big = join(work, 's3-big.zip');
+  await run('bash', ['-c', `head -c ${BIG} /dev/urandom > ${work}/s3-random.bin`]);
+  await writeZip(big, [['payload.bin', join(work, 's3-random.bin')]]);
+  await rm(join(work, 's3-random.bin'));
+  const bigSize = (await stat(big)).size;
+  const bigSha = await sha256File(big);
+  const rgwDir = join(work, 'rgw');
+  const script = join(repo, 'scripts/s3-test-server.sh');
+  log('s3: starting a Ceph RGW…');
+  const { stdout } = await run('bash', [script, 'start', rgwDir], { timeout: 300_000 });
+  const env = Object.fromEntries(stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+  try {
+    const client = new S3Client({
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION,
+      forcePathStyle: true,
+      credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    await client.send(new CreateBucketCommand({ Bucket: 'bench' }));
+    const server = await startOurs(join(work, 'unused-s3'), children, nodeFlags, { ...env, STORAGE_BACKEND: 's3', S3_BUCKET: 'bench', S3_PREFIX: 'rs/' });
+    try {
+      await curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-F', `file=@${big}`, `${server.url}/upload`], bigSize, 201);
+      // The one object of that size in the bucket is the package's blob (whatever the index's layout).
+      const listed = await client.send(new ListObjectsV2Command({ Bucket: 'bench', Prefix: 'rs/' }));
+      const key = listed.Contents.find((o) => o.Size === bigSize)?.Key;
+      if (!key) throw new Error('the upload is not in the bucket');
+      const sdkDownload = async () => {
+        const t0 = performance.now();
+        const res = await client.send(new GetObjectCommand({ Bucket: 'bench', Key: key }));
+        let n = 0;
+        for await (const chunk of res.Body) n += chunk.length;
+        if (n !== bigSize) throw new Error(`SDK read ${n} bytes`);
+        return n / ((performance.now() - t0) / 1000);
+      };
+      log(`s3 download: ${runs} rounds of ours / SDK…`);
+      const download = await alternate(runs, { ours: () => curlSpeed(`${server.url}/assets/s3-big.zip`), sdk: sdkDownload });
+      const sdkUpload = async () => {
+        const t0 = performance.now();
+        await new Upload({ client, params: { Bucket: 'bench', Key: 'direct/s3-big.zip', Body: createReadStream(big) }, partSize: 8 * MiB, queueSize: 2 }).done();
+        return bigSize / ((performance.now() - t0) / 1000);
+      };
+      log(`s3 upload: ${runs} rounds of ours / SDK…`);
+      const upload = await alternate(runs, {
+        ours: () => curlUpload(['-H', `Authorization: Bearer ${TOKEN}`, '-H', `X-Checksum-Sha256: ${bigSha}`, '-F', `file=@${big}`, `${server.url}/upload?overwrite=true`], bigSize, 200),
+        sdk: sdkUpload,
+      });
+      return { download, upload };
+    } finally {
+      await stop(server);
+    }
+  } finally {
+    await run('bash', [script, 'stop', rgwDir]).catch(() => undefined);
+  }
+}
+
+export function renderTransferS3(r) {
+  const pairs = (a, b) => a.map((x, i) => x / b[i]);
+  return [
+    `s3 download 100 MiB ours ${spread(r.download.ours, mbs)} | SDK ${spread(r.download.sdk, mbs)}`,
+    `  ours / SDK: ${ratioLine(pairs(r.download.ours, r.download.sdk))}   (goal ≥ 0.90×)`,
+    `s3 upload 100 MiB   ours ${spread(r.upload.ours, mbs)} | SDK ${spread(r.upload.sdk, mbs)}`,
+    `  ours / SDK: ${ratioLine(pairs(r.upload.ours, r.upload.sdk))}   (goal ≥ 0.90×)`,
+  ].join('\n');
 }
 
 /** The section as text lines: medians with ranges, ratios, and per-pair download ratios. */
@@ -347,6 +423,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const nodeFlags = (process.env.SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
     const results = await transferSection({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
     console.log(renderTransfer(results));
+    if (process.env.S3 === '1') {
+      results.s3 = await transferS3Section({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
+      console.log(renderTransferS3(results.s3));
+    }
     if (process.env.JSON) await writeFile(process.env.JSON, JSON.stringify(results, null, 2));
   } finally {
     await rm(work, { recursive: true, force: true });

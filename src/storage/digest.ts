@@ -10,19 +10,18 @@ export class Digest {
   update(chunk: Buffer): void {
     this.hash.update(chunk);
     this.size += chunk.length;
+    // Bytes streaming in (uploads on either backend, imports): each chunk arrived in a buffer of its own.
+    spentBuffers(chunk.length);
   }
 
   /**
-   * A pipeline stage that passes every chunk on unchanged, and has spent chunks freed as it goes (spent-buffers.ts).
-   * A Transform, not an async generator: measured on 100 MiB uploads, alternating, it is ~20% faster (no promise per
-   * chunk).
+   * A pipeline stage that passes every chunk on unchanged. A Transform, not an async generator: measured on
+   * 100 MiB uploads, alternating, it is ~20% faster (no promise per chunk).
    */
   passThrough(): Transform {
     return new Transform({
       transform: (chunk: Buffer, _encoding, done) => {
         this.update(chunk);
-        // Bytes streaming in (uploads, imports): each chunk arrived in a buffer of its own.
-        spentBuffers(chunk.length);
         done(null, chunk);
       },
     });
