@@ -247,11 +247,20 @@ function ratioLine(ratios) {
   return `median ${median(ratios).toFixed(2)}×, min ${Math.min(...ratios).toFixed(2)}×, max ${Math.max(...ratios).toFixed(2)}× [${ratios.map((x) => x.toFixed(2)).join(' ')}]`;
 }
 
-/** Each of `fns` in turn, `runs` rounds after one unmeasured warm-up round, so drift hits all alike. */
+/**
+ * Each of `fns` in turn, `runs` rounds after one unmeasured warm-up round, so drift hits all alike. Each starts
+ * after a sync(1), outside its timing: nginx's PUT does not fsync, and the writeback of its 100 MiB would otherwise
+ * land on whichever transfer comes next.
+ */
 async function alternate(runs, fns) {
   const out = Object.fromEntries(Object.keys(fns).map((k) => [k, []]));
   for (const fn of Object.values(fns)) await fn();
-  for (let i = 0; i < runs; i++) for (const [k, fn] of Object.entries(fns)) out[k].push(await fn());
+  for (let i = 0; i < runs; i++) {
+    for (const [k, fn] of Object.entries(fns)) {
+      await run('sync');
+      out[k].push(await fn());
+    }
+  }
   return out;
 }
 
