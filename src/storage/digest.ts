@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform } from 'node:stream';
+import { spentBuffers } from './spent-buffers.js';
 
 /** Size and SHA-256 of bytes as they stream past, so no byte is read twice. */
 export class Digest {
@@ -9,6 +10,8 @@ export class Digest {
   update(chunk: Buffer): void {
     this.hash.update(chunk);
     this.size += chunk.length;
+    // Bytes streaming in (uploads on either backend, imports): each chunk arrived in a buffer of its own.
+    spentBuffers(chunk.length);
   }
 
   /**

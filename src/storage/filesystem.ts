@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, constants, open as openFd } from 'node:fs';
-import { access, link, mkdir, open, readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { closeSync, createReadStream, createWriteStream, constants, fstat, open as openFd, type Stats } from 'node:fs';
+import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
+import { FileRange } from './file-range.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointProblem, checkpointText, countsChange, Journal, type Checkpoint, type Change, type JournalBackend, type JournalState } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
@@ -51,7 +52,16 @@ export const isFsBlob = (blob: string): boolean => SHA256.test(blob);
 
 class FsStagedBlob implements StagedBlob {
   private settled = false;
-  constructor(readonly path: string, readonly size: number, readonly sha256: string) {}
+  /**
+   * Settles when the bytes are on disk (their fsync, which runs while the upload is vetted). Publish waits for it
+   * before a link makes them a blob; a failure is handled there, never unhandled here.
+   */
+  readonly durable: Promise<void>;
+
+  constructor(readonly path: string, readonly size: number, readonly sha256: string, durable: Promise<void>) {
+    this.durable = durable;
+    durable.catch(() => undefined);
+  }
 
   get localPath(): string {
     return this.path;
@@ -88,6 +98,7 @@ class FsStagedBlob implements StagedBlob {
  *     journal/<seq>.json       one change of the index each (journal.ts), create-only: the commit points
  *     index/<seq>.json         checkpoints: every record as of change <seq>, one per 1,000 changes; the last 3 kept
  *     tmp/                     staging (uploads, entries and checkpoints being written); the only thing swept at start-up
+ *     trash/                   removed files whose space is being freed after the answer (dispose); swept at start-up
  *
  * Anything else in `root` (a config file, a key, notes, a package file put there by hand, the legacy `.meta/` and
  * `.tmp/`) is never adopted, served, listed or deleted; start-up names it at WARN. An index written by the previous
@@ -96,7 +107,8 @@ store from before the journal (index/ generations only, one per change) is read 
 the checkpoint, and changes go to journal/ from there on.
  *
  * Order of writes, and why:
- * - publish: (1) the staged bytes are fsynced in tmp/; (2) hard-linked to blobs/<sha256>, create-only, and the
+ * - publish: (1) the staged bytes are fsynced in tmp/ (the fsync starts when staging ends, runs while the upload is
+ *   vetted, and publish waits for it); (2) hard-linked to blobs/<sha256>, create-only, and the
  *   directory synced: a crash here leaves a blob no record names, which is never served; (3) the next journal
  *   entry is written with the new record (tmp file, fsync, create-only link, directory fsync): this is the commit
  *   point, a few hundred bytes whatever the package count; (4) only then does the in-memory state change (a failed
@@ -130,6 +142,8 @@ export class FilesystemStorage implements Storage {
   private readonly indexDir: string;
   private readonly journalDir: string;
   private readonly journal: Journal;
+  /** Files on their way out: renamed here at once, unlinked after the answer (see dispose). */
+  private readonly trashDir: string;
   private commits: Promise<unknown> = Promise.resolve();
   /** Blob creation and deletion, one at a time: a blob is never unlinked while a publish is linking the same bytes. */
   private blobOps: Promise<unknown> = Promise.resolve();
@@ -156,6 +170,7 @@ export class FilesystemStorage implements Storage {
     this.tmpDir = join(this.stateDir, 'tmp');
     this.indexDir = join(this.stateDir, 'index');
     this.journalDir = join(this.stateDir, 'journal');
+    this.trashDir = join(this.stateDir, 'trash');
     this.journal = new Journal(fsJournalBackend(this.tmpDir, this.indexDir, this.journalDir), {
       checkpointEvery: options.checkpointEvery ?? CHECKPOINT_EVERY,
       keepCheckpoints: KEEP_CHECKPOINTS,
@@ -184,6 +199,8 @@ export class FilesystemStorage implements Storage {
     // Only the server's own staging area: what an interrupted upload, batch or index write left there.
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
+    // What the previous run was still freeing (dispose).
+    await rm(this.trashDir, { recursive: true, force: true });
 
     const hasCheckpoint = (await readdir(this.indexDir)).some((name) => GENERATION.test(name));
     const hasEntries = (await readdir(this.journalDir)).some((name) => GENERATION.test(name));
@@ -240,13 +257,14 @@ export class FilesystemStorage implements Storage {
     const path = join(this.tmpDir, randomUUID());
     const digest = new Digest();
     try {
-      // flush: the bytes are on disk before a link makes them a blob.
-      await pipeline(source, digest.passThrough(), createWriteStream(path, { flags: 'wx', flush: true, highWaterMark: READ_CHUNK }));
-      return new FsStagedBlob(path, digest.size, digest.hex());
+      await pipeline(source, digest.passThrough(), createWriteStream(path, { flags: 'wx', highWaterMark: READ_CHUNK }));
     } catch (err) {
       await rm(path, { force: true });
       throw asFull(err, 'the upload');
     }
+    // The bytes are final: their fsync (~45 ms for 100 MiB here) runs while the service vets them (~35 ms), and
+    // publish waits for it before a link makes them a blob.
+    return new FsStagedBlob(path, digest.size, digest.hex(), fsyncFile(path));
   }
 
   async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
@@ -262,6 +280,9 @@ export class FilesystemStorage implements Storage {
     let replaced: StoredRecord | undefined;
     let stored: R;
     try {
+      await staged.durable.catch((err: unknown) => {
+        throw asFull(err, 'the upload');
+      });
       const created = await this.linkBlob(staged.path, blob);
       try {
         stored = await this.commit((state) => {
@@ -280,7 +301,7 @@ export class FilesystemStorage implements Storage {
     } finally {
       this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 1) - 1);
       if (this.pendingBlobs.get(blob) === 0) this.pendingBlobs.delete(blob);
-      await rm(staged.path, { force: true });
+      await this.dispose(staged.path);
     }
     if (replaced && replaced.blob !== blob) await this.releaseBlob(replaced.blob);
     return { ...stored };
@@ -315,6 +336,7 @@ export class FilesystemStorage implements Storage {
       try {
         await writeDurably(intent, JSON.stringify({ blobs: [...holds.keys()] }));
         await syncDir(this.tmpDir);
+        for (const blob of blobs) await blob.durable;
         for (const blob of blobs) if (await this.linkBlob(blob.path, blob.sha256)) created.push(blob.sha256);
         await this.options.beforeBatchCommit?.();
         stored = await this.commit((state) => {
@@ -340,7 +362,7 @@ export class FilesystemStorage implements Storage {
         if (left > 0) this.pendingBlobs.set(sha256, left);
         else this.pendingBlobs.delete(sha256);
       }
-      await Promise.all(blobs.map((blob) => rm(blob.path, { force: true })));
+      await Promise.all(blobs.map((blob) => this.dispose(blob.path)));
       await rm(intent, { force: true });
     }
     const kept = new Set(stored.map((r) => r.blob));
@@ -368,9 +390,19 @@ export class FilesystemStorage implements Storage {
     const fd = await new Promise<number>((resolve, reject) =>
       openFd(this.blobPath(record.blob), 'r', (err, fd) => (err ? reject(asNotFound(err, record.name)) : resolve(fd))),
     );
-    // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB.
-    const length = range ? range.end - range.start + 1 : READ_CHUNK;
-    return createReadStream('', { fd, start: range?.start, end: range?.end, highWaterMark: Math.max(1, Math.min(READ_CHUNK, length)) });
+    let end = range?.end;
+    if (end === undefined) {
+      try {
+        end = (await new Promise<Stats>((resolve, reject) => fstat(fd, (err, stats) => (err ? reject(err) : resolve(stats))))).size - 1;
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
+    }
+    const start = range?.start ?? 0;
+    // A buffer no larger than what is read: a 1 KiB package must not allocate 1 MiB. A download sends it with reused
+    // buffers instead (FileRange, http/stream.ts).
+    return new FileRange(fd, start, end, Math.max(1, Math.min(READ_CHUNK, end - start + 1)));
   }
 
   async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
@@ -413,6 +445,33 @@ export class FilesystemStorage implements Storage {
       // Also when the write failed half-way (a full disk): a probe never leaves a file behind.
       await rm(probe, { force: true }).catch(() => undefined);
     }
+  }
+
+  /**
+   * Removes a file from where it was at once, and frees its bytes after: unlinking the last link of a 100 MiB file
+   * frees its blocks inside the call, 25-70 ms here, which an upload that replaced a package (or sent bytes that are
+   * stored already) would otherwise wait for before its answer. It is renamed into trash/ (a rename on the same
+   * filesystem), and unlinked there without being waited for; what a crash leaves in trash/ goes at the next start.
+   * A file that is not there is no error.
+   */
+  private async dispose(path: string): Promise<void> {
+    const trashed = join(this.trashDir, randomUUID());
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await rename(path, trashed);
+        break;
+      } catch (err) {
+        // The trash directory is made on first use; a file that is gone already is no error.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 1) {
+          await mkdir(this.trashDir, { recursive: true });
+          continue;
+        }
+        // Anything else (a file gone already, another filesystem): removed in place, as before.
+        await rm(path, { force: true });
+        return;
+      }
+    }
+    void unlink(trashed).catch((err: unknown) => this.log.warn({ err, path: trashed }, 'could not free a removed file (it goes at the next start)'));
   }
 
   private blobPath(sha256: string): string {
@@ -551,10 +610,20 @@ export class FilesystemStorage implements Storage {
       for (const record of this.state.records.values()) if (record.blob === sha256) return;
       // A record kept aside as invalid may name it too: kept, so that repairing the record finds its bytes.
       if (this.state.invalid.some((r) => (r as { blob?: unknown } | null)?.blob === sha256)) return;
-      await unlink(this.blobPath(sha256)).catch((err) => this.log.warn({ err, blob: sha256 }, 'could not remove a blob no record names'));
+      await this.dispose(this.blobPath(sha256)).catch((err) => this.log.warn({ err, blob: sha256 }, 'could not remove a blob no record names'));
     });
     this.blobOps = run.catch(() => undefined);
     return run;
+  }
+}
+
+/** Makes a file's bytes durable. */
+async function fsyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

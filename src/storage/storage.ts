@@ -41,7 +41,10 @@ export interface Storage {
    * and how to recover, when the index cannot be trusted; a damaged index is never rewritten.
    */
   open(): Promise<StoredRecord[]>;
-  /** Streams `source` into the staging area and makes it durable. Rejects, leaving nothing, when `source` fails. */
+  /**
+   * Streams `source` into the staging area and makes it durable, at the latest before `publish` stores it (the
+   * filesystem's fsync runs while the caller vets the bytes). Rejects, leaving nothing, when `source` fails.
+   */
   stage(source: Readable): Promise<StagedBlob>;
   /**
    * Stores staged bytes for `record.name` with their record, replacing what was there, and resolves with the record

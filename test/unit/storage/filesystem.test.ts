@@ -168,6 +168,25 @@ describe('filesystem storage specifics', () => {
     expect(await blobs(root)).toEqual([sha256('other')]);
   });
 
+  it('frees removed files after the answer through trash/, which is empty soon after and swept at start-up', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const storage = at(root);
+    await storage.open();
+    await put(storage, 'a.zip', 'same');
+    // Identical bytes again (the staged copy goes), then other bytes (the replaced blob goes).
+    await put(storage, 'a.zip', 'same');
+    await put(storage, 'a.zip', 'other');
+    expect(await blobs(root)).toEqual([sha256('other')]);
+    expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
+    const trash = join(root, STATE_DIR, 'trash');
+    for (let i = 0; i < 100 && (await readdir(trash)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await readdir(trash)).toEqual([]);
+    // What a crash left there goes at the next start.
+    await writeFile(join(trash, 'left-by-a-crash'), 'bytes');
+    await at(root).open();
+    expect(await readdir(trash).catch(() => [])).toEqual([]);
+  });
+
   it('writes each change as one small journal entry, a checkpoint every N entries, and keeps the last 3 checkpoints with the entries after the oldest', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = journaled(root, 5);
