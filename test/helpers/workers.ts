@@ -2,7 +2,11 @@ import { get } from 'node:http';
 import { expect } from 'vitest';
 import { templateZip } from './packages.js';
 import { TOKEN, type RunningServer } from './server.js';
+import { eventually } from './storage-dir.js';
 import { upload } from './upload.js';
+
+/** Far less than the refresh interval the tests set: only the workers' messages can explain a change seen this soon. */
+const WITHIN_MS = 1000;
 
 /** A GET on a connection of its own: the kernel hands each new connection to one of the workers in turn. */
 export function freshGet(url: string): Promise<number> {
@@ -40,27 +44,13 @@ export async function expectChangesSeenByEveryWorker(server: RunningServer): Pro
   for (let i = 0; i < 8; i++) expect(await freshGet(`${server.url}/assets/${name}`)).toBe(404);
   expect(workersThatServed(server, `/assets/${name}`)).toEqual(new Set([1, 2]));
   expect((await upload(server.url, name, await templateZip('through one worker'))).status).toBe(201);
-  await settle(async () => {
+  await eventually(async () => {
     const statuses = await Promise.all(Array.from({ length: 8 }, () => freshGet(`${server.url}/assets/${name}`)));
     expect(statuses).toEqual(Array(8).fill(200));
-  });
+  }, WITHIN_MS);
   expect((await fetch(`${server.url}/assets/${name}`, { method: 'DELETE', headers: { Authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
-  await settle(async () => {
+  await eventually(async () => {
     const statuses = await Promise.all(Array.from({ length: 8 }, () => freshGet(`${server.url}/assets/${name}`)));
     expect(statuses).toEqual(Array(8).fill(404));
-  });
-}
-
-/** Within a second: far less than the refresh interval the tests set, so only the workers' messages can explain it. */
-async function settle(check: () => Promise<void>): Promise<void> {
-  const deadline = Date.now() + 1000;
-  for (;;) {
-    try {
-      await check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+  }, WITHIN_MS);
 }
