@@ -10,7 +10,7 @@ import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { FileRange } from './file-range.js';
 import { highestId, validateRecords } from './records.js';
-import { checkpointProblem, checkpointText, countsChange, Journal, type Checkpoint, type Change, type JournalBackend, type JournalState } from './journal.js';
+import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
@@ -28,9 +28,6 @@ const READ_CHUNK = 1024 * 1024;
 const VET_CHUNK = 64 * 1024;
 const HASH_CONCURRENCY = 8;
 
-/** A checkpoint: `index/<seq>.json` (the index generations of the layout before the journal are checkpoints too). */
-export type IndexFile = Checkpoint;
-
 type State = JournalState;
 
 /** The recovery command the FATAL line names. */
@@ -40,12 +37,6 @@ export function recoveryCommand(root: string): string {
 
 export function generationName(seq: number): string {
   return `${String(seq).padStart(12, '0')}.json`;
-}
-
-/** Why a checkpoint file cannot be used, or the checkpoint; `records` are checked one by one later. */
-export function indexProblem(text: string, seq: number): { problem: string } | { index: IndexFile } {
-  const parsed = checkpointProblem(text, seq);
-  return 'problem' in parsed ? parsed : { index: parsed.checkpoint };
 }
 
 export const isFsBlob = (blob: string): boolean => SHA256.test(blob);

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generationName, indexProblem, isFsBlob, STATE_DIR, syncDir, writeGenerationFile, type IndexFile } from './filesystem.js';
-import { applyEntry, checkpointText, entryProblem, type Entry } from './journal.js';
+import { generationName, isFsBlob, STATE_DIR, syncDir, writeGenerationFile } from './filesystem.js';
+import { applyEntry, checkpointProblem, checkpointText, entryProblem, type Checkpoint, type Entry } from './journal.js';
 import { highestId, recordProblem } from './records.js';
 import type { StoredRecord } from './storage.js';
 
@@ -57,12 +57,12 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
     .map(Number)
     .sort((a, b) => a - b);
   const damaged: { seq: number; text: string }[] = [];
-  let base: IndexFile | null = null;
+  let base: Checkpoint | null = null;
   for (const seq of seqs) {
     const text = await readFile(join(indexDir, generationName(seq)), 'utf8');
-    const parsed = indexProblem(text, seq);
-    if ('index' in parsed) {
-      base = parsed.index;
+    const parsed = checkpointProblem(text, seq);
+    if ('checkpoint' in parsed) {
+      base = parsed.checkpoint;
       break;
     }
     damaged.push({ seq, text });
@@ -128,7 +128,7 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   await syncDir(damagedDir);
 
   const seq = newestSeq + 1;
-  const index: IndexFile = { version: 3, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [], ...(base?.retired?.length ? { retired: base.retired } : {}) };
+  const index: Checkpoint = { version: 3, seq, lastId, records: [...records.values()], ...(invalid.length > 0 ? { invalidRecords: invalid } : {}), countBatches: base?.countBatches ?? [], ...(base?.retired?.length ? { retired: base.retired } : {}) };
   const tmpDir = join(stateDir, 'tmp');
   await mkdir(tmpDir, { recursive: true });
   await writeGenerationFile(tmpDir, indexDir, checkpointText({ seq, records, lastId, invalid, countBatches: index.countBatches ?? [], retired: index.retired ?? [] }), seq);
