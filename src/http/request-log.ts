@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import { requestPath } from './routes.js';
 
 declare module 'node:http' {
   interface ServerResponse {
@@ -44,9 +45,7 @@ export function requestLog(logger: Logger): RequestHandler {
 }
 
 function pathOf(req: Request): string {
-  const url = req.originalUrl;
-  const query = url.indexOf('?');
-  const path = query < 0 ? url : url.slice(0, query);
+  const path = requestPath(req);
   // A request target in absolute form may carry user:password@ (a token as password): never logged.
   return path.charCodeAt(0) === 0x2f ? path : path.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/]*@/, '$1');
 }

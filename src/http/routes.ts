@@ -51,29 +51,18 @@ export class RouteTable<O> {
     }
   }
 
-  /** The operation `method` (upper or lower case) names at `path` (no query), or null when the contract has none. */
-  match(method: string, path: string): RouteMatch<O> | null {
-    return this.matches(method, path, true)[0] ?? null;
-  }
-
   /**
-   * Every operation `method` names at a path pattern `path` fits, the contract's first first: a router that orders
-   * its routes differently picks one of these, so whatever guards a request must pass all of them.
+   * Every operation `method` (upper or lower case) names at a path pattern `path` (no query) fits, the contract's
+   * first first: a router that orders its routes differently picks one of these, so whatever guards a request must
+   * pass all of them.
    */
   matchAll(method: string, path: string): RouteMatch<O>[] {
-    return this.matches(method, path, false);
-  }
-
-  private matches(method: string, path: string, firstOnly: boolean): RouteMatch<O>[] {
     const verb = method.toLowerCase() as Method;
     const found: RouteMatch<O>[] = [];
     const key = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
     const exact = this.exact.get(key);
     const operation = exact && pick(exact, verb);
-    if (operation) {
-      found.push({ operation, params: {} });
-      if (firstOnly) return found;
-    }
+    if (operation) found.push({ operation, params: {} });
     for (const route of this.templated) {
       const operation = pick(route.methods, verb);
       if (!operation) continue;
@@ -82,7 +71,6 @@ export class RouteTable<O> {
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = decode(values[i + 1]!)));
       found.push({ operation, params });
-      if (firstOnly) return found;
     }
     return found;
   }
