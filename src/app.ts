@@ -9,7 +9,7 @@ import type { TokenRegistry } from './auth/tokens.js';
 import { authorization } from './http/auth.js';
 import { admitBody } from './http/request-body.js';
 import { securityHeaders } from './http/security-headers.js';
-import { trimValidatorStartup } from './http/validator-startup.js';
+import { patchValidator } from './http/validator-patches.js';
 import { ownOrigin } from './http/urls.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { requestLog } from './http/request-log.js';
@@ -43,7 +43,7 @@ export interface AppDeps {
  * checks, response checks) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
-  trimValidatorStartup();
+  patchValidator();
   const handlers = createHandlers(deps);
   const app = express();
   app.disable('x-powered-by');
