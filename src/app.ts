@@ -10,6 +10,7 @@ import { authorization } from './http/auth.js';
 import { admitBody } from './http/request-body.js';
 import { securityHeaders } from './http/security-headers.js';
 import { patchValidator } from './http/validator-patches.js';
+import { restoreHead, restoreHeadOnError, showHeadAsGet } from './http/head.js';
 import { ownOrigin } from './http/urls.js';
 import { notFound, problemHandler } from './http/problem.js';
 import { requestLog } from './http/request-log.js';
@@ -40,7 +41,7 @@ export interface AppDeps {
  * The only place the middleware order is written down:
  * metrics → request log → nosniff → authorization (no cross-site writes;
  * scopes from the contract) → the body admitted (size, `100 Continue`) → contract (route, multipart upload, request
- * checks, response checks) → handler → anything thrown becomes problem+json.
+ * checks, response checks; a HEAD shown as the GET it stands for, http/head.ts) → handler → anything thrown becomes problem+json.
  */
 export function createApp(deps: AppDeps): Express {
   patchValidator();
@@ -64,6 +65,7 @@ export function createApp(deps: AppDeps): Express {
   // The JSON request bodies (a snapshot's name and versions, a decision) are small; anything larger is no such request.
   const json = express.json({ limit: '256kb', type: 'application/json' });
   app.use((req, res, next) => (req.method === 'GET' || req.method === 'HEAD' ? next() : json(req, res, next)));
+  app.use(showHeadAsGet);
   app.use(
     OpenApiValidator.middleware({
       // The validator bundles a deep copy of what it is given (lodash cloneDeep in its middleware()), never this
@@ -79,6 +81,7 @@ export function createApp(deps: AppDeps): Express {
       fileUploader: uploadOptions(deps.service, deps.config.maxUploadBytes),
     }),
   );
+  app.use(restoreHead, restoreHeadOnError);
   // The validator matched the route once; its operationId picks the handler (one lookup, not a second router).
   app.use((req, res, next) => {
     const operationId = matchedOperationId(req);

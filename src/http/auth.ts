@@ -38,6 +38,8 @@ declare module 'express-serve-static-core' {
     token?: Token;
     /** Every operation authorization found the request's path and method fit (and guarded, where one needs a scope). */
     routed?: readonly string[];
+    /** A HEAD answered by the GET of its path, which declares no HEAD of its own (http/head.ts). */
+    headAsGet?: boolean;
   }
 }
 
@@ -64,6 +66,7 @@ export function authorization(contract: Contract, options: AuthOptions): Request
     // (nothing) while the validator dispatches it to listRepoReleases.
     const found = routes.matchAll(req.method, requestPath(req));
     res.locals.routed = found.map((match) => match.operation.operationId);
+    res.locals.headAsGet = found.length > 0 && found.every((match) => match.headAsGet);
     for (const match of found) guards.get(match.operation)?.(req, res, match.params);
     next();
   };

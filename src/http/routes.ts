@@ -14,6 +14,8 @@ export interface ContractPaths<O> {
 
 export interface RouteMatch<O> {
   operation: O;
+  /** A HEAD the path declares no HEAD for, answered by its GET (RFC 9110 section 9.3.2: GET without the body). */
+  headAsGet: boolean;
   /** The path's parameters, percent-decoded (left as sent when they do not decode). */
   params: Record<string, string>;
 }
@@ -62,7 +64,7 @@ export class RouteTable<O> {
     const key = (path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path).toLowerCase();
     const exact = this.exact.get(key);
     const operation = exact && pick(exact, verb);
-    if (operation) found.push({ operation, params: {} });
+    if (operation) found.push({ operation, params: {}, headAsGet: verb === 'head' && !exact.head });
     for (const route of this.templated) {
       const operation = pick(route.methods, verb);
       if (!operation) continue;
@@ -70,7 +72,7 @@ export class RouteTable<O> {
       if (!values) continue;
       const params: Record<string, string> = {};
       route.names.forEach((name, i) => (params[name] = decode(values[i + 1]!)));
-      found.push({ operation, params });
+      found.push({ operation, params, headAsGet: verb === 'head' && !route.methods.head });
     }
     return found;
   }

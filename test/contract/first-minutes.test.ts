@@ -121,6 +121,32 @@ describe('mistakes a user makes, answered with what to do', () => {
     }
   });
 
+  it('answers HEAD wherever it answers GET: the same status and headers, no body', async () => {
+    await upload(server.url, 'spec-kit-template-claude-sh-v1.5.0.zip', 'head');
+    for (const path of ['/latest', '/releases', '/releases/tags/v1.5.0', '/packages', '/catalogs/extensions.json', '/', '/openapi.yaml']) {
+      const identity = { 'Accept-Encoding': 'identity' };
+      const get = await fetch(`${server.url}${path}`, { headers: identity });
+      const head = await fetch(`${server.url}${path}`, { method: 'HEAD', headers: identity });
+      expect(head.status, path).toBe(get.status);
+      expect(head.status, path).toBe(200);
+      for (const name of ['content-type', 'etag', 'content-length']) expect(head.headers.get(name), `${path} ${name}`).toBe(get.headers.get(name));
+      expect(await head.text(), path).toBe('');
+      const etag = get.headers.get('etag');
+      if (!etag) continue;
+      const conditional = { ...identity, 'If-None-Match': etag };
+      const [getAgain, headAgain] = await Promise.all(['GET', 'HEAD'].map((method) => fetch(`${server.url}${path}`, { method, headers: conditional })));
+      expect(headAgain!.status, path).toBe(getAgain!.status);
+    }
+    // Checked as its GET would be, and refused as a HEAD: the problem's headers, no body.
+    const bad = await fetch(`${server.url}/releases?per_page=many`, { method: 'HEAD' });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    // A path with no GET is still no HEAD.
+    const upload405 = await fetch(`${server.url}/upload`, { method: 'HEAD' });
+    expect(upload405.status).toBe(405);
+    expect(upload405.headers.get('allow')).toContain('POST');
+  });
+
   it('names one release with one id in /latest and /releases/tags', async () => {
     await upload(server.url, 'spec-kit-template-claude-sh-v2.0.0.zip', 'two');
     const latest = await (await fetch(`${server.url}/latest`)).json();
