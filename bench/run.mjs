@@ -741,7 +741,7 @@ ${renderScale(r.scaleS3)}
 - small requests: the same wrk on \`/healthz\`, \`/assets/small.zip\` (1 KiB) and \`/latest\` with \`If-None-Match\` (304), ours
   with request and response validation, authorization, metrics and request logs all on; the reference is bare Express 5
   with one JSON route (\`bench/stand-ins/express.mjs\`), and \`bench/stand-ins/express-validator.mjs\` is Express with
-  express-openapi-validator on our contract alone (what the validator leaves of Express); nginx on the 1 KiB file for scale
+  express-openapi-validator on our contract alone, patched as ours is (what the validator leaves of Express); nginx on the 1 KiB file for scale
 - cached bodies (\`/latest\`, \`/packages\` at 1,000 packages, each catalog): \`wrk -t2 -c16 -d${SECONDS}s --latency URL\`,
   identity and with \`-H 'Accept-Encoding: gzip'\`; nginx serves the bytes ours answered, as a static file, with the
   same bytes gzipped beside it (\`gzip_static on\`)
