@@ -102,9 +102,9 @@ export class Metrics {
   }
 
   /**
-   * Counts each request when its response is done (status `aborted` when the client left first), under the
-   * operationId the contract's validator matched, or the one authorization saw (a 401 or 429 never reaches the
-   * validator).
+   * Counts each request when its response is done (status `aborted` when the client left first, `failed` when a read
+   * error cut the answer short), under the operationId the contract's validator matched, or the one authorization saw
+   * (a 401 or 429 never reaches the validator).
    */
   middleware(): RequestHandler {
     return (req, res, next) => {
@@ -112,7 +112,7 @@ export class Metrics {
       res.once('close', () => {
         const operation = matchedOperationId(req) ?? res.locals.operationId ?? 'none';
         end({ operation });
-        this.requests.inc({ operation, status: res.writableFinished ? String(res.statusCode) : 'aborted' });
+        this.requests.inc({ operation, status: res.writableFinished ? String(res.statusCode) : res.err ? 'failed' : 'aborted' });
         const sizeIn = Number(req.headers['content-length']);
         if (sizeIn > 0) this.bytesIn.inc({ operation }, sizeIn);
         const sizeOut = Number(res.getHeader('content-length'));

@@ -23,9 +23,11 @@ export function requestLog(logger: Logger): RequestHandler {
     res.once('close', () => {
       const finished = res.writableFinished;
       const status = res.statusCode;
+      // Cut short by our side (a read error mid-download, with the status line already sent): a failure of ours.
+      const failed = !finished && res.err !== undefined;
       // 503 is the readiness probe's "not yet" (or storage gone, which the probe reports): a warning, not a failure of
       // ours. A request its client abandoned is neither a success nor our failure: a warning, said as such.
-      const level = !finished ? 'warn' : status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';
+      const level = failed ? 'error' : !finished ? 'warn' : status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';
       if (!log.isLevelEnabled(level)) return;
       const path = pathOf(req);
       log[level](
@@ -34,10 +36,10 @@ export function requestLog(logger: Logger): RequestHandler {
           res: { status },
           duration: Math.round(performance.now() - started),
           bytes: bytesSent(req, res),
-          ...(finished ? {} : { aborted: true }),
+          ...(finished ? {} : failed ? { failed: true } : { aborted: true }),
           ...(res.err ? { error: res.err } : {}),
         },
-        `${req.method} ${path} ${finished ? status : 'aborted by the client'}`,
+        `${req.method} ${path} ${finished ? status : failed ? `${status} cut short: ${res.err!.message}` : 'aborted by the client'}`,
       );
     });
     next();

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, truncate, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -336,6 +336,26 @@ describe('also', () => {
     expect(res.headers.get('content-range')).toBe(`bytes 0-${bytes.length - 1}/${bytes.length}`);
     expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(bytes));
     expect((await fetch(`${server.url}/assets/suffix-v1.0.0.zip`, { headers: { range: 'bytes=-0' } })).status).toBe(416);
+  });
+
+  it('cuts a download short when the disk fails mid-file, and logs and counts it as our failure, not an abandoned client', async () => {
+    const bytes = await templateZip(randomBytes(3 * 1024 * 1024).toString('base64'));
+    await upload(server.url, 'flaky-v1.0.0.zip', bytes);
+    // A disk that loses the end of a stored file: the record still says the whole size.
+    const blob = join(server.storagePath, '.release-server', 'blobs', sha256(bytes).slice(0, 2), sha256(bytes));
+    await truncate(blob, 600 * 1024);
+    const res = await fetch(`${server.url}/assets/flaky-v1.0.0.zip`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(bytes.length));
+    await expect(res.arrayBuffer()).rejects.toThrow();
+    await eventually(() => {
+      const line = server.logs().find((l) => l.module === 'http' && (l.req as { path?: string } | undefined)?.path === '/assets/flaky-v1.0.0.zip');
+      expect(line).toMatchObject({ level: 'ERROR', failed: true });
+      expect(line?.message).toMatch(/^GET \/assets\/flaky-v1\.0\.0\.zip 200 cut short: the file ended \d+ bytes early$/);
+      expect(line).not.toHaveProperty('aborted');
+    });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/release_server_http_requests_total\{operation="downloadAsset",status="failed"\} 1/);
   });
 
   it('logs an aborted upload as aborted, audits it, and does not count it as a storage error', async () => {
