@@ -588,14 +588,37 @@ export class PackageService {
   }
 
   private async refreshLocked(): Promise<void> {
-    const records = await this.storage.refresh();
+    const changes = await this.storage.refresh();
     this.lastRefreshAt = Date.now();
-    if (!records) return;
-    for (const record of records) {
+    if (!changes) return;
+    for (const record of changes.records) {
       // Downloads counted here and not yet stored stay in what this replica shows.
       record.downloadCount += this.unsavedFor(record.name);
     }
-    this.take(records);
+    if (changes.whole) this.take(changes.records);
+    else this.takeChanges(changes.records, changes.removed);
+  }
+
+  /** Another process's changes folded in: the records it put replace those of their names, the removed ones go. */
+  private takeChanges(records: readonly StoredRecord[], removed: readonly string[]): void {
+    for (const name of [...removed, ...records.map((r) => r.name)]) {
+      const current = this.index.get(name);
+      if (current) {
+        this.byId.delete(current.id);
+        this.index.delete(name);
+      }
+      // A snapshot is kept under its own name; its record's name is the store's.
+      for (const [snapshot, record] of this.snapshotRecords) if (record.name === name) this.snapshotRecords.delete(snapshot);
+    }
+    for (const record of records) {
+      this.noteStamp(record.updatedAt);
+      if (isSnapshotRecord(record)) this.snapshotRecords.set(record.snapshot.name, record);
+      else {
+        this.index.set(record.name, record);
+        this.byId.set(record.id, record);
+      }
+    }
+    this.changed();
   }
 
   /** Replaces the index with `records` from the store, snapshots apart. */
@@ -743,6 +766,12 @@ export class PackageService {
   private changed(): void {
     this.views = null;
     this.revision += 1;
+  }
+
+  /** Keeps this process's next stamp after an upload time another process wrote. */
+  private noteStamp(at: string): void {
+    const time = Date.parse(at);
+    if (!Number.isNaN(time)) this.lastStamp = Math.max(this.lastStamp, time);
   }
 
   /** Upload times strictly increase, so "newest first" is a total order even within one millisecond. */

@@ -11,7 +11,7 @@ import { Digest } from './digest.js';
 import { FileRange } from './file-range.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -371,7 +371,7 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  async refresh(): Promise<StoredRecord[] | null> {
+  async refresh(): Promise<ForeignChanges | null> {
     return null;
   }
 

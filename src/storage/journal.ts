@@ -273,8 +273,11 @@ export function countsChange(state: JournalState, counts: ReadonlyMap<string, nu
  */
 export class Journal {
   state: JournalState = emptyState();
-  /** Entries (and reloads) that came from the store rather than this process's commits: other writers' changes. */
-  foreign = 0;
+  /**
+   * The names whose records entries from the store (other writers' changes, not this process's commits) put, removed
+   * or counted since takeForeign() last ran; `all` after a reload from a checkpoint, which may change any.
+   */
+  private foreign: Set<string> | 'all' = new Set();
   /** When catchUp last listed the checkpoints (ms since the epoch). */
   private lastProbe = 0;
   /** Checkpoints known to be in the store, ascending. */
@@ -411,7 +414,16 @@ export class Journal {
       }
     }
     applyEntry(this.state, entry);
-    this.foreign += 1;
+    if (this.foreign !== 'all') {
+      for (const name of [...(entry.remove ?? []), ...(entry.put ?? []).map((r) => r.name), ...Object.keys(entry.counts ?? {})]) this.foreign.add(name);
+    }
+  }
+
+  /** What other writers changed since the last call (see `foreign`), or null when they changed nothing. */
+  takeForeign(): ReadonlySet<string> | 'all' | null {
+    const taken = this.foreign;
+    this.foreign = new Set();
+    return taken === 'all' || taken.size > 0 ? taken : null;
   }
 
   /** The newest checkpoint beyond the state held here, or null. */
@@ -426,7 +438,7 @@ export class Journal {
     const parsed = text === null ? { problem: 'it vanished while being read' } : checkpointProblem(text, seq);
     if ('problem' in parsed) throw new StorageError('damaged', `the package index checkpoint ${file} is damaged (${parsed.problem}); nothing was changed. ${this.options.recovery}`);
     this.state = stateOf(parsed.checkpoint, this.options.checkBlob, this.options.log, file);
-    this.foreign += 1;
+    this.foreign = 'all';
   }
 
   /**

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
 export interface S3Settings {
   /** e.g. `http://127.0.0.1:7480`; the SDK's default (AWS) when null. */
@@ -143,8 +143,6 @@ export class S3Storage implements Storage {
   private lastSweep = 0;
   private background: Promise<unknown> = Promise.resolve();
   private stagingDir: Promise<string> | null = null;
-  /** Entries of other processes applied, and how many of them refresh() handed on already. */
-  private foreignSeen = 0;
   private commits: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -196,7 +194,8 @@ export class S3Storage implements Storage {
       if (err instanceof StorageError) throw err;
       throw new StorageError('unavailable', `cannot read the package index from bucket ${this.settings.bucket}: ${describe(err)}`, { cause: err });
     }
-    this.foreignSeen = this.journal.foreign;
+    // What open() read is the starting point, not a change to hand on.
+    this.journal.takeForeign();
     // Retired blobs past their grace now; what crashed uploads left is listed in the background (at 100,000 packages
     // that is a hundred LIST pages, which readiness need not wait for).
     await this.sweepRetired();
@@ -341,7 +340,7 @@ export class S3Storage implements Storage {
     await this.commit((state) => (batch !== undefined && state.countBatches.includes(batch) ? null : countsChange(state, counts, batch)));
   }
 
-  async refresh(): Promise<StoredRecord[] | null> {
+  async refresh(): Promise<ForeignChanges | null> {
     const run = this.commits.then(async () => {
       try {
         await this.journal.catchUp();
@@ -356,9 +355,18 @@ export class S3Storage implements Storage {
       this.lastSweep = Date.now();
       this.background = this.sweep().catch((err) => this.log.warn({ err }, 'could not sweep retired blobs; will try again'));
     }
-    if (this.journal.foreign === this.foreignSeen) return null;
-    this.foreignSeen = this.journal.foreign;
-    return [...this.state.records.values()].map(copy);
+    const names = this.journal.takeForeign();
+    if (names === null) return null;
+    if (names === 'all') return { whole: true, records: [...this.state.records.values()].map(copy) };
+    // Only what changed: a copy of every record per change another replica made cost O(packages) each time.
+    const records: StoredRecord[] = [];
+    const removed: string[] = [];
+    for (const name of names) {
+      const record = this.state.records.get(name);
+      if (record) records.push(copy(record));
+      else removed.push(name);
+    }
+    return { whole: false, records, removed };
   }
 
   /** By the record's own blob, never by name: the bytes are the ones the record describes, or not-found. */

@@ -83,10 +83,10 @@ export interface Storage {
   /** Removes a package's record; its bytes go once nothing refers to them. Rejects with StorageError('not-found') when absent. */
   remove(name: string): Promise<void>;
   /**
-   * Every record, when the store changed since the last call (another process wrote to it), else null. Cheap when
-   * nothing changed: one conditional request at most.
+   * What other processes changed in the store since the last call, else null. Cheap when nothing changed: one
+   * conditional request at most.
    */
-  refresh(): Promise<StoredRecord[] | null>;
+  refresh(): Promise<ForeignChanges | null>;
   /** Resolves when the store can be read and written; rejects saying why not. */
   check(): Promise<void>;
   /** A URL that serves the record's bytes straight from the store for a while, where the store can make one. */
@@ -133,3 +133,9 @@ export function batchProblem(items: readonly BatchItem[], usable: (staged: Stage
   }
   return null;
 }
+
+/**
+ * Other processes' changes, as refresh() hands them on: the records they put (whole, as stored now) and the names they
+ * removed; or, after this process had to reload the index from a checkpoint, every record (`whole`).
+ */
+export type ForeignChanges = { whole: true; records: StoredRecord[] } | { whole: false; records: StoredRecord[]; removed: string[] };

@@ -95,6 +95,7 @@ describe('s3 storage specifics', () => {
       return a.publish(staged, { id: 0, name, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
     };
     for (let i = 0; i < 30; i++) await publish(`p${i}.zip`);
+    expect((await b.refresh())!.records).toHaveLength(30);
     const before = await keys();
     await publish('p30.zip');
     const written = (await keys()).filter((k) => !before.some((o) => o.key === k.key));
@@ -102,9 +103,13 @@ describe('s3 storage specifics', () => {
     // As small with 30 packages stored as the first entry was with none.
     expect(written[0]!.size).toBeLessThan(before.find((k) => k.key === 'j/journal/000000000001.json')!.size + 16);
     expect(before.map((k) => k.key)).not.toContain('j/index.json');
+    // Only what changed is handed on: the one new record, not all 31.
     const seen = await b.refresh();
-    expect(seen!.map((r) => r.name)).toContain('p30.zip');
+    expect(seen).toMatchObject({ whole: false, removed: [] });
+    expect(seen!.records.map((r) => r.name)).toEqual(['p30.zip']);
     expect(await b.refresh()).toBeNull();
+    await a.remove('p3.zip');
+    expect(await b.refresh()).toEqual({ whole: false, records: [], removed: ['p3.zip'] });
   });
 
   it('an instance that fell behind further than the kept journal reloads from the newest checkpoint', async () => {
@@ -123,7 +128,8 @@ describe('s3 storage specifics', () => {
     expect(listed.filter((k) => k.startsWith('checkpoints/'))).toEqual(['checkpoints/000000000009.json', 'checkpoints/000000000012.json', 'checkpoints/000000000015.json']);
     expect(listed.filter((k) => k.startsWith('journal/'))[0]).toBe('journal/000000000010.json');
     const seen = await b.refresh();
-    expect(seen!.map((r) => r.name).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `p${i}.zip`).sort());
+    expect(seen!.whole).toBe(true);
+    expect(seen!.records.map((r) => r.name).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `p${i}.zip`).sort());
   });
 
   it('starts from the checkpoint before a damaged one when the journal leads past it, and refuses on a damaged entry, naming it', async () => {
