@@ -21,6 +21,12 @@ export function transferHandlers({ config, service }: { config: Config; service:
       catalogs[CATALOG_SECTION[kind]] = catalogDocument(kind, snapshot.catalogs.get(kind) ?? [], base, { url: `${base}/catalogs/snapshots/${encodeURIComponent(snapshot.name)}/${CATALOG_SECTION[kind]}.json`, frozenAt: snapshot.createdAt }) as unknown as JsonObject;
     }
     res.type('application/x-tar').attachment(`release-server-${snapshot.name}.tar`);
+    // A HEAD (answered by this GET, http/head.ts) gets the headers only: writing the tar would read every package's
+    // bytes from the store just for Node to discard them.
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     await writeExport(res, {
       manifest: { server: base, created_at: new Date().toISOString(), snapshot: snapshot.name, packages: records.map((r) => ({ name: r.name, size: r.size, sha256: r.sha256 })) },
       catalogs,

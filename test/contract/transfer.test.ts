@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -89,6 +89,29 @@ describe('across an air gap', () => {
       expect((await importInto(target.url, Buffer.from('not a tar at all'))).status).toBe(422);
     } finally {
       await target.stop();
+    }
+  });
+
+  it('answers HEAD /export with the export\'s headers, reading no package (a curl -I is not a whole export)', async () => {
+    const server = await startServer();
+    try {
+      await publish(server.url, await catalogZip('extension', { id: 'head-ext', version: '1.0.0' }));
+      expect((await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"head"}', headers: { ...auth, 'content-type': 'application/json' } })).status).toBe(201);
+      // Its bytes gone from the disk: a HEAD that reads them fails, one that does not answers as the GET starts.
+      const sha256 = ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Json[])[0]!.sha256 as string;
+      await rm(join(server.storagePath, '.release-server', 'blobs', sha256.slice(0, 2), sha256));
+      const head = await fetch(`${server.url}/export?snapshot=head`, { method: 'HEAD', headers: auth });
+      expect(head.status).toBe(200);
+      expect(head.headers.get('content-type')).toBe('application/x-tar');
+      expect(head.headers.get('content-disposition')).toContain('release-server-head.tar');
+      expect(await head.text()).toBe('');
+      expect((await fetch(`${server.url}/export?snapshot=nope`, { method: 'HEAD', headers: auth })).status).toBe(404);
+      expect((await fetch(`${server.url}/export?snapshot=head`, { method: 'HEAD' })).status).toBe(401);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const line = server.logs().find((l) => l.module === 'http' && String(l.message).startsWith('HEAD /export 200'));
+      expect(line).toMatchObject({ level: 'INFO' });
+    } finally {
+      await server.stop();
     }
   });
 });
