@@ -94,9 +94,12 @@ function toProblem(err: unknown, maxUploadBytes: number, contentType: string | u
 
 /** Answers every error as application/problem+json; 5xx details go to the log, never to the client. */
 export function problemHandler(options: { maxUploadBytes: number }): ErrorRequestHandler {
-  return (err, req, res, next) => {
+  return (err, req, res, _next) => {
     if (res.headersSent) {
-      next(err);
+      // The answer started and cannot be finished (an export whose store failed mid-archive): cut short, which the
+      // request line and metrics report as our failure, with this error (a client that left was reported at close).
+      res.err = err as Error;
+      res.destroy(err as Error);
       return;
     }
     const problem = toProblem(err, options.maxUploadBytes, req.headers['content-type'], res.locals.operationId);

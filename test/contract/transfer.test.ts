@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogZip, stepZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { catalogAdd, stepAdd } from '../helpers/speckit-catalog-client.js';
-import { storageContents } from '../helpers/storage-dir.js';
+import { eventually, storageContents } from '../helpers/storage-dir.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -18,6 +18,16 @@ async function publish(base: string, bytes: Buffer): Promise<void> {
 const importInto = (base: string, archive: Buffer) =>
   fetch(`${base}/import`, { method: 'POST', body: archive as BodyInit, headers: { ...auth, 'content-type': 'application/x-tar' } });
 const packages = async (base: string) => ((await (await fetch(`${base}/packages?format=json`)).json()) as Json[]).map((p) => p.name).sort();
+
+/** A server holding snapshot "head" of one extension whose stored bytes are gone. */
+async function snapshotWithoutBytes(): Promise<RunningServer> {
+  const server = await startServer();
+  await publish(server.url, await catalogZip('extension', { id: 'head-ext', version: '1.0.0' }));
+  expect((await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"head"}', headers: { ...auth, 'content-type': 'application/json' } })).status).toBe(201);
+  const sha256 = ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Json[])[0]!.sha256 as string;
+  await rm(join(server.storagePath, '.release-server', 'blobs', sha256.slice(0, 2), sha256));
+  return server;
+}
 
 let source: RunningServer;
 let archive: Buffer;
@@ -93,13 +103,9 @@ describe('across an air gap', () => {
   });
 
   it('answers HEAD /export with the export\'s headers, reading no package (a curl -I is not a whole export)', async () => {
-    const server = await startServer();
+    // Its bytes gone from the disk: a HEAD that reads them fails, one that does not answers as the GET starts.
+    const server = await snapshotWithoutBytes();
     try {
-      await publish(server.url, await catalogZip('extension', { id: 'head-ext', version: '1.0.0' }));
-      expect((await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"head"}', headers: { ...auth, 'content-type': 'application/json' } })).status).toBe(201);
-      // Its bytes gone from the disk: a HEAD that reads them fails, one that does not answers as the GET starts.
-      const sha256 = ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Json[])[0]!.sha256 as string;
-      await rm(join(server.storagePath, '.release-server', 'blobs', sha256.slice(0, 2), sha256));
       const head = await fetch(`${server.url}/export?snapshot=head`, { method: 'HEAD', headers: auth });
       expect(head.status).toBe(200);
       expect(head.headers.get('content-type')).toBe('application/x-tar');
@@ -110,6 +116,25 @@ describe('across an air gap', () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const line = server.logs().find((l) => l.module === 'http' && String(l.message).startsWith('HEAD /export 200'));
       expect(line).toMatchObject({ level: 'INFO' });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('logs and counts an export cut short by a store that fails mid-archive as our failure, not a client that left', async () => {
+    const server = await snapshotWithoutBytes();
+    try {
+      // The GET starts (the manifest is sent) and is cut short where it reads the missing bytes: our failure, not
+      // a client that went away, logged as one JSON line and counted as failed.
+      await expect(fetch(`${server.url}/export?snapshot=head`, { headers: auth }).then((res) => res.arrayBuffer())).rejects.toThrow();
+      await eventually(() => {
+        const cut = server.logs().find((l) => l.module === 'http' && String(l.message).startsWith('GET /export'));
+        expect(cut).toMatchObject({ level: 'ERROR', failed: true });
+        expect(cut).not.toHaveProperty('aborted');
+      });
+      const metrics = await (await fetch(`${server.url}/metrics`, { headers: auth })).text();
+      expect(metrics).toMatch(/release_server_http_requests_total\{operation="exportSnapshot",status="failed"\} 1/);
+      expect(server.stderr.join('')).toBe('');
     } finally {
       await server.stop();
     }
