@@ -87,6 +87,32 @@ describe('two replicas over one bucket', () => {
     expect(refused.status).toBe(409);
   });
 
+  it('a name deleted and published again on A is one package on B, found by its new id and not its old one; a snapshot deleted on A goes', async () => {
+    const assets = async (server: RunningServer) => {
+      const res = await fetch(`${server.url}/releases/tags/v4.0.0`);
+      return res.status === 200 ? ((await res.json()) as { assets: { id: number; name: string; size: number }[] }).assets.map(({ id, name, size }) => ({ id, name, size })) : [];
+    };
+    await upload(a.url, 'spec-kit-template-codex-sh-v4.0.0.zip', 'first');
+    await eventually(async () => expect(await assets(b)).toHaveLength(1), 5000);
+    const first = (await assets(b))[0]!;
+    const del = () => fetch(`${a.url}/assets/spec-kit-template-codex-sh-v4.0.0.zip`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect((await del()).status).toBe(204);
+    expect((await upload(a.url, 'spec-kit-template-codex-sh-v4.0.0.zip', 'second, a little longer')).status).toBe(201);
+    const second = (await assets(a))[0]!;
+    expect(second.id).not.toBe(first.id);
+    await eventually(async () => expect(await assets(b)).toEqual([second]), 5000);
+    expect((await fetch(`${b.url}/releases/assets/${first.id}`)).status).toBe(404);
+    expect((await (await fetch(`${b.url}/releases/assets/${second.id}`)).json()).name).toBe('spec-kit-template-codex-sh-v4.0.0.zip');
+    expect(await names(b)).toEqual(await names(a));
+    const snapshots = async (server: RunningServer) => ((await (await fetch(`${server.url}/catalogs/snapshots`)).json()) as { snapshots?: { name: string }[] } | { name: string }[]);
+    const snapshotNames = async (server: RunningServer) => { const body = await snapshots(server); return (Array.isArray(body) ? body : body.snapshots ?? []).map((x) => x.name).sort(); };
+    expect((await fetch(`${a.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"short"}', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } })).status).toBe(201);
+    await eventually(async () => expect(await snapshotNames(b)).toContain('short'), 5000);
+    expect((await fetch(`${a.url}/catalogs/snapshots/short`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status).toBe(204);
+    await eventually(async () => expect(await snapshotNames(b)).not.toContain('short'), 5000);
+    expect(await snapshotNames(b)).toEqual(await snapshotNames(a));
+  });
+
   it('download counts from both replicas add up, and survive a restart', async () => {
     await upload(a.url, 'counted.zip', 'counted');
     await eventually(async () => expect(await names(b)).toContain('counted.zip'), 5000);
