@@ -73,7 +73,8 @@ type PathToRegexp = (path: unknown, options?: Record<string, unknown>) => unknow
  * never changed, by the caller (`regexp.exec`, `keys.map`): sharing it changes nothing.
  */
 function compileRoutesOnce(): void {
-  const module = load(require.resolve('path-to-regexp', { paths: [validatorDirectory()] }));
+  const path = pathToRegexpOfValidator();
+  const module = path === null ? null : load(path);
   const original = module?.pathToRegexp as (PathToRegexp & { __once?: boolean }) | undefined;
   if (!module || typeof original !== 'function' || original.__once) return;
   const compiled = new Map<string, unknown>();
@@ -91,7 +92,15 @@ function compileRoutesOnce(): void {
   module.pathToRegexp = once;
 }
 
-/** The folder path-to-regexp is resolved from by the validator's code, which may hold a copy of its own. */
-function validatorDirectory(): string {
-  return dirname(require.resolve('express-openapi-validator/dist/middlewares/openapi.metadata.js'));
+/**
+ * The path-to-regexp the validator's code resolves (from its own folder, which may hold a copy of its own); null when
+ * this version of the library has no such module, and the patch then does nothing.
+ */
+function pathToRegexpOfValidator(): string | null {
+  try {
+    const validatorDirectory = dirname(require.resolve('express-openapi-validator/dist/middlewares/openapi.metadata.js'));
+    return require.resolve('path-to-regexp', { paths: [validatorDirectory] });
+  } catch {
+    return null;
+  }
 }
