@@ -10,7 +10,7 @@
 //             is read), and its peak RSS (absolute, as bench/run.mjs reports) across a 100 MiB upload then 8
 //             parallel 100 MiB downloads
 //   s3 (with S3=1): download and upload through the server on a throwaway Ceph RGW / the AWS SDK on the same RGW
-// RUNS (default 5) tunes it; SERVER_NODE_FLAGS (e.g. --max-semi-space-size=2) are passed to the server's node.
+// S3_ONLY=1 runs the s3 section alone. RUNS (default 5) tunes it; SERVER_NODE_FLAGS (e.g. --max-semi-space-size=2) are passed to the server's node.
 // `transferSection(opts)` and `renderTransfer(results)` are exported for bench/run.mjs.
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -443,9 +443,11 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const work = await mkdtemp('/tmp/release-server-transfer-');
   try {
     const nodeFlags = (process.env.SERVER_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    const results = await transferSection({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
-    console.log(renderTransfer(results));
-    if (process.env.S3 === '1') {
+    // S3_ONLY=1: the s3 section alone (its SDK reference is still measured in the same run, alternating).
+    const s3Only = process.env.S3_ONLY === '1';
+    const results = s3Only ? {} : await transferSection({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
+    if (!s3Only) console.log(renderTransfer(results));
+    if (process.env.S3 === '1' || s3Only) {
       results.s3 = await transferS3Section({ work, runs: Number(process.env.RUNS ?? 5), log: (m) => console.error(m), nodeFlags });
       console.log(renderTransferS3(results.s3));
     }

@@ -327,8 +327,10 @@ export class PackageService {
         this.byId.set(stored.id, stored);
         this.changed();
         this.log.info({ name: storedName, kind, tag, size: stored.size, sha256: stored.sha256, replaced: Boolean(existing) }, 'package stored');
-        // Retention decides on the store's state: another replica's uploads since the last poll count too.
-        await this.refreshLocked();
+        // Retention decides on the store's state: another replica's uploads since the last poll count too. With no
+        // limit that could remove anything, that refresh would decide nothing: skipped (one store round trip per
+        // upload, ~50 ms on the s3 backend; the periodic refresh still brings other replicas' writes in).
+        if (this.retentionLimits(stored)) await this.refreshLocked();
         const removed = await this.applyRetention(this.index.get(storedName) ?? stored);
         return { record: stored, created: !existing, removed };
       });
@@ -686,6 +688,12 @@ export class PackageService {
    * Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. Resolves
    * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.
    */
+  /** True when some retention limit could remove a package after `kept` was stored. */
+  private retentionLimits(kept: PackageRecord): boolean {
+    if (kept.kind === 'template') return (this.options.maxReleases ?? 0) > 0 || this.options.maxPackages > 0;
+    return (this.options.maxVersionsPerPackage ?? 0) > 0 && kept.catalog !== null;
+  }
+
   private async applyRetention(kept: PackageRecord): Promise<string[]> {
     return kept.kind === 'template' ? this.applyTemplateRetention(kept) : this.applyVersionRetention(kept);
   }

@@ -147,6 +147,33 @@ describe('the API on the s3 backend', () => {
     }, 8000);
   });
 
+  // Vetting runs while the last parts are still being uploaded: a refusal must cut that upload short or delete it.
+  it('refuses a hostile archive of several parts and a wrong checksum with 4xx, leaving no object, multipart upload or journal entry', async () => {
+    const before = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
+    const hostile = rawZip([{ name: '../evil.txt', data: Buffer.alloc(24 * 1024 * 1024, 0x45) }]);
+    const refused = await upload(server.url, 'hostile.zip', hostile);
+    expect(refused.status).toBe(422);
+    expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    const big = rawZip([{ name: 'payload.bin', data: Buffer.alloc(24 * 1024 * 1024, 0x46) }]);
+    const mismatch = await upload(server.url, 'mismatch.zip', big, { checksum: sha256(Buffer.from('other bytes')) });
+    expect(mismatch.status).toBeGreaterThanOrEqual(400);
+    expect(mismatch.status).toBeLessThan(500);
+    expect(mismatch.headers.get('content-type')).toContain('application/problem+json');
+    await eventually(async () => {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+      const index = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
+      const named = new Set([...index.records.values(), ...index.retired].map((r) => r.blob));
+      const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
+    }, 10_000);
+    const after = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
+    // Download counts may be flushed meanwhile (entries of their own); no publish was: no id was handed out.
+    expect(after.lastId).toBe(before.lastId);
+    expect([...after.records.keys()].filter((n) => n.includes('hostile') || n.includes('mismatch') || n.includes('evil'))).toEqual([]);
+    for (const name of ['hostile.zip', 'mismatch.zip']) expect((await fetch(`${server.url}/assets/${name}`)).status).toBe(404);
+  });
+
   it('a client that goes away mid-upload leaves no multipart upload and no blob behind', async () => {
     const result = await streamUpload(server.url, 'abandoned.zip', 40 * 1024 * 1024, { abortAfter: 20 * 1024 * 1024 });
     expect(result).toBe('aborted');
