@@ -12,7 +12,7 @@ export type { Violation } from './zip-structure.js';
 
 /**
  * The manifest checks (yaml) and the tar.gz reader (tar-stream), loaded in the worker when an upload needs them: a
- * template zip, the usual upload, needs neither, and loading them costs a vetting thread ~8 MiB more memory.
+ * template zip, the usual upload, needs neither, and loading them cost each vetting thread ~4 MiB it kept while alive.
  */
 const manifestChecks = () => import('./manifest.js');
 const tarReader = () => import('./tar-archive.js');
