@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from './lazy-yaml.js';
 import { MIN_TOKEN_LENGTH } from './auth/tokens.js';
 import type { ReadAccess } from './http/auth.js';
 import { parseSources, type Source } from './mirror/sources.js';

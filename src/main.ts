@@ -1,3 +1,5 @@
+// First: it holds the young generation small while the modules below load (src/startup-heap.ts).
+import { startupDone } from './startup-heap.js';
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -163,6 +165,7 @@ async function main(): Promise<void> {
     log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
     process.exit(1);
   }
+  startupDone();
   if (link) listen();
   // Other replicas may write to the same bucket, other workers to the same store.
   if (config.s3 || link) service.startRefresh(config.indexRefreshSeconds * 1000);

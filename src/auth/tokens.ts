@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { Logger } from 'pino';
-import { parse as parseYaml } from 'yaml';
+import { parseYaml } from '../lazy-yaml.js';
 
 export const SCOPES = ['read', 'write', 'delete', 'curate'] as const;
 export type Scope = (typeof SCOPES)[number];

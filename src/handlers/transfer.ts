@@ -6,9 +6,12 @@ import { HttpProblem } from '../http/problem.js';
 import { baseUrl } from '../http/urls.js';
 import type { PackageService } from '../service/packages.js';
 import type { StagedBlob } from '../storage/storage.js';
-import { DEFAULT_IMPORT_LIMITS, ExportArchiveError, readExport, writeExport, type JsonObject } from '../transfer/archive.js';
+import type { JsonObject } from '../transfer/archive.js';
 import { catalogDocument } from './catalog-documents.js';
 import type { Handler } from './types.js';
+
+/** The tar reader and writer (tar-stream), loaded at the first export or import rather than at every start-up. */
+const tarArchive = () => import('../transfer/archive.js');
 
 /** Carries a snapshot across an air gap: one tar out (`GET /export`), the same tar in (`POST /import`). */
 export function transferHandlers({ config, service }: { config: Config; service: PackageService }) {
@@ -20,6 +23,7 @@ export function transferHandlers({ config, service }: { config: Config; service:
     for (const kind of CATALOG_KINDS) {
       catalogs[CATALOG_SECTION[kind]] = catalogDocument(kind, snapshot.catalogs.get(kind) ?? [], base, { url: `${base}/catalogs/snapshots/${encodeURIComponent(snapshot.name)}/${CATALOG_SECTION[kind]}.json`, frozenAt: snapshot.createdAt }) as unknown as JsonObject;
     }
+    const { writeExport } = await tarArchive();
     res.type('application/x-tar').attachment(`release-server-${snapshot.name}.tar`);
     // A HEAD (answered by this GET, http/head.ts) gets the headers only: writing the tar would read every package's
     // bytes from the store just for Node to discard them.
@@ -48,6 +52,7 @@ export function transferHandlers({ config, service }: { config: Config; service:
   };
 
   const importArchive: Handler<'importArchive'> = async (req, res) => {
+    const { DEFAULT_IMPORT_LIMITS, ExportArchiveError, readExport } = await tarArchive();
     const staged = new Map<string, StagedBlob>();
     let verified;
     try {

@@ -4,6 +4,7 @@ import { BUNDLE_COMPONENT_KINDS, CATALOG_KINDS, KIND_RULES, type CatalogKind } f
 import type { BundleComponent } from '../domain/record.js';
 import { isPep440Specifier, isPep440Version } from '../domain/pep440.js';
 import { escapeForDisplay, unsafeEntryNameReason } from './entry-names.js';
+import { MANIFEST_LIMITS } from './manifest-limits.js';
 import type { Violation } from './zip-structure.js';
 import { CORE_COMMANDS, RESERVED_IDS } from './reserved-ids.js';
 
@@ -102,13 +103,6 @@ export function manifestKindOf(text: Buffer): { kind: CatalogKind } | { violatio
   if (kinds.length === 0) return neither('a bare manifest is a workflow.yml, bundle.yml or integration.yml, and its top-level key (workflow:, bundle: or integration:) says which');
   return neither(`it has more than one manifest's top-level key (${kinds.map((k) => `${KIND_RULES[k].manifestKey}:`).join(', ')})`);
 }
-
-/**
- * What bounds the work of reading a manifest, each far above real ones (the largest spec-kit manifests have a few
- * hundred nodes and a few KiB): checked in one linear pass over the parsed document before it becomes data, so a
- * manifest costs time in proportion to its size, never more.
- */
-export const MANIFEST_LIMITS = { maxBytes: 256 * 1024, maxNodes: 5_000, maxDepth: 32, maxAliases: 16 } as const;
 
 /** The manifest as data, or undefined (with a violation) when it is not YAML or breaks a bound. */
 function parseBounded(text: Buffer, check: Checker): unknown {

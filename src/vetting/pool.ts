@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import type { Verdict } from './vet.js';
 
 export interface VettingPoolOptions {
@@ -22,7 +22,9 @@ const DEFAULT_MEMORY_MB = 256;
  * upload refused as too slow to check. A worker that runs out of heap dies the same way.
  */
 export class VettingPool {
-  private readonly pool: Piscina<{ path: string }, Verdict>;
+  /** Made at the first upload: piscina is not loaded at start-up (its threads start on demand in any case). */
+  private pool: Promise<Piscina<{ path: string }, Verdict>> | null = null;
+  private readonly options: ConstructorParameters<typeof Piscina<{ path: string }, Verdict>>[0];
   private readonly timeoutMs: number;
   private readonly threads: number;
   /** Tasks handed to piscina (at most one per thread), and uploads waiting for a thread. */
@@ -34,7 +36,7 @@ export class VettingPool {
     const memoryMb = options.memoryMb ?? DEFAULT_MEMORY_MB;
     // One core is left to the event loop: two threads at most, one on a small machine.
     this.threads = options.maxThreads ?? Math.max(1, Math.min(2, availableParallelism() - 1));
-    this.pool = new Piscina({
+    this.options = {
       filename: options.filename ?? new URL('./worker.js', import.meta.url).href,
       maxThreads: this.threads,
       minThreads: 0,
@@ -46,7 +48,7 @@ export class VettingPool {
       atomics: 'disabled',
       // A small young generation: vetting streams 64 KiB chunks, and a large one lets tens of MiB of them pile up between scavenges.
       resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: 8, stackSizeMb: 4 },
-    });
+    };
   }
 
   /**
@@ -56,7 +58,8 @@ export class VettingPool {
   async vet(path: string): Promise<Verdict> {
     await this.acquire();
     try {
-      return await this.pool.run({ path }, { signal: AbortSignal.timeout(this.timeoutMs) });
+      this.pool ??= import('piscina').then(({ Piscina }) => new Piscina(this.options));
+      return await (await this.pool).run({ path }, { signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (err) {
       const e = err as Error & { code?: string };
       if (e.name === 'AbortError' || e.message === 'The task has been aborted') {
@@ -87,6 +90,6 @@ export class VettingPool {
   }
 
   async close(): Promise<void> {
-    await this.pool.destroy();
+    if (this.pool) await (await this.pool).destroy();
   }
 }

@@ -5,11 +5,17 @@ import { CATALOG_KINDS, KIND_RULES, MANIFEST_FILE, type CatalogKind, type Packag
 import type { PackageMember } from '../domain/record.js';
 import { inflateMembers, openArchive, type ArchiveEntry, type ArchiveLimits, type ArchiveSource } from './archive.js';
 import { escapeForDisplay } from './entry-names.js';
-import { checkManifest, manifestKindOf, MANIFEST_LIMITS } from './manifest.js';
-import { readTarGz } from './tar-archive.js';
+import { MANIFEST_LIMITS } from './manifest-limits.js';
 import { ARCHIVE, type ByteSource, type Violation } from './zip-structure.js';
 
 export type { Violation } from './zip-structure.js';
+
+/**
+ * The manifest checks (yaml) and the tar.gz reader (tar-stream), loaded in the worker when an upload needs them: a
+ * template zip, the usual upload, needs neither, and loading them cost each vetting thread ~4 MiB it kept while alive.
+ */
+const manifestChecks = () => import('./manifest.js');
+const tarReader = () => import('./tar-archive.js');
 
 /**
  * What vetting decides, as plain data (it crosses from the worker thread): what the package is, or every reason
@@ -67,7 +73,7 @@ export async function vetFile(path: string): Promise<Verdict> {
     if (size > MANIFEST_LIMITS.maxBytes) {
       return refuse([{ path: ARCHIVE, message: `not a readable zip archive, tar.gz archive or YAML manifest: at ${size} bytes it is too large for a bare YAML manifest (at most ${MANIFEST_LIMITS.maxBytes})` }]);
     }
-    return vetManifestText(source.read(0, size));
+    return await vetManifestText(source.read(0, size));
   } finally {
     closeSync(fd);
   }
@@ -149,6 +155,7 @@ export async function vetArchive(source: ArchiveSource): Promise<Verdict> {
   }
   const text = inflated.kept.get(located.manifest.path);
   if (!text) return refuse(violations);
+  const { checkManifest } = await manifestChecks();
   const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: archive.files });
   violations.push(...checked.violations);
   if (violations.length > 0 || !checked.metadata) return refuse(violations);
@@ -207,6 +214,7 @@ export async function vetTarGz(source: ArchiveSource): Promise<Verdict> {
     firstTop ??= parts[0];
     return parts[0] === firstTop;
   };
+  const { readTarGz } = await tarReader();
   const tar = await readTarGz(source, CATALOG_LIMITS, keep, MANIFEST_LIMITS.maxBytes);
   const violations = [...tar.violations];
   const located = locateManifest(tar.files, tar.directories, tar.entries.map((e) => e.name));
@@ -220,6 +228,7 @@ export async function vetTarGz(source: ArchiveSource): Promise<Verdict> {
   if (oversized !== undefined) return refuse([{ path: located.manifest.path, message: `is ${oversized} bytes; a manifest may have at most ${MANIFEST_LIMITS.maxBytes}` }]);
   const text = tar.kept.get(located.manifest.path);
   if (!text) return refuse([{ path: located.manifest.path, message: 'cannot be read' }]);
+  const { checkManifest } = await manifestChecks();
   const checked = checkManifest({ kind: located.manifest.kind, path: located.manifest.path, text, files: tar.files });
   if (checked.violations.length > 0 || !checked.metadata) return refuse(checked.violations);
   return { accepted: true, kind: located.manifest.kind, format: 'tar.gz', catalog: checked.metadata };
@@ -234,7 +243,8 @@ export async function vetTarGz(source: ArchiveSource): Promise<Verdict> {
  * integration's command files cannot be checked here, since there are none. Extensions, presets and steps need an
  * archive: the CLI has no way to install them from a manifest alone.
  */
-export function vetManifestText(bytes: Buffer): Verdict {
+export async function vetManifestText(bytes: Buffer): Promise<Verdict> {
+  const { checkManifest, manifestKindOf } = await manifestChecks();
   const kind = manifestKindOf(bytes);
   if ('violations' in kind) return refuse(kind.violations);
   const path = MANIFEST_FILE[kind.kind];
