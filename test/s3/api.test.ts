@@ -147,6 +147,17 @@ describe('the API on the s3 backend', () => {
     }, 8000);
   });
 
+  /** No multipart upload open, and no blob that no record names (retired ones, kept for the grace period, are named). */
+  const nothingLeftBehind = () =>
+    eventually(async () => {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+      const index = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
+      const named = new Set([...index.records.values(), ...index.retired].map((r) => r.blob));
+      const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
+      expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
+    }, 10_000);
+
   // Vetting runs while the last parts are still being uploaded: a refusal must cut that upload short or delete it.
   it('refuses a hostile archive of several parts and a wrong checksum with 4xx, leaving no object, multipart upload or journal entry', async () => {
     const before = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
@@ -159,14 +170,7 @@ describe('the API on the s3 backend', () => {
     expect(mismatch.status).toBeGreaterThanOrEqual(400);
     expect(mismatch.status).toBeLessThan(500);
     expect(mismatch.headers.get('content-type')).toContain('application/problem+json');
-    await eventually(async () => {
-      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
-      expect(uploads.Uploads ?? []).toEqual([]);
-      const index = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
-      const named = new Set([...index.records.values(), ...index.retired].map((r) => r.blob));
-      const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
-      expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
-    }, 10_000);
+    await nothingLeftBehind();
     const after = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
     // Download counts may be flushed meanwhile (entries of their own); no publish was: no id was handed out.
     expect(after.lastId).toBe(before.lastId);
@@ -177,15 +181,7 @@ describe('the API on the s3 backend', () => {
   it('a client that goes away mid-upload leaves no multipart upload and no blob behind', async () => {
     const result = await streamUpload(server.url, 'abandoned.zip', 40 * 1024 * 1024, { abortAfter: 20 * 1024 * 1024 });
     expect(result).toBe('aborted');
-    await eventually(async () => {
-      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
-      expect(uploads.Uploads ?? []).toEqual([]);
-      const index = await bucketIndex(client, env.S3_BUCKET!, 'release-server/');
-      // Blobs of deleted or replaced packages are retired, kept for the grace period: named too.
-      const named = new Set([...index.records.values(), ...index.retired].map((r) => r.blob));
-      const objects = await client.send(new ListObjectsV2Command({ Bucket: env.S3_BUCKET, Prefix: 'release-server/blobs/' }));
-      expect((objects.Contents ?? []).map((o) => o.Key).filter((k) => !named.has(k!))).toEqual([]);
-    }, 10_000);
+    await nothingLeftBehind();
     expect((await fetch(`${server.url}/assets/abandoned.zip`)).status).toBe(404);
   });
 
