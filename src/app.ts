@@ -41,7 +41,8 @@ export interface AppDeps {
  * The only place the middleware order is written down:
  * metrics → request log → nosniff → authorization (no cross-site writes;
  * scopes from the contract) → the body admitted (size, `100 Continue`) → contract (route, multipart upload, request
- * checks, response checks; a HEAD shown as the GET it stands for, http/head.ts) → handler → anything thrown becomes problem+json.
+ * checks, response checks; a HEAD shown as the GET it stands for, http/head.ts) → handler → anything thrown becomes
+ * problem+json.
  */
 export function createApp(deps: AppDeps): Express {
   patchValidator();

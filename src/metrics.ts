@@ -1,4 +1,5 @@
 import { ClientAbortError } from './http/upload.js';
+import { outcomeOf } from './http/request-log.js';
 import { matchedOperationId } from './http/routes.js';
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -112,7 +113,8 @@ export class Metrics {
       res.once('close', () => {
         const operation = matchedOperationId(req) ?? res.locals.operationId ?? 'none';
         end({ operation });
-        this.requests.inc({ operation, status: res.writableFinished ? String(res.statusCode) : res.err ? 'failed' : 'aborted' });
+        const outcome = outcomeOf(res);
+        this.requests.inc({ operation, status: outcome === 'finished' ? String(res.statusCode) : outcome });
         const sizeIn = Number(req.headers['content-length']);
         if (sizeIn > 0) this.bytesIn.inc({ operation }, sizeIn);
         const sizeOut = Number(res.getHeader('content-length'));

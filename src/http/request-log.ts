@@ -10,6 +10,14 @@ declare module 'node:http' {
 }
 
 /**
+ * How a response ended, read when it closes: sent whole; cut short by our side (a read error mid-download, after the
+ * status line went), which carries its error; or abandoned by the client. One reading for the log and the metrics.
+ */
+export function outcomeOf(res: Response): 'finished' | 'failed' | 'aborted' {
+  return res.writableFinished ? 'finished' : res.err !== undefined ? 'failed' : 'aborted';
+}
+
+/**
  * One line per request when its response is done: method, path (never the query, which may carry a token), status,
  * duration (ms) and bytes. Written by hand rather than with pino-http: that made a child logger and ran its
  * serializers for every request, a seventh of a small request's time in the profile.
@@ -21,10 +29,10 @@ export function requestLog(logger: Logger): RequestHandler {
     const id = ++lastId;
     const started = performance.now();
     res.once('close', () => {
-      const finished = res.writableFinished;
+      const outcome = outcomeOf(res);
+      const finished = outcome === 'finished';
+      const failed = outcome === 'failed';
       const status = res.statusCode;
-      // Cut short by our side (a read error mid-download, with the status line already sent): a failure of ours.
-      const failed = !finished && res.err !== undefined;
       // 503 is the readiness probe's "not yet" (or storage gone, which the probe reports): a warning, not a failure of
       // ours. A request its client abandoned is neither a success nor our failure: a warning, said as such.
       const level = failed ? 'error' : !finished ? 'warn' : status >= 500 && status !== 503 ? 'error' : status >= 400 ? 'warn' : 'info';

@@ -603,15 +603,16 @@ export class PackageService {
 
   /** Another process's changes folded in: the records it put replace those of their names, the removed ones go. */
   private takeChanges(records: readonly StoredRecord[], removed: readonly string[]): void {
-    for (const name of [...removed, ...records.map((r) => r.name)]) {
+    const touched = new Set([...removed, ...records.map((r) => r.name)]);
+    for (const name of touched) {
       const current = this.index.get(name);
       if (current) {
         this.byId.delete(current.id);
         this.index.delete(name);
       }
-      // A snapshot is kept under its own name; its record's name is the store's.
-      for (const [snapshot, record] of this.snapshotRecords) if (record.name === name) this.snapshotRecords.delete(snapshot);
     }
+    // A snapshot is kept under its own name; its record's name is the store's.
+    for (const [snapshot, record] of this.snapshotRecords) if (touched.has(record.name)) this.snapshotRecords.delete(snapshot);
     for (const record of records) {
       this.noteStamp(record.updatedAt);
       if (isSnapshotRecord(record)) this.snapshotRecords.set(record.snapshot.name, record);
@@ -684,16 +685,16 @@ export class PackageService {
     return this.countSaves;
   }
 
-  /**
-   * Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. Resolves
-   * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.
-   */
   /** True when some retention limit could remove a package after `kept` was stored. */
   private retentionLimits(kept: PackageRecord): boolean {
     if (kept.kind === 'template') return (this.options.maxReleases ?? 0) > 0 || this.options.maxPackages > 0;
     return (this.options.maxVersionsPerPackage ?? 0) > 0 && kept.catalog !== null;
   }
 
+  /**
+   * Applies the retention of the kind just uploaded; never deletes `kept` itself. Runs under the lock. Resolves
+   * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.
+   */
   private async applyRetention(kept: PackageRecord): Promise<string[]> {
     return kept.kind === 'template' ? this.applyTemplateRetention(kept) : this.applyVersionRetention(kept);
   }

@@ -473,8 +473,8 @@ export class Journal {
 
   /**
    * Writes the state as a checkpoint, in the background: taken now (the state as of this entry exactly), then
-   * serialised in slices and written while later changes go on. A failure is logged; the next checkpoint tries again, and the entries are
-   * the truth meanwhile.
+   * serialised in slices and written while later changes go on. A failure is logged; the next checkpoint tries
+   * again, and the entries are the truth meanwhile.
    */
   private compact(): void {
     const seq = this.state.seq;

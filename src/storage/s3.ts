@@ -322,10 +322,11 @@ export class S3Storage implements Storage {
   /**
    * Order of writes, and why: every blob is in the bucket first (stage uploads it, each under a key of its own that
    * nothing names, and the batch waits for every upload to complete); then ONE journal entry, created conditionally,
-   * names them all: the commit point, so every replica sees the whole batch or none of it. Conflicts and ids are decided inside the commit against the index as the bucket
-   * holds it (a name another replica published a moment ago conflicts too, and the whole batch fails). A failure
-   * before or at the commit deletes the batch's blobs; a crash there leaves them unnamed, and the sweep at open
-   * removes them once they are older than the leftover age, as it does an interrupted upload's.
+   * names them all: the commit point, so every replica sees the whole batch or none of it. Conflicts and ids are
+   * decided inside the commit against the index as the bucket holds it (a name another replica published a moment
+   * ago conflicts too, and the whole batch fails). A failure before or at the commit deletes the batch's blobs; a
+   * crash there leaves them unnamed, and the sweep at open removes them once they are older than the leftover age,
+   * as it does an interrupted upload's.
    */
   async publishBatch<R extends StoredRecord>(items: readonly BatchItem<R>[], options: { ifAbsent?: boolean } = {}): Promise<R[]> {
     const problem = batchProblem(items, (s) => s instanceof S3StagedBlob && s.usable);
