@@ -22,8 +22,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,6 +30,7 @@ import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
 import { renderScale, scaleSection } from './scale.mjs';
 import { renderTransfer, transferSection } from './transfer.mjs';
+import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, writeZip } from './lib.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -297,17 +297,6 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
   }
 }
 
-/** A zip of files on disk (stored: random bytes do not compress) plus small text files. */
-async function writeZip(path, files, texts = {}) {
-  const zip = new yazl.ZipFile();
-  for (const [name, text] of Object.entries(texts)) zip.addBuffer(Buffer.from(text), name, { mtime: new Date(0) });
-  for (const [name, source] of files) zip.addFile(source, name, { compress: false, mtime: new Date(0) });
-  zip.end();
-  const { createWriteStream } = await import('node:fs');
-  const { pipeline } = await import('node:stream/promises');
-  await pipeline(zip.outputStream, createWriteStream(path));
-}
-
 function extensionManifest(id, version) {
   return `schema_version: "1.0"
 extension:
@@ -514,20 +503,6 @@ async function stop(server) {
   await new Promise((r) => (server.child.exitCode !== null ? r() : server.child.once('exit', r)));
 }
 
-/** Bytes per second of one download, as curl saw it. */
-async function curlSpeed(url) {
-  const { stdout } = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{speed_download}', url]);
-  return Number(stdout);
-}
-
-/** Bytes per second of one upload of `bytes`, by curl's time_total. */
-async function curlUpload(args, bytes, ...okStatuses) {
-  const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', ...args]);
-  const [status, seconds] = stdout.split(' ');
-  if (!okStatuses.includes(Number(status))) throw new Error(`upload answered ${status}`);
-  return bytes / Number(seconds);
-}
-
 /** wrk, 2 threads, 16 connections: requests per second and p99 latency in ms. */
 async function wrk(url, extra = []) {
   const { stdout } = await run('wrk', ['-t2', '-c16', `-d${SECONDS}s`, '--latency', ...extra, url]);
@@ -546,52 +521,6 @@ async function fillPackages(dir, count, prefix) {
   }
 }
 
-/**
- * Stores the package files in `dir` the way the server does (it never adopts files placed by hand): each hashed and
- * hard-linked to `.release-server/blobs/<2 hex>/<sha256>`, and one index generation recording them all. The files
- * stay where they are (nginx serves them; the server ignores them).
- */
-async function indexStore(dir) {
-  const state = join(dir, '.release-server');
-  await mkdir(join(state, 'index'), { recursive: true });
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.zip')).sort();
-  const records = [];
-  const now = Date.now();
-  for (const [i, name] of names.entries()) {
-    const sha256 = await sha256File(join(dir, name));
-    await mkdir(join(state, 'blobs', sha256.slice(0, 2)), { recursive: true });
-    await link(join(dir, name), join(state, 'blobs', sha256.slice(0, 2), sha256)).catch((err) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-    const at = new Date(now - (names.length - i) * 1000).toISOString();
-    const tag = /-v(\d+\.\d+\.\d+)\.zip$/.exec(name);
-    const { size } = await stat(join(dir, name));
-    records.push({ id: i + 1, name, size, sha256, createdAt: at, updatedAt: at, downloadCount: 0, tag: tag ? `v${tag[1]}` : null, kind: 'template', catalog: null, blob: sha256 });
-  }
-  await writeFile(join(state, 'index', '000000000001.json'), JSON.stringify({ version: 2, seq: 1, lastId: records.length, records }));
-}
-
-async function rss(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)[1]) * 1024;
-  return { peak: kib('VmHWM'), now: kib('VmRSS') };
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function sha256File(path) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk);
-  return hash.digest('hex');
-}
-
 function ensureTools() {
   const missing = [['nginx', 'nginx-light'], ['wrk', 'wrk'], ['curl', 'curl']].filter(([cmd]) => !['/usr/sbin/', '/usr/bin/'].some((d) => existsSync(d + cmd)));
   if (missing.length === 0) return;
@@ -605,9 +534,6 @@ function median(xs) {
 }
 function spread(xs, f) {
   return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
-}
-function mbs(x) {
-  return `${(x / 1e6).toFixed(0)} MB/s`;
 }
 function reqs(x) {
   return `${x.toFixed(0)} req/s`;

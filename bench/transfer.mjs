@@ -15,13 +15,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { link, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { link, mkdir, mkdtemp, open, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import yazl from 'yazl';
+import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, writeZip } from './lib.mjs';
 
 const MiB = 1024 * 1024;
 const BIG = 100 * MiB;
@@ -349,25 +348,6 @@ async function stop(server) {
   await new Promise((r) => (server.child.exitCode !== null ? r() : server.child.once('exit', r)));
 }
 
-async function curlSpeed(url) {
-  const { stdout } = await run('curl', ['-sS', '--fail', '-o', '/dev/null', '-w', '%{speed_download}', url]);
-  return Number(stdout);
-}
-
-/** Bytes per second of one upload of `bytes`, by curl's time_total (request sent, answer received). */
-async function curlUpload(args, bytes, ...okStatuses) {
-  const { stdout } = await run('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', ...args]);
-  const [status, seconds] = stdout.split(' ');
-  if (!okStatuses.includes(Number(status))) throw new Error(`upload answered ${status}`);
-  return bytes / Number(seconds);
-}
-
-async function rss(pid) {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = (key) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)[1]) * 1024;
-  return { peak: kib('VmHWM'), now: kib('VmRSS') };
-}
-
 /** Resets VmHWM to the current RSS (Linux: "5" to clear_refs), so the next peak is the transfer's own. */
 async function resetPeak(pid) {
   const handle = await open(`/proc/${pid}/clear_refs`, 'w');
@@ -378,49 +358,6 @@ async function resetPeak(pid) {
   }
 }
 
-/** A zip of files on disk, stored (random bytes do not compress). */
-async function writeZip(path, files) {
-  const zip = new yazl.ZipFile();
-  for (const [name, source] of files) zip.addFile(source, name, { compress: false, mtime: new Date(0) });
-  zip.end();
-  await pipeline(zip.outputStream, createWriteStream(path));
-}
-
-/** Stores the zips in `dir` as the server does (hashed, linked into blobs/, one index generation). */
-async function indexStore(dir) {
-  const state = join(dir, '.release-server');
-  await mkdir(join(state, 'index'), { recursive: true });
-  const names = (await readdir(dir)).filter((n) => n.endsWith('.zip')).sort();
-  const records = [];
-  const now = Date.now();
-  for (const [i, name] of names.entries()) {
-    const sha256 = await sha256File(join(dir, name));
-    await mkdir(join(state, 'blobs', sha256.slice(0, 2)), { recursive: true });
-    await link(join(dir, name), join(state, 'blobs', sha256.slice(0, 2), sha256)).catch((err) => {
-      if (err.code !== 'EEXIST') throw err;
-    });
-    const at = new Date(now - (names.length - i) * 1000).toISOString();
-    const { size } = await stat(join(dir, name));
-    records.push({ id: i + 1, name, size, sha256, createdAt: at, updatedAt: at, downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: sha256 });
-  }
-  await writeFile(join(state, 'index', '000000000001.json'), JSON.stringify({ version: 2, seq: 1, lastId: records.length, records }));
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function sha256File(path) {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: MiB })) hash.update(chunk);
-  return hash.digest('hex');
-}
-
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
@@ -428,9 +365,6 @@ function median(xs) {
 }
 function spread(xs, f) {
   return `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
-}
-function mbs(x) {
-  return `${(x / 1e6).toFixed(0)} MB/s`;
 }
 function mib(x) {
   return `${(x / MiB).toFixed(1)} MiB`;
