@@ -1,5 +1,5 @@
 // Helpers the bench scripts share (run.mjs, transfer.mjs, scale.mjs): ports, curl timings, memory, zips, a store.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -84,4 +84,49 @@ export async function indexStore(dir) {
     records.push({ id: i + 1, name, size, sha256, createdAt: at, updatedAt: at, downloadCount: 0, tag: tag ? `v${tag[1]}` : null, kind: 'template', catalog: null, blob: sha256 });
   }
   await writeFile(join(state, 'index', '000000000001.json'), JSON.stringify({ version: 2, seq: 1, lastId: records.length, records }));
+}
+
+/**
+ * nginx as the reference: one worker, `sendfile on`, access log off, `gzip_static` (a `.gz` beside a file serves a
+ * client that takes gzip), the bench's JSON paths typed as JSON, and WebDAV PUT under /dav/. Ready once `probe`
+ * (a file under `root`) answers; its process is added to `children` for the caller to stop.
+ */
+export async function startNginx(work, root, children, probe) {
+  const port = await freePort();
+  const prefix = join(work, 'nginx');
+  await mkdir(join(prefix, 'body'), { recursive: true });
+  const conf = join(prefix, 'nginx.conf');
+  await writeFile(
+    conf,
+    `daemon off;
+worker_processes 1;
+${process.getuid() === 0 ? 'user root;' : ''}
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log /dev/null;
+  sendfile on;
+  gzip_static on;
+  tcp_nopush on;
+  client_body_temp_path ${prefix}/body;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    location = /latest { default_type application/json; alias ${root}/latest.json; }
+    location = /packages.json { default_type application/json; }
+    location /catalogs/ { default_type application/json; alias ${root}/catalogs/; }
+    location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 200; i++) {
+    if ((await fetch(`${url}${probe}`, { method: 'HEAD' }).catch(() => null))?.status === 200) break;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return { url, root, pid: child.pid, child, kill: (s) => child.kill(s) };
 }

@@ -30,7 +30,7 @@ import { gzipSync } from 'node:zlib';
 import yazl from 'yazl';
 import { renderScale, scaleSection } from './scale.mjs';
 import { renderTransfer, transferSection } from './transfer.mjs';
-import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, writeZip } from './lib.mjs';
+import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, startNginx, writeZip } from './lib.mjs';
 
 const RUNS = Number(process.env.RUNS ?? 5);
 const SECONDS = Number(process.env.SECONDS ?? 5);
@@ -76,7 +76,7 @@ async function main() {
   results.transfer = await transferSection({ work: transferWork, runs: RUNS, log: () => undefined });
   await rm(transferWork, { recursive: true, force: true });
 
-  const nginx = await startNginx(nginxRoot);
+  const nginx = await startNginx(work, nginxRoot, servers, '/small.zip');
   let server;
 
   // 3. /latest with 1,000 packages
@@ -456,46 +456,6 @@ async function startOurs(storage, extraEnv = {}) {
     await new Promise((r) => setTimeout(r, 5));
   }
   return { url, pid: child.pid, child, kill: (s) => child.kill(s), readyMs: performance.now() - t0 };
-}
-
-async function startNginx(root) {
-  const port = await freePort();
-  const prefix = join(work, 'nginx');
-  await mkdir(join(prefix, 'body'), { recursive: true });
-  const conf = join(prefix, 'nginx.conf');
-  await writeFile(
-    conf,
-    `daemon off;
-worker_processes 1;
-${process.getuid() === 0 ? 'user root;' : ''}
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log;
-events { worker_connections 1024; }
-http {
-  access_log /dev/null;
-  sendfile on;
-  gzip_static on;
-  tcp_nopush on;
-  client_body_temp_path ${prefix}/body;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    location = /latest { default_type application/json; alias ${root}/latest.json; }
-    location = /packages.json { default_type application/json; }
-    location /catalogs/ { default_type application/json; alias ${root}/catalogs/; }
-    location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
-  }
-}
-`,
-  );
-  const child = spawn('nginx', ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
-  servers.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${url}/small.zip`).catch(() => null))?.status === 200) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { url, root, pid: child.pid, child, kill: (s) => child.kill(s) };
 }
 
 async function stop(server) {

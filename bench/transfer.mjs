@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, writeZip } from './lib.mjs';
+import { curlSpeed, curlUpload, freePort, indexStore, mbs, rss, sha256File, startNginx, writeZip } from './lib.mjs';
 
 const MiB = 1024 * 1024;
 const BIG = 100 * MiB;
@@ -73,7 +73,7 @@ export async function transferSection({ work, runs = 5, log = console.log, nodeF
     const bareDir = join(work, 'bare');
     await mkdir(bareDir);
 
-    const nginx = await startNginx(work, nginxRoot, children);
+    const nginx = await startNginx(work, nginxRoot, children, '/big.zip');
     const bare = await startBare(bareDir, children);
     const start = () => startOurs(oursDir, children, nodeFlags);
     let ours = await start();
@@ -305,42 +305,6 @@ async function startBare(dir, children) {
     child.once('exit', (code) => reject(new Error(`bare server exited ${code}`)));
   });
   return { url: `http://127.0.0.1:${port}`, pid: child.pid, child };
-}
-
-async function startNginx(work, root, children) {
-  const port = await freePort();
-  const prefix = join(work, 'nginx');
-  await mkdir(join(prefix, 'body'), { recursive: true });
-  const conf = join(prefix, 'nginx.conf');
-  await writeFile(
-    conf,
-    `daemon off;
-worker_processes 1;
-${process.getuid() === 0 ? 'user root;' : ''}
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log;
-events { worker_connections 1024; }
-http {
-  access_log /dev/null;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path ${prefix}/body;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    location /dav/ { dav_methods PUT; create_full_put_path on; client_max_body_size 0; }
-  }
-}
-`,
-  );
-  const child = spawn('nginx', ['-p', prefix, '-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    if ((await fetch(`${url}/big.zip`, { method: 'HEAD' }).catch(() => null))?.status === 200) break;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { url, pid: child.pid, child };
 }
 
 async function stop(server) {
