@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, createReadStream, createWriteStream, constants, fstat, open as openFd, type Stats } from 'node:fs';
+import { closeSync, createReadStream, constants, fstat, open as openFd, type Stats } from 'node:fs';
 import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -9,6 +9,7 @@ import { tagOfName } from '../domain/version.js';
 import { mapLimit } from './concurrency.js';
 import { Digest } from './digest.js';
 import { FileRange } from './file-range.js';
+import { FileSink, writeInPieces } from './file-sink.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
@@ -248,7 +249,7 @@ export class FilesystemStorage implements Storage {
     const path = join(this.tmpDir, randomUUID());
     const digest = new Digest();
     try {
-      await pipeline(source, digest.passThrough(), createWriteStream(path, { flags: 'wx', highWaterMark: READ_CHUNK }));
+      await pipeline(source, digest.passThrough(), new FileSink(path));
     } catch (err) {
       await rm(path, { force: true });
       throw asFull(err, 'the upload');
@@ -622,7 +623,7 @@ async function fsyncFile(path: string): Promise<void> {
 async function writeDurably(path: string, text: string): Promise<void> {
   const handle = await open(path, 'wx');
   try {
-    await handle.writeFile(text);
+    await writeInPieces(handle, text);
     await handle.sync();
   } finally {
     await handle.close();
@@ -644,7 +645,7 @@ export async function writeGenerationFile(tmpDir: string, dir: string, text: str
   try {
     const handle = await open(tmp, 'wx');
     try {
-      await handle.writeFile(text);
+      await writeInPieces(handle, text);
       await handle.sync();
     } finally {
       await handle.close();

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
+import { FileSink } from './file-sink.js';
 import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
 
@@ -233,7 +234,7 @@ export class S3Storage implements Storage {
     const key = `${this.settings.prefix}blobs/${randomUUID()}`;
     const localCopy = join(await this.localStaging(), randomUUID());
     const digest = new Digest();
-    const file = createWriteStream(localCopy, { flags: 'wx' });
+    const file = new FileSink(localCopy);
     // One pass over the upload: hashed, written to the local copy (vetting reads it there, not back from the
     // store), and passed on to the multipart upload; the file's backpressure holds the stream like the upload's.
     const tee = new Transform({
