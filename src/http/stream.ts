@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Response } from 'express';
 import { FileRange } from '../storage/file-range.js';
+import { spentBuffers } from '../storage/spent-buffers.js';
 
 /**
  * Sends the bytes to the client and settles when either side is done. A read error is logged with the request line and cuts
@@ -21,6 +22,8 @@ export function streamTo(bytes: Readable, res: Response): Promise<void> {
       bytes.destroy();
       resolve();
     });
+    // Bytes from the store (s3) arrive in buffers of their own, as an upload's do: freed young, not by full GCs.
+    bytes.on('data', (chunk: Buffer) => spentBuffers(chunk.length));
     bytes.pipe(res);
   });
 }
