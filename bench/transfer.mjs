@@ -94,8 +94,8 @@ export async function transferSection({ work, runs = 5, log = console.log, nodeF
       const target = join(work, 'copy.bin');
       const t0 = performance.now();
       const hash = createHash('sha256');
-      // Writes of 64 KiB, one per chunk, as the bare server's and ours are (src/storage/file-sink.ts says why larger
-      // ones measure this VM's memory rather than its disk).
+      // Writes of 64 KiB, one per chunk, as ours are (src/storage/file-sink.ts says why larger ones measure this
+      // VM's memory rather than its disk).
       const out = await open(target, 'wx');
       try {
         for await (const chunk of createReadStream(big, { highWaterMark: 64 * 1024 })) {

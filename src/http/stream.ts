@@ -11,6 +11,11 @@ import { spentBuffers } from '../storage/spent-buffers.js';
  * machinery per request).
  */
 export function streamTo(bytes: Readable, res: Response): Promise<void> {
+  // The client may have left while the bytes were being opened (an s3 round trip): 'close' has fired already.
+  if (res.closed) {
+    bytes.destroy();
+    return Promise.resolve();
+  }
   if (bytes instanceof FileRange) return sendFileRange(bytes, res);
   return new Promise((resolve) => {
     bytes.once('error', (err) => {
@@ -22,7 +27,8 @@ export function streamTo(bytes: Readable, res: Response): Promise<void> {
       bytes.destroy();
       resolve();
     });
-    // Bytes from the store (s3) arrive in buffers of their own, as an upload's do: freed young, not by full GCs.
+    // Bytes from the store (s3) and inflated zip members arrive in buffers of their own, as an upload's do: freed
+    // young, not by full GCs.
     bytes.on('data', (chunk: Buffer) => spentBuffers(chunk.length));
     bytes.pipe(res);
   });

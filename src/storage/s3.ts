@@ -244,7 +244,8 @@ export class S3Storage implements Storage {
         else file.once('drain', () => done(null, chunk));
       },
       flush(done) {
-        file.end(() => done());
+        // The last writes can fail after write() took them (a full disk): the local copy must not pass for whole.
+        file.end((err?: Error | null) => done(err ?? null));
       },
     });
     file.once('error', (err) => tee.destroy(err));

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs';
+import { Readable } from 'node:stream';
 import { mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
 import { createServer, get, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -127,5 +128,35 @@ describe('downloads of a file range (streamTo with reused buffers)', () => {
     expect(Buffer.concat(chunks).equals(bytes.subarray(10, 2 * SEND_CHUNK + 100))).toBe(true);
     expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
     expect(file.destroyed).toBe(true);
+  });
+
+  it('settles at once and lets go of the bytes when the client left before they were opened (an s3 round trip)', async () => {
+    const outcomes: { kind: string; settled: boolean; destroyed: boolean }[] = [];
+    let finished!: () => void;
+    const allDone = new Promise<void>((resolve) => (finished = resolve));
+    const server = createServer((_req, res) => {
+      res.once('close', async () => {
+        for (const [kind, source] of [['piped', new Readable({ read() {} })], ['file', await openRange(0, SIZE - 1)]] as const) {
+          let settled = false;
+          void streamTo(source, res as unknown as Response).then(() => (settled = true));
+          await new Promise((resolve) => setImmediate(resolve));
+          outcomes.push({ kind, settled, destroyed: source.destroyed });
+        }
+        finished();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const req = get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
+      req.on('error', () => undefined);
+      req.once('socket', (socket) => socket.once('connect', () => setTimeout(() => req.destroy(), 20)));
+      await allDone;
+      expect(outcomes).toEqual([
+        { kind: 'piped', settled: true, destroyed: true },
+        { kind: 'file', settled: true, destroyed: true },
+      ]);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -57,4 +57,18 @@ describe('FileSink', () => {
     await handle.close();
     expect(await readFile(path, 'utf8')).toBe(text);
   });
+
+  it('stops at the piece in flight when destroyed in the middle of a large chunk, and closes only after it', async () => {
+    const path = join(dir, 'cut.bin');
+    const sink = new FileSink(path);
+    await new Promise<void>((resolve, reject) => sink.write(Buffer.from('x'), (err) => (err ? reject(err) : resolve())));
+    const events: string[] = [];
+    sink.once('close', () => events.push('close'));
+    const written = new Promise<void>((resolve) => sink.write(Buffer.alloc(8 * WRITE_PIECE, 0x41), () => (events.push('write settled'), resolve())));
+    sink.destroy();
+    await written;
+    await new Promise<void>((resolve) => (sink.closed ? resolve() : sink.once('close', () => resolve())));
+    expect(events).toEqual(['write settled', 'close']);
+    expect((await readFile(path)).length).toBe(1 + WRITE_PIECE);
+  });
 });
