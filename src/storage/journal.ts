@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { mapLimit } from './concurrency.js';
 import { highestId, validateRecords } from './records.js';
-import { StorageError, type StoredRecord } from './storage.js';
+import { StorageError, type ForeignChanges, type StoredRecord } from './storage.js';
 
 /**
  * The index as a journal, one concept for both backends (filesystem.ts and s3.ts give it their primitives):
@@ -419,11 +419,25 @@ export class Journal {
     }
   }
 
-  /** What other writers changed since the last call (see `foreign`), or null when they changed nothing. */
-  takeForeign(): ReadonlySet<string> | 'all' | null {
+  /**
+   * What other writers changed since the last call (see `foreign`), as refresh() hands it on: copies of the records
+   * they put (the service may change what it is handed) and the names they removed; every record after a reload.
+   * Null when they changed nothing.
+   */
+  takeForeign(): ForeignChanges | null {
     const taken = this.foreign;
     this.foreign = new Set();
-    return taken === 'all' || taken.size > 0 ? taken : null;
+    if (taken === 'all') return { whole: true, records: [...this.state.records.values()].map((r) => ({ ...r })) };
+    if (taken.size === 0) return null;
+    // Only what changed: a copy of every record per change another writer made cost O(packages) each time.
+    const records: StoredRecord[] = [];
+    const removed: string[] = [];
+    for (const name of taken) {
+      const record = this.state.records.get(name);
+      if (record) records.push({ ...record });
+      else removed.push(name);
+    }
+    return { whole: false, records, removed };
   }
 
   /** The newest checkpoint beyond the state held here, or null. */

@@ -223,7 +223,7 @@ export class S3Storage implements Storage {
     await this.sweepRetired();
     this.lastSweep = Date.now();
     this.background = this.sweepLeftovers().catch((err) => this.log.warn({ err }, 'could not sweep what interrupted uploads left; will try again'));
-    return [...this.state.records.values()].map(copy);
+    return [...this.state.records.values()].map((r) => ({ ...r }));
   }
 
   /** Resolves when the sweep and the checkpoint started in the background (if any) are done. */
@@ -400,18 +400,7 @@ export class S3Storage implements Storage {
       this.lastSweep = Date.now();
       this.background = this.sweep().catch((err) => this.log.warn({ err }, 'could not sweep retired blobs; will try again'));
     }
-    const names = this.journal.takeForeign();
-    if (names === null) return null;
-    if (names === 'all') return { whole: true, records: [...this.state.records.values()].map(copy) };
-    // Only what changed: a copy of every record per change another replica made cost O(packages) each time.
-    const records: StoredRecord[] = [];
-    const removed: string[] = [];
-    for (const name of names) {
-      const record = this.state.records.get(name);
-      if (record) records.push(copy(record));
-      else removed.push(name);
-    }
-    return { whole: false, records, removed };
+    return this.journal.takeForeign();
   }
 
   /** By the record's own blob, never by name: the bytes are the ones the record describes, or not-found. */
@@ -618,11 +607,6 @@ export class S3Storage implements Storage {
     }
     if (swept > 0) this.log.info({ swept }, 'removed what interrupted uploads left in the bucket');
   }
-}
-
-/** The service may change what it is handed (counts it adds); the state held here stays as stored. */
-function copy(record: StoredRecord): StoredRecord {
-  return { ...record };
 }
 
 /** Why a legacy index.json cannot be used, or the index; records are checked one by one afterwards. */
