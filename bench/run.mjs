@@ -270,14 +270,19 @@ async function s3Section(big, bigSize, bigSha, thousandDir) {
     const s3Server = await startOurs(join(work, 'unused-s3-latest'), s3Env('bench-latest'));
     const latest = await alternate(async () => wrk(`${s3Server.url}/latest`), async () => wrk(`${fsServer.url}/latest`));
 
-    // One process per core (WORKERS=2 here) over the same bucket, against one process and bare Express.
+    // One process per core (WORKERS=2 here) over the same bucket, and over a copy of the filesystem store (one server
+    // owns a directory), against one process of each and bare Express.
     const twoWorkers = await startOurs(join(work, 'unused-s3-workers'), { ...s3Env('bench-latest'), WORKERS: '2' });
+    const fsWorkersDir = `${thousandDir}-workers`;
+    await run('cp', ['-a', thousandDir, fsWorkersDir]);
+    const twoFs = await startOurs(fsWorkersDir, { WORKERS: '2' });
     const express = await startStandIn('express.mjs');
     const workers = {
-      healthz: await rotate({ two: () => wrk(`${twoWorkers.url}/healthz`), one: () => wrk(`${s3Server.url}/healthz`), express: () => wrk(`${express.url}/healthz`) }),
-      latest: await rotate({ two: () => wrk(`${twoWorkers.url}/latest`), one: () => wrk(`${s3Server.url}/latest`) }),
+      healthz: await rotate({ two: () => wrk(`${twoWorkers.url}/healthz`), twoFs: () => wrk(`${twoFs.url}/healthz`), one: () => wrk(`${s3Server.url}/healthz`), express: () => wrk(`${express.url}/healthz`) }),
+      latest: await rotate({ two: () => wrk(`${twoWorkers.url}/latest`), one: () => wrk(`${s3Server.url}/latest`), twoFs: () => wrk(`${twoFs.url}/latest`), oneFs: () => wrk(`${fsServer.url}/latest`) }),
     };
     await stop(twoWorkers);
+    await stop(twoFs);
     await stop(express);
 
     // Idle: what one replica asks of the store per second when nothing happens (storage operations from /metrics).
@@ -579,6 +584,10 @@ function render(r) {
   add('WORKERS=2 (s3): /healthz', spread(rps(w.healthz.two), reqs), `bare Express ${spread(rps(w.healthz.express), reqs)}; one process ${spread(rps(w.healthz.one), reqs)}`, `${wx.toFixed(2)}×`, '≥ 0.8×', wx >= 0.8);
   const wl = median(rps(w.latest.two)) / median(rps(w.latest.one));
   add('WORKERS=2 (s3): /latest, 1,000 packages', spread(rps(w.latest.two), reqs), `one process ${spread(rps(w.latest.one), reqs)}`, `${wl.toFixed(2)}×`, '', null);
+  const wfx = median(rps(w.healthz.twoFs)) / median(rps(w.healthz.express));
+  add('WORKERS=2 (filesystem): /healthz', spread(rps(w.healthz.twoFs), reqs), `bare Express ${spread(rps(w.healthz.express), reqs)}`, `${wfx.toFixed(2)}×`, '≥ 0.8×', wfx >= 0.8);
+  const wfl = median(rps(w.latest.twoFs)) / median(rps(w.latest.oneFs));
+  add('WORKERS=2 (filesystem): /latest, 1,000 packages', spread(rps(w.latest.twoFs), reqs), `one process ${spread(rps(w.latest.oneFs), reqs)}`, `${wfl.toFixed(2)}×`, '', null);
   add('s3: idle requests per second, one replica', `${r.s3.idle.toFixed(2)} /s over ${r.s3.idleSeconds} s`, '', `${r.s3.idle.toFixed(2)} /s`, '≤ a couple', r.s3.idle <= 2);
 
   const head = ['figure', 'ours: median (min–max)', 'reference', 'result', 'goal', 'met'];
@@ -646,8 +655,9 @@ ${renderScale(r.scaleS3)}
   Upload: curl \`-F file=@big.zip '/upload?overwrite=true'\` (vetting included) alternating with lib-storage's Upload of
   the same file with the server's settings (8 MiB parts, two in flight). \`/latest\`: the same wrk on an s3 server
   whose index holds the records of the 1,000 packages of section 3, alternating with the filesystem server over them.
-  Workers: the same wrk on \`/healthz\` and \`/latest\` of a server with \`WORKERS=2\` over that bucket, in turn with one
-  process and with bare Express (\`bench/stand-ins/express.mjs\`).
+  Workers: the same wrk on \`/healthz\` and \`/latest\` of a server with \`WORKERS=2\` over that bucket, and of one
+  over a copy of the filesystem store of 1,000 packages, in turn with one process of each and with bare Express
+  (\`bench/stand-ins/express.mjs\`).
   Idle: storage operations (each one S3 request) counted by \`/metrics\` over ${r.s3.idleSeconds} s with no traffic.
 `;
   return { table, markdown };

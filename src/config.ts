@@ -282,9 +282,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const v = values as Values;
   if (v.storage_backend === 's3' && v.s3_bucket === null) throw new ConfigError('STORAGE_BACKEND=s3 needs a bucket: set S3_BUCKET (s3_bucket)');
-  if (v.workers > 1 && v.storage_backend !== 's3') {
-    throw new ConfigError(`WORKERS=${v.workers} needs STORAGE_BACKEND=s3: workers share one store as replicas do, and only the s3 backend takes in other processes' writes today`);
-  }
   if (v.download_redirect && v.storage_backend !== 's3') throw new ConfigError('DOWNLOAD_REDIRECT=true needs STORAGE_BACKEND=s3: only an object store can serve a presigned URL');
   return Object.freeze({
     configFile: file ? path : null,

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   const storageLog = logger.child({ module: 'storage' });
   const metrics: Metrics = new Metrics({
     indexSize: () => service.size(),
-    refreshLagSeconds: () => (config.s3 && service.lastRefreshAt > 0 ? (Date.now() - service.lastRefreshAt) / 1000 : 0),
+    refreshLagSeconds: () => ((config.s3 || worker !== null) && service.lastRefreshAt > 0 ? (Date.now() - service.lastRefreshAt) / 1000 : 0),
   });
   // The AWS SDK is loaded only for the s3 backend: it adds ~20 MiB and start-up time a filesystem server does not need.
   const backend: Storage = config.s3
@@ -76,7 +76,7 @@ async function main(): Promise<void> {
         // Replaced and removed blobs outlive every presigned URL made for them, and then some for slow downloads.
         retiredGraceMs: ((config.downloadRedirectSeconds ?? 900) + 600) * 1000,
       })
-    : new FilesystemStorage(config.storagePath, storageLog);
+    : new FilesystemStorage(config.storagePath, storageLog, worker === null ? {} : { worker: { number: worker, count: config.workers } });
   // Workers tell each other about every change they write (src/cluster.ts).
   const link = worker === null ? null : new WorkerLink(metrics.registry, () => service.refresh(), logger.child({ module: 'cluster' }));
   const storage: Storage = metrics.instrument(link ? announcingWrites(backend, () => link.changed()) : backend, config.storageBackend);

@@ -22,7 +22,7 @@ try {
   console.log(report.base ? `started from the last good generation ${report.base}` : 'no good generation was left; started from nothing');
   console.log(`salvaged ${report.salvaged.length} record(s) from the damaged file(s)${report.salvaged.length ? `: ${report.salvaged.join(', ')}` : ''}`);
   console.log(`wrote ${report.written}: ${report.records} package(s); the next id will be above ${report.lastId}`);
-  for (const orphan of report.orphans) console.log(`blob ${orphan.sha256} (${orphan.size} bytes) is named by no record; kept (upload those bytes again to serve them)`);
+  for (const orphan of report.orphans) console.log(`blob ${orphan.file} (SHA-256 ${orphan.sha256}, ${orphan.size} bytes) is named by no record; kept (upload those bytes again to serve them)`);
   console.log('start the server again; check the packages listed against what you expect');
 } catch (err) {
   console.error(`recovery failed, nothing was deleted: ${(err as Error).message}`);

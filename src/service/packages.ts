@@ -520,8 +520,9 @@ export class PackageService {
         return { record, plan, bytes: await this.storage.read(record, range) };
       } catch (err) {
         if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
-        // Storage lets go of replaced bytes before a publish in flight has updated this index: wait for it.
-        await this.lock.run(() => Promise.resolve());
+        // Storage lets go of replaced bytes before this index hears of it: a publish in flight here, or another worker's
+        // (its word comes a moment later). The refresh waits for the one and reads the other.
+        await this.refresh().catch(() => undefined);
         if (attempt < 3 && this.index.get(name) !== record) continue;
         throw new PackageError('not-found', `no package named ${name}`);
       }

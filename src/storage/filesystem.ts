@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { closeSync, createReadStream, constants, fstat, open as openFd, type Stats } from 'node:fs';
 import { access, link, mkdir, open, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
@@ -23,7 +23,8 @@ const CHECKPOINT_EVERY = 1000;
 const GENERATION = /^(\d{12})\.json$/;
 /** A batch's list of the blobs it is about to link, in tmp/ (see publishBatch). */
 const BATCH_INTENT = /^batch-[0-9a-f-]+\.json$/;
-const SHA256 = /^[0-9a-f]{64}$/;
+/** A blob's name: its sha256, and since workers share a directory a suffix of its own per publish (see blobName). */
+const BLOB = /^[0-9a-f]{64}(?:-[0-9a-f]{16})?$/;
 
 const READ_CHUNK = 1024 * 1024;
 const VET_CHUNK = 64 * 1024;
@@ -40,7 +41,17 @@ export function generationName(seq: number): string {
   return `${String(seq).padStart(12, '0')}.json`;
 }
 
-export const isFsBlob = (blob: string): boolean => SHA256.test(blob);
+export const isFsBlob = (blob: string): boolean => BLOB.test(blob);
+
+/**
+ * A name for the bytes of one publish, never used before: `<sha256>-<16 hex>`. No two records ever share a blob made
+ * this way, so removing one record's blob can never take another's bytes, even when another process (a worker) is
+ * storing identical bytes at that moment. Stores written before workers name blobs by their sha256 alone, shared by
+ * every record of those bytes; they are read as they are.
+ */
+function blobName(sha256: string): string {
+  return `${sha256}-${randomBytes(8).toString('hex')}`;
+}
 
 class FsStagedBlob implements StagedBlob {
   private settled = false;
@@ -86,11 +97,19 @@ class FsStagedBlob implements StagedBlob {
 /**
  * Packages on a filesystem, everything under `root/.release-server/` (the state directory):
  *
- *     blobs/<2 hex>/<sha256>   the bytes, content-addressed: written once (create-only), never rewritten
+ *     blobs/<2 hex>/<sha256>-<16 hex>   the bytes of one publish (blobName): written once, create-only, never rewritten
  *     journal/<seq>.json       one change of the index each (journal.ts), create-only: the commit points
  *     index/<seq>.json         checkpoints: every record as of change <seq>, one per 1,000 changes; the last 3 kept
- *     tmp/                     staging (uploads, entries and checkpoints being written); the only thing swept at start-up
+ *     tmp/                     staging (uploads, entries and checkpoints being written); swept at start-up
  *     trash/                   removed files whose space is being freed after the answer (dispose); swept at start-up
+ *
+ * Workers (`workers: N`, one server's processes) share the directory as replicas share a bucket: each holds its own
+ * index, commits by the journal's create-only entries (a worker that loses the race for a number reads the winner's
+ * entry and decides again), and takes in the others' entries on refresh(). Each stages in a directory of its own,
+ * tmp/w<N>/ and trash/w<N>/, which it sweeps when it starts: the worker that had it before is dead by then, and the
+ * others' files are never touched. Worker 1 also sweeps what belongs to no running worker (a server that ran with more
+ * workers, or alone). Blobs are never shared between records (blobName), so no worker can remove bytes another is
+ * committing a record for.
  *
  * Anything else in `root` (a config file, a key, notes, a package file put there by hand, the legacy `.meta/` and
  * `.tmp/`) is never adopted, served, listed or deleted; start-up names it at WARN. An index written by the previous
@@ -100,32 +119,35 @@ the checkpoint, and changes go to journal/ from there on.
  *
  * Order of writes, and why:
  * - publish: (1) the staged bytes are fsynced in tmp/ (the fsync starts when staging ends, runs while the upload is
- *   vetted, and publish waits for it); (2) hard-linked to blobs/<sha256>, create-only, and the
+ *   vetted, and publish waits for it); (2) hard-linked to a new blob name, create-only, and the
  *   directory synced: a crash here leaves a blob no record names, which is never served; (3) the next journal
  *   entry is written with the new record (tmp file, fsync, create-only link, directory fsync): this is the commit
  *   point, a few hundred bytes whatever the package count; (4) only then does the in-memory state change (a failed
  *   write changes nothing, so a retry does not apply a change twice); every 1,000th entry is followed by a
- *   checkpoint, written in the background (journal.ts says why that order loses nothing); (5) the replaced blob is unlinked if no record names it any more. A
+ *   checkpoint, written in the background (journal.ts says why that order loses nothing); (5) the replaced blob is
+ *   unlinked if no record names it any more (only blobs of a store written before workers are named by several). A
  *   download that opened it keeps reading the old inode; one that has its record but did not open it yet gets
  *   not-found and asks again (handlers/packages.ts).
  * - publishBatch: as publish, for many packages, with one commit: (1) the staged bytes are fsynced in tmp/ (stage);
- *   (2) a batch intent, tmp/batch-<uuid>.json listing the sha256 of every blob about to be linked, is written and
+ *   (2) a batch intent, tmp/batch-<uuid>.json listing every blob about to be linked, is written and
  *   fsynced with its directory, before any link: it is how a restart finds the blobs a crash left; (3) each blob is
  *   hard-linked create-only, as in publish; (4) ONE journal entry with every record of the batch: the commit
  *   point, so readers and a restart see all of the batch or none of it; (5) the in-memory state; (6) the intent is
- *   removed, then replaced blobs are released. A failure before (4) unlinks the blobs the batch created (those
- *   identical bytes did not already have) and removes the intent: the store is as it was. A crash before (4) leaves
+ *   removed, then replaced blobs are released. A failure before (4) unlinks the blobs the batch created and removes
+ *   the intent: the store is as it was. A crash before (4) leaves
  *   the intent in tmp/: open() reads it before it sweeps tmp/ and unlinks each listed blob that no record of the
  *   index names, so nothing of the batch remains. A crash after (4) leaves an intent whose blobs are all
  *   named: none is touched. A torn intent (a crash while writing it) means no link was made yet: nothing to remove.
  * - A damaged checkpoint or entry is never overwritten or deleted: open() starts from the checkpoint before a damaged
  *   one when the journal leads past it, and otherwise refuses, naming the file and `recover-index`.
  *
- * Not supported: two processes writing one directory (one server owns it; use s3 for replicas); blobs that a
- * crash of a single publish left without a record are not collected automatically (they are invisible;
- * `recover-index` lists them); a batch's are (above). When open() stops on a damaged index, tmp/ has already been
- * swept and a crashed batch's blobs stay, unnamed, for `recover-index` to list: nothing is deleted on the word of an
- * index that cannot be read.
+ * Not supported: two servers writing one directory (one server owns it, with its workers; use s3 for replicas on
+ * several machines); identical bytes published twice are stored twice (one blob per publish; the price of workers
+ * never racing over a shared blob); blobs that a crash of a single publish left without a record are not collected
+ * automatically (they are invisible; `recover-index` lists them); a batch's are (above). A store in the layout before
+ * the state directory is migrated by a server running alone (`workers: 1`); workers refuse to start on one. When
+ * open() stops on a damaged index, tmp/ has already been swept and a crashed batch's blobs stay, unnamed, for
+ * `recover-index` to list: nothing is deleted on the word of an index that cannot be read.
  */
 export class FilesystemStorage implements Storage {
   readonly stateDir: string;
@@ -137,10 +159,6 @@ export class FilesystemStorage implements Storage {
   /** Files on their way out: renamed here at once, unlinked after the answer (see dispose). */
   private readonly trashDir: string;
   private commits: Promise<unknown> = Promise.resolve();
-  /** Blob creation and deletion, one at a time: a blob is never unlinked while a publish is linking the same bytes. */
-  private blobOps: Promise<unknown> = Promise.resolve();
-  /** Blobs that a publish in flight has linked or found, by sha256: not deleted meanwhile. */
-  private readonly pendingBlobs = new Map<string, number>();
 
   constructor(
     private readonly root: string,
@@ -155,14 +173,17 @@ export class FilesystemStorage implements Storage {
       checkpointEvery?: number;
       /** A test seam: awaited after an entry is written and before the checkpoint that follows it. */
       beforeCheckpoint?: () => Promise<void>;
+      /** This process is worker `number` of `count` sharing the directory (see the class comment). */
+      worker?: { number: number; count: number };
     } = {},
   ) {
     this.stateDir = join(root, STATE_DIR);
     this.blobsDir = join(this.stateDir, 'blobs');
-    this.tmpDir = join(this.stateDir, 'tmp');
+    const own = options.worker ? `w${options.worker.number}` : '';
+    this.tmpDir = join(this.stateDir, 'tmp', own);
     this.indexDir = join(this.stateDir, 'index');
     this.journalDir = join(this.stateDir, 'journal');
-    this.trashDir = join(this.stateDir, 'trash');
+    this.trashDir = join(this.stateDir, 'trash', own);
     this.journal = new Journal(fsJournalBackend(this.tmpDir, this.indexDir, this.journalDir), {
       checkpointEvery: options.checkpointEvery ?? CHECKPOINT_EVERY,
       keepCheckpoints: KEEP_CHECKPOINTS,
@@ -186,16 +207,21 @@ export class FilesystemStorage implements Storage {
     await mkdir(this.indexDir, { recursive: true });
     await mkdir(this.journalDir, { recursive: true });
     await mkdir(this.blobsDir, { recursive: true });
-    // Read before the sweep: the blobs a batch that crashed before its commit linked.
-    const batchBlobs = await this.readBatchIntents();
-    // Only the server's own staging area: what an interrupted upload, batch or index write left there.
-    await rm(this.tmpDir, { recursive: true, force: true });
+    // Only the server's own staging area, and of that only this process's (see the class comment): what an
+    // interrupted upload, batch or index write left there. Read before the sweep: the blobs a batch that crashed
+    // before its commit linked.
+    const stale = await this.ownedEntries(join(this.stateDir, 'tmp'));
+    const batchBlobs = await readBatchIntents(stale);
+    for (const path of stale) await rm(path, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     // What the previous run was still freeing (dispose).
-    await rm(this.trashDir, { recursive: true, force: true });
+    for (const path of await this.ownedEntries(join(this.stateDir, 'trash'))) await rm(path, { recursive: true, force: true });
 
     const hasCheckpoint = (await readdir(this.indexDir)).some((name) => GENERATION.test(name));
     const hasEntries = (await readdir(this.journalDir)).some((name) => GENERATION.test(name));
+    if (!hasCheckpoint && !hasEntries && this.options.worker && (await exists(join(this.root, '.meta', 'index.json')))) {
+      throw new StorageError('unavailable', `${this.root} holds packages in the layout of an older version; start the server once with workers: 1 (WORKERS=1) to migrate them, then with workers`);
+    }
     if (!hasCheckpoint && !hasEntries && !(await this.migrateLegacy())) {
       // Blobs without any index: the index was removed. Starting empty would lose every record silently.
       if ((await readdir(this.blobsDir)).length > 0) {
@@ -207,24 +233,23 @@ export class FilesystemStorage implements Storage {
     }
     // The newest good checkpoint and the journal after it (an empty store gets its first, empty, checkpoint).
     await this.journal.open();
+    // What open() read is the starting point, not a change to hand on.
+    this.journal.takeForeign();
     await this.dropUnnamed(batchBlobs);
-    await this.warnForeign();
+    if ((this.options.worker?.number ?? 1) === 1) await this.warnForeign();
     return [...this.state.records.values()].map((r) => ({ ...r }));
   }
 
-  /** The sha256s that batch intents in tmp/ list; a torn intent lists nothing (no link was made before it was whole). */
-  private async readBatchIntents(): Promise<Set<string>> {
-    const blobs = new Set<string>();
-    for (const name of await readdir(this.tmpDir).catch(() => [] as string[])) {
-      if (!BATCH_INTENT.test(name)) continue;
-      try {
-        const intent = JSON.parse(await readFile(join(this.tmpDir, name), 'utf8')) as { blobs?: unknown };
-        if (Array.isArray(intent.blobs)) for (const blob of intent.blobs) if (typeof blob === 'string' && isFsBlob(blob)) blobs.add(blob);
-      } catch {
-        // torn: written before any link
-      }
-    }
-    return blobs;
+  /**
+   * The entries of `dir` (tmp/ or trash/) that this process may clear at start-up: all of them for a server alone;
+   * a worker's own w<N>, and for worker 1 also whatever belongs to no running worker.
+   */
+  private async ownedEntries(dir: string): Promise<string[]> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const worker = this.options.worker;
+    if (!worker) return names.map((name) => join(dir, name));
+    const running = new Set(Array.from({ length: worker.count }, (_, i) => `w${i + 1}`));
+    return names.filter((name) => name === `w${worker.number}` || (worker.number === 1 && !running.has(name))).map((name) => join(dir, name));
   }
 
   /** Unlinks those of `blobs` that no record (valid or kept aside) names: what a batch that never committed linked. */
@@ -261,21 +286,21 @@ export class FilesystemStorage implements Storage {
 
   async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
-    // One process owns a directory, so the state is the store: nobody else can have written the name meanwhile.
+    // Early, from what this process knows; the commit decides again against the newest entry, which another worker
+    // may have written a moment ago.
     if (options.ifAbsent && this.state.records.has(input.name)) {
       await staged.discard();
       throw new StorageError('conflict', `${input.name} exists`);
     }
     staged.claim();
-    const blob = staged.sha256;
-    this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 0) + 1);
+    const blob = blobName(staged.sha256);
     let replaced: StoredRecord | undefined;
     let stored: R;
     try {
       await staged.durable.catch((err: unknown) => {
         throw asFull(err, 'the upload');
       });
-      const created = await this.linkBlob(staged.path, blob);
+      await this.linkBlob(staged.path, blob);
       try {
         stored = await this.commit((state) => {
           replaced = state.records.get(input.name);
@@ -286,13 +311,11 @@ export class FilesystemStorage implements Storage {
           return { change: { put: [record], lastId }, result: record };
         });
       } catch (err) {
-        // No record names the blob this publish made: it goes (unless identical bytes are stored or on their way).
-        if (created) await this.releaseBlob(blob, 1);
+        // No record names the blob this publish made: it goes.
+        await this.releaseBlob(blob);
         throw asFull(err, 'the package index');
       }
     } finally {
-      this.pendingBlobs.set(blob, (this.pendingBlobs.get(blob) ?? 1) - 1);
-      if (this.pendingBlobs.get(blob) === 0) this.pendingBlobs.delete(blob);
       await this.dispose(staged.path);
     }
     if (replaced && replaced.blob !== blob) await this.releaseBlob(replaced.blob);
@@ -316,20 +339,20 @@ export class FilesystemStorage implements Storage {
     }
     const blobs = staged as FsStagedBlob[];
     for (const blob of blobs) blob.claim();
-    // How many items of this batch hold each blob: those holds are released together below.
-    const holds = new Map<string, number>();
-    for (const { sha256 } of blobs) holds.set(sha256, (holds.get(sha256) ?? 0) + 1);
-    for (const [sha256, n] of holds) this.pendingBlobs.set(sha256, (this.pendingBlobs.get(sha256) ?? 0) + n);
+    const names = blobs.map((blob) => blobName(blob.sha256));
     const intent = join(this.tmpDir, `batch-${randomUUID()}.json`);
     const created: string[] = [];
     const replaced: StoredRecord[] = [];
     let stored: R[];
     try {
       try {
-        await writeDurably(intent, JSON.stringify({ blobs: [...holds.keys()] }));
+        await writeDurably(intent, JSON.stringify({ blobs: names }));
         await syncDir(this.tmpDir);
         for (const blob of blobs) await blob.durable;
-        for (const blob of blobs) if (await this.linkBlob(blob.path, blob.sha256)) created.push(blob.sha256);
+        for (const [i, blob] of blobs.entries()) {
+          await this.linkBlob(blob.path, names[i]!);
+          created.push(names[i]!);
+        }
         await this.options.beforeBatchCommit?.();
         stored = await this.commit((state) => {
           replaced.length = 0;
@@ -338,27 +361,21 @@ export class FilesystemStorage implements Storage {
             const previous = state.records.get(input.name);
             if (options.ifAbsent && previous) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
             if (previous) replaced.push(previous);
-            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: blobs[i]!.sha256 };
+            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: names[i]! };
             return record;
           });
           return { change: { put: records, lastId }, result: records };
         });
       } catch (err) {
-        // No record names the blobs this batch made: they go (unless identical bytes are stored or on their way).
-        for (const sha256 of created) await this.releaseBlob(sha256, holds.get(sha256));
+        // No record names the blobs this batch made: they go.
+        for (const name of created) await this.releaseBlob(name);
         throw asFull(err, 'the batch');
       }
     } finally {
-      for (const [sha256, n] of holds) {
-        const left = (this.pendingBlobs.get(sha256) ?? n) - n;
-        if (left > 0) this.pendingBlobs.set(sha256, left);
-        else this.pendingBlobs.delete(sha256);
-      }
       await Promise.all(blobs.map((blob) => this.dispose(blob.path)));
       await rm(intent, { force: true });
     }
-    const kept = new Set(stored.map((r) => r.blob));
-    for (const old of new Set(replaced.map((r) => r.blob))) if (!kept.has(old)) await this.releaseBlob(old);
+    for (const old of new Set(replaced.map((r) => r.blob))) await this.releaseBlob(old);
     return stored.map((r) => ({ ...r }));
   }
 
@@ -372,8 +389,13 @@ export class FilesystemStorage implements Storage {
     }
   }
 
+  /** Other workers' entries (see the class comment); a server alone owns its directory and has nothing to take in. */
   async refresh(): Promise<ForeignChanges | null> {
-    return null;
+    if (!this.options.worker) return null;
+    const run = this.commits.then(() => this.journal.catchUp());
+    this.commits = run.catch(() => undefined);
+    await run;
+    return this.journal.takeForeign();
   }
 
   async read(record: StoredRecord, range?: ByteRange): Promise<Readable> {
@@ -466,8 +488,8 @@ export class FilesystemStorage implements Storage {
     void unlink(trashed).catch((err: unknown) => this.log.warn({ err, path: trashed }, 'could not free a removed file (it goes at the next start)'));
   }
 
-  private blobPath(sha256: string): string {
-    return join(this.blobsDir, sha256.slice(0, 2), sha256);
+  private blobPath(blob: string): string {
+    return join(this.blobsDir, blob.slice(0, 2), blob);
   }
 
   /**
@@ -543,7 +565,7 @@ export class FilesystemStorage implements Storage {
     // Only records whose bytes check out get a blob; anything else fails validation below and is kept aside.
     const { records, invalid } = validateRecords(candidates, isFsBlob, this.log, legacyFile);
     // One directory sync per fan-out directory at the end, not one per blob: 10,000 packages migrate in seconds.
-    for (const record of records) await this.linkBlob(join(this.root, record.name), record.blob, { sync: false });
+    for (const record of records) await this.linkBlob(join(this.root, record.name), record.blob, { sync: false, shared: true });
     for (const fan of new Set(records.map((r) => r.blob.slice(0, 2)))) await syncDir(join(this.blobsDir, fan));
     const state: State = {
       seq: 0,
@@ -575,38 +597,61 @@ export class FilesystemStorage implements Storage {
   }
 
   /**
-   * Makes `path` the blob `sha256` (create-only, by hard link; the directory synced). Resolves true when this call
-   * created it, false when identical bytes were stored already.
+   * Makes `path` the blob `name` (create-only, by hard link; the directory synced). A name that exists is an error,
+   * except where `shared` (the legacy migration: records of identical bytes there share one blob named by its sha256).
    */
-  private linkBlob(path: string, sha256: string, options: { sync?: boolean } = {}): Promise<boolean> {
-    const run = this.blobOps.then(async () => {
-      const dir = join(this.blobsDir, sha256.slice(0, 2));
-      try {
-        await mkdir(dir, { recursive: true });
-        await link(path, join(dir, sha256));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
-        throw asFull(err, 'the package');
-      }
-      if (options.sync !== false) await syncDir(dir);
-      return true;
-    });
-    this.blobOps = run.catch(() => undefined);
-    return run;
+  private async linkBlob(path: string, name: string, options: { sync?: boolean; shared?: boolean } = {}): Promise<void> {
+    const dir = join(this.blobsDir, name.slice(0, 2));
+    try {
+      await mkdir(dir, { recursive: true });
+      await link(path, join(dir, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && options.shared) return;
+      throw asFull(err, 'the package');
+    }
+    if (options.sync !== false) await syncDir(dir);
   }
 
-  /** Unlinks a blob unless a record names it or a publish in flight (beyond `holding` of them) is storing it. */
-  private releaseBlob(sha256: string, holding = 0): Promise<void> {
-    const run = this.blobOps.then(async () => {
-      if ((this.pendingBlobs.get(sha256) ?? 0) > holding) return;
-      for (const record of this.state.records.values()) if (record.blob === sha256) return;
-      // A record kept aside as invalid may name it too: kept, so that repairing the record finds its bytes.
-      if (this.state.invalid.some((r) => (r as { blob?: unknown } | null)?.blob === sha256)) return;
-      await this.dispose(this.blobPath(sha256)).catch((err) => this.log.warn({ err, blob: sha256 }, 'could not remove a blob no record names'));
-    });
-    this.blobOps = run.catch(() => undefined);
-    return run;
+  /**
+   * Unlinks a blob unless a record names it. Only a store written before workers has blobs that several records name;
+   * a blob made since is named by one record, and by none once this is called.
+   */
+  private async releaseBlob(blob: string): Promise<void> {
+    for (const record of this.state.records.values()) if (record.blob === blob) return;
+    // A record kept aside as invalid may name it too: kept, so that repairing the record finds its bytes.
+    if (this.state.invalid.some((r) => (r as { blob?: unknown } | null)?.blob === blob)) return;
+    await this.dispose(this.blobPath(blob)).catch((err) => this.log.warn({ err, blob }, 'could not remove a blob no record names'));
   }
+}
+
+/**
+ * The blobs that batch intents list, in the staging entries given (files, or a worker's directory of them); a torn
+ * intent lists nothing (no link was made before it was whole).
+ */
+async function readBatchIntents(paths: readonly string[]): Promise<Set<string>> {
+  const files: string[] = [];
+  for (const path of paths) {
+    const inside = await readdir(path).catch(() => null);
+    files.push(...(inside ? inside.map((name) => join(path, name)) : [path]));
+  }
+  const blobs = new Set<string>();
+  for (const file of files) {
+    if (!BATCH_INTENT.test(basename(file))) continue;
+    try {
+      const intent = JSON.parse(await readFile(file, 'utf8')) as { blobs?: unknown };
+      if (Array.isArray(intent.blobs)) for (const blob of intent.blobs) if (typeof blob === 'string' && isFsBlob(blob)) blobs.add(blob);
+    } catch {
+      // torn: written before any link
+    }
+  }
+  return blobs;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Makes a file's bytes durable. */

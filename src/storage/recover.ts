@@ -21,8 +21,8 @@ export interface RecoveryReport {
   written: string;
   records: number;
   lastId: number;
-  /** Blobs no record names: kept, listed for the operator. */
-  orphans: { sha256: string; size: number }[];
+  /** Blob files no record names (kept, listed for the operator): `sha256` of their bytes, `file` their path. */
+  orphans: { sha256: string; file: string; size: number }[];
 }
 
 /**
@@ -134,10 +134,12 @@ export async function recoverIndex(root: string): Promise<RecoveryReport | null>
   await writeGenerationFile(tmpDir, indexDir, checkpointText({ seq, records, lastId, invalid, countBatches: index.countBatches ?? [], retired: index.retired ?? [] }), seq);
 
   const named = new Set([...records.values(), ...(invalid as { blob?: string }[])].map((r) => r?.blob));
-  const orphans: { sha256: string; size: number }[] = [];
+  const orphans: RecoveryReport['orphans'] = [];
   for (const fan of await readdir(join(stateDir, 'blobs')).catch(() => [] as string[])) {
-    for (const sha256 of await readdir(join(stateDir, 'blobs', fan)).catch(() => [] as string[])) {
-      if (!named.has(sha256)) orphans.push({ sha256, size: (await stat(join(stateDir, 'blobs', fan, sha256))).size });
+    for (const blob of await readdir(join(stateDir, 'blobs', fan)).catch(() => [] as string[])) {
+      const file = join(stateDir, 'blobs', fan, blob);
+      // A blob's name starts with the sha256 of its bytes (filesystem.ts, blobName).
+      if (!named.has(blob)) orphans.push({ sha256: blob.slice(0, 64), file, size: (await stat(file)).size });
     }
   }
   return {

@@ -284,10 +284,14 @@ describe('storage backends and replicas', () => {
     expect(stdout).toContain('0 chart(s) failed');
   });
 
-  it('refuses several replicas or autoscaling on the filesystem backend, and s3 without a bucket', async () => {
+  it('refuses several replicas or autoscaling on the filesystem backend, and s3 without a bucket; several workers in the one pod are fine', async () => {
     await expect(template('replicaCount=2')).rejects.toThrow(/replicaCount/);
     await expect(template('autoscaling.enabled=true')).rejects.toThrow(/autoscaling/);
-    await expect(template('app.workers=2')).rejects.toThrow(/workers/);
+    // The server takes the chart's config with two workers over the filesystem volume.
+    const workers = (find(await template('app.workers=2'), 'ConfigMap')[0] as unknown as { data: Record<string, string> }).data['config.yaml']!;
+    const path = join(await mkdtemp(join(tmpdir(), 'rs-chart-')), 'config.yaml');
+    await writeFile(path, workers);
+    expect(loadConfig({ CONFIG_PATH: path })).toMatchObject({ storageBackend: 'filesystem', workers: 2 });
     await expect(template('storage.backend=s3')).rejects.toThrow(/bucket/);
     const single = await template();
     expect(deploymentOf(single).spec.replicas).toBe(1);

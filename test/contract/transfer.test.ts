@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { catalogZip, stepZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { catalogAdd, stepAdd } from '../helpers/speckit-catalog-client.js';
-import { eventually, storageContents } from '../helpers/storage-dir.js';
+import { blobFileOf, eventually, storageContents } from '../helpers/storage-dir.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -24,8 +24,8 @@ async function snapshotWithoutBytes(): Promise<RunningServer> {
   const server = await startServer();
   await publish(server.url, await catalogZip('extension', { id: 'head-ext', version: '1.0.0' }));
   expect((await fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"head"}', headers: { ...auth, 'content-type': 'application/json' } })).status).toBe(201);
-  const sha256 = ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Json[])[0]!.sha256 as string;
-  await rm(join(server.storagePath, '.release-server', 'blobs', sha256.slice(0, 2), sha256));
+  const name = ((await (await fetch(`${server.url}/packages?format=json`)).json()) as Json[])[0]!.name as string;
+  await rm(await blobFileOf(server.storagePath, name));
   return server;
 }
 

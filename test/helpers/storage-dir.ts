@@ -43,12 +43,19 @@ export async function storageContents(root: string): Promise<{ packages: string[
   return { packages, staging };
 }
 
-/** Every blob file under the state directory, by sha256. */
+/** Every blob file under the state directory, by the sha256 of its bytes (a blob's name starts with it). */
 export async function storedBlobs(root: string): Promise<string[]> {
   const dir = join(root, STATE_DIR, 'blobs');
   const all: string[] = [];
-  for (const fan of await readdir(dir).catch(() => [] as string[])) all.push(...(await readdir(join(dir, fan))));
+  for (const fan of await readdir(dir).catch(() => [] as string[])) all.push(...(await readdir(join(dir, fan))).map((name) => name.slice(0, 64)));
   return all.sort();
+}
+
+/** The file holding the bytes of the package `name`, as the committed index names it. */
+export async function blobFileOf(root: string, name: string): Promise<string> {
+  const record = (await committedIndex(root)).records.get(name);
+  if (!record) throw new Error(`no package named ${name} in ${root}`);
+  return join(root, STATE_DIR, 'blobs', record.blob.slice(0, 2), record.blob);
 }
 
 /** Polls until `check` passes or the time is up; for effects that follow a response (a closed socket's cleanup). */

@@ -82,6 +82,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', DOWNLOAD_REDIRECT: 'true' }).downloadRedirectSeconds).toBe(900);
     expect(loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', DOWNLOAD_REDIRECT: 'true', DOWNLOAD_REDIRECT_EXPIRY_SECONDS: '60' }).downloadRedirectSeconds).toBe(60);
     expect(() => loadConfig({ ...noFile, DOWNLOAD_REDIRECT: 'true' })).toThrow('DOWNLOAD_REDIRECT=true needs STORAGE_BACKEND=s3');
+    // Workers share a filesystem store as they share a bucket.
+    expect(loadConfig({ ...noFile, WORKERS: '2' })).toMatchObject({ storageBackend: 'filesystem', workers: 2 });
     expect(() => loadConfig({ ...noFile, STORAGE_BACKEND: 's3', S3_BUCKET: 'b', S3_ENDPOINT: 'not a url' })).toThrow(/^S3_ENDPOINT="not a url" must be an http or https URL/);
   });
 

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -58,6 +58,11 @@ async function blobs(root: string): Promise<string[]> {
   const all: string[] = [];
   for (const fan of await readdir(dir)) all.push(...(await readdir(join(dir, fan))));
   return all.sort();
+}
+
+/** The sha256 of the bytes each blob holds, read from its name (`<sha256>-<16 hex>`, or a legacy `<sha256>`). */
+async function blobBytes(root: string): Promise<string[]> {
+  return (await blobs(root)).map((b) => b.slice(0, 64)).sort();
 }
 
 const record = (name: string, bytes: string, extra: Partial<PackageRecord> = {}): PackageRecord => ({
@@ -155,17 +160,45 @@ describe('filesystem storage specifics', () => {
     expect(await readFile(join(root, 'spec-kit-template-claude-sh-v9.9.9.zip'), 'utf8')).toBe('placed by hand');
   });
 
-  it('stores identical bytes once, and unlinks a blob only when no record names it', async () => {
+  it('gives every publish a blob of its own, named by the sha256 of its bytes, and unlinks it with its record', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = at(root);
     await storage.open();
-    await put(storage, 'a.zip', 'same');
-    await put(storage, 'b.zip', 'same');
-    expect(await blobs(root)).toEqual([sha256('same')]);
-    await put(storage, 'a.zip', 'other');
-    expect(await blobs(root)).toEqual([sha256('other'), sha256('same')].sort());
+    const a = await put(storage, 'a.zip', 'same');
+    const b = await put(storage, 'b.zip', 'same');
+    // Identical bytes, two blobs: removing one record's can never take another's, whichever worker stored it.
+    expect(a.blob).toMatch(new RegExp(`^${sha256('same')}-[0-9a-f]{16}$`));
+    expect(b.blob).not.toBe(a.blob);
+    expect(await blobs(root)).toEqual([a.blob, b.blob].sort());
+    const a2 = await put(storage, 'a.zip', 'other');
+    expect(await blobs(root)).toEqual([a2.blob, b.blob].sort());
     await storage.remove('b.zip');
-    expect(await blobs(root)).toEqual([sha256('other')]);
+    expect(await blobs(root)).toEqual([a2.blob]);
+    expect(await (await storage.read(a2)).toArray()).toEqual([Buffer.from('other')]);
+  });
+
+  it('reads a store whose blobs are named by their sha256 alone, shared by records of the same bytes, and unlinks one only when no record names it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
+    const first = at(root);
+    await first.open();
+    const a = await put(first, 'a.zip', 'same');
+    const b = await put(first, 'b.zip', 'same');
+    // Rewrite the store as a version before workers left it: one blob, named by its sha256, for both records.
+    const shared = sha256('same');
+    await rename(join(root, STATE_DIR, 'blobs', shared.slice(0, 2), a.blob), join(root, STATE_DIR, 'blobs', shared.slice(0, 2), shared));
+    await rm(join(root, STATE_DIR, 'blobs', shared.slice(0, 2), b.blob));
+    const index = await newestIndex(root);
+    await rm(join(root, STATE_DIR, 'journal'), { recursive: true });
+    await mkdir(join(root, STATE_DIR, 'journal'));
+    const seq = 1000;
+    await writeFile(join(root, STATE_DIR, 'index', `${String(seq).padStart(12, '0')}.json`), JSON.stringify({ version: 3, seq, lastId: index.lastId, records: index.records.map((r) => ({ ...r, blob: shared })) }));
+    const storage = at(root);
+    expect((await storage.open()).map((r) => r.blob)).toEqual([shared, shared]);
+    await storage.remove('a.zip');
+    expect(await blobs(root)).toEqual([shared]);
+    expect(await (await storage.read({ ...b, blob: shared })).toArray()).toEqual([Buffer.from('same')]);
+    await storage.remove('b.zip');
+    expect(await blobs(root)).toEqual([]);
   });
 
   it('frees removed files after the answer through trash/, which is empty soon after and swept at start-up', async () => {
@@ -176,7 +209,7 @@ describe('filesystem storage specifics', () => {
     // Identical bytes again (the staged copy goes), then other bytes (the replaced blob goes).
     await put(storage, 'a.zip', 'same');
     await put(storage, 'a.zip', 'other');
-    expect(await blobs(root)).toEqual([sha256('other')]);
+    expect(await blobBytes(root)).toEqual([sha256('other')]);
     expect(await readdir(join(root, STATE_DIR, 'tmp'))).toEqual([]);
     const trash = join(root, STATE_DIR, 'trash');
     for (let i = 0; i < 100 && (await readdir(trash)).length > 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -351,7 +384,7 @@ describe('filesystem storage specifics', () => {
     const report = await recoverIndex(root);
     expect(report).toMatchObject({ missing: true, records: 0, orphans: [{ sha256: sha256('a'), size: 1 }] });
     expect(await at(root).open()).toEqual([]);
-    expect(await blobs(root)).toEqual([sha256('a')]);
+    expect(await blobBytes(root)).toEqual([sha256('a')]);
   });
 
   it('reports a bad record by name, serves the others, and keeps the bad one through later writes', async () => {
@@ -374,7 +407,7 @@ describe('filesystem storage specifics', () => {
     await reopened.settled();
     expect((await newestIndex(root)).invalidRecords).toEqual([{ ...bad, kind: 'gadget' }]);
     // Its bytes are kept too, and its id is never handed out again.
-    expect(await blobs(root)).toContain(sha256('bad'));
+    expect(await blobBytes(root)).toContain(sha256('bad'));
     expect((await put(reopened, 'after.zip', 'after')).id).toBeGreaterThan(bad.id);
   });
 
@@ -432,5 +465,124 @@ describe('filesystem storage specifics', () => {
     const again = at(root);
     expect(await again.open()).toHaveLength(2);
     expect((await put(again, 'n.zip', 'n')).id).toBe(41);
+  });
+});
+
+/** Worker `number` of `count` over `root`, as `workers: count` runs them (each a process of its own). */
+function worker(root: string, number: number, count = 2, options: { checkpointEvery?: number } = {}): FilesystemStorage {
+  const storage = new FilesystemStorage(root, silent, { worker: { number, count }, ...options });
+  roots.set(storage, root);
+  return storage;
+}
+
+// The shared behaviour, from a worker: its staging area is tmp/w1/.
+describeStorage('filesystem, as worker 1 of 2', {
+  fresh: async () => worker(await mkdtemp(join(tmpdir(), 'rs-fsw-')), 1),
+  reopen: async (storage) => worker(roots.get(storage)!, 1),
+  visible: async (storage) => (await newestIndex(roots.get(storage)!).catch(() => ({ records: [] }))).records.map((r) => r.name).sort(),
+  staged: async (storage) => readdir(join(roots.get(storage)!, STATE_DIR, 'tmp', 'w1')),
+  unnamed: async (storage) => {
+    const root = roots.get(storage)!;
+    const index = await newestIndex(root);
+    const named = new Set([...index.records, ...((index.invalidRecords ?? []) as PackageRecord[])].map((r) => r.blob));
+    const tmp = await readdir(join(root, STATE_DIR, 'tmp', 'w1'));
+    return [...(await blobs(root)).filter((b) => !named.has(b)), ...tmp.map((t) => `tmp/w1/${t}`)];
+  },
+  withBatchHook: async (storage, hook) => {
+    const hooked = new FilesystemStorage(roots.get(storage)!, silent, { beforeBatchCommit: hook, worker: { number: 1, count: 2 } });
+    roots.set(hooked, roots.get(storage)!);
+    return hooked;
+  },
+  sweeping: async (storage) => worker(roots.get(storage)!, 1),
+});
+
+describe('filesystem storage with workers sharing one directory', () => {
+  it('loses no change when two workers write at once, hands out every id once, and each takes in the other\'s changes on refresh', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1), worker(root, 2)];
+    await Promise.all([a.open(), b.open()]);
+    const names = Array.from({ length: 24 }, (_, i) => `pkg-${i}.zip`);
+    const stored = await Promise.all(names.map((name, i) => put(i % 2 === 0 ? a : b, name, name)));
+    expect(new Set(stored.map((r) => r.id)).size).toBe(24);
+    expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual([...names].sort());
+    // Each learns only what the other wrote: its own commits it knew already.
+    const seenByA = await a.refresh();
+    expect(seenByA).toMatchObject({ whole: false, removed: [] });
+    expect(seenByA!.records.map((r) => r.name).sort()).toEqual(names.filter((_, i) => i % 2 === 1).sort());
+    expect((await b.refresh())!.records.map((r) => r.name).sort()).toEqual(names.filter((_, i) => i % 2 === 0).sort());
+    expect(await a.refresh()).toBeNull();
+    await b.remove('pkg-0.zip');
+    expect(await a.refresh()).toEqual({ whole: false, records: [], removed: ['pkg-0.zip'] });
+    // A name another worker wrote a moment ago (not yet taken in) is refused by an ifAbsent publish.
+    await put(b, 'late.zip', 'b');
+    await expect(a.publish(await a.stage(Readable.from([Buffer.from('a')])), record('late.zip', 'a'), { ifAbsent: true })).rejects.toMatchObject({ code: 'conflict' });
+    expect(await (await a.read((await newestIndex(root)).records.find((r) => r.name === 'late.zip')!)).toArray()).toEqual([Buffer.from('b')]);
+    // A restart reads the same index either worker would.
+    expect((await worker(root, 1).open()).map((r) => r.id).sort()).toEqual((await at(root).open()).map((r) => r.id).sort());
+  });
+
+  it('never removes bytes another worker is committing a record for: replacing a package while the other stores the same bytes', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1), worker(root, 2)];
+    await Promise.all([a.open(), b.open()]);
+    for (let round = 0; round < 20; round++) {
+      await put(a, 'x.zip', `bytes ${round}`);
+      await b.refresh();
+      // a replaces x.zip (its old bytes go) while b publishes those very bytes under another name.
+      const [, copy] = await Promise.all([put(a, 'x.zip', `bytes ${round + 1}`), put(b, `copy-${round}.zip`, `bytes ${round}`)]);
+      expect(await (await b.read(copy)).toArray()).toEqual([Buffer.from(`bytes ${round}`)]);
+    }
+    await a.refresh();
+    for (const r of (await newestIndex(root)).records) expect(Buffer.concat(await (await a.read(r)).toArray()).toString()).toMatch(/^bytes \d+$/);
+  });
+
+  it('each sweeps only its own staging area when it starts; worker 1 also what belongs to no running worker', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const first = worker(root, 1);
+    await first.open();
+    const tmp = join(root, STATE_DIR, 'tmp');
+    // Worker 2 is staging an upload; a server with 3 workers, and one alone, left files before.
+    await mkdir(join(tmp, 'w2'), { recursive: true });
+    await mkdir(join(tmp, 'w3'), { recursive: true });
+    await writeFile(join(tmp, 'w2', 'upload-in-flight'), 'half');
+    await writeFile(join(tmp, 'w3', 'left'), 'x');
+    await writeFile(join(tmp, 'left-by-one-process'), 'x');
+    // Worker 2 restarting (after a crash) sweeps its own area; worker 1 the strays, never w2's.
+    await writeFile(join(tmp, 'w1', 'left-by-the-dead-worker-1'), 'x');
+    await worker(root, 1).open();
+    expect((await readdir(tmp)).sort()).toEqual(['w1', 'w2']);
+    expect(await readdir(join(tmp, 'w1'))).toEqual([]);
+    expect(await readdir(join(tmp, 'w2'))).toEqual(['upload-in-flight']);
+    await worker(root, 2).open();
+    expect(await readdir(join(tmp, 'w2'))).toEqual([]);
+    // A server alone owns every area again.
+    await writeFile(join(tmp, 'w2', 'x'), 'x');
+    await at(root).open();
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('removes the blobs of a batch a crashed worker left before its commit, when that worker starts again', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const a = worker(root, 2);
+    await a.open();
+    const kept = await put(a, 'a.zip', 'a');
+    const stray = `${sha256('never committed')}-0123456789abcdef`;
+    await mkdir(join(root, STATE_DIR, 'blobs', stray.slice(0, 2)), { recursive: true });
+    await writeFile(join(root, STATE_DIR, 'blobs', stray.slice(0, 2), stray), 'never committed');
+    await writeFile(join(root, STATE_DIR, 'tmp', 'w2', 'batch-0a1b.json'), JSON.stringify({ blobs: [kept.blob, stray] }));
+    // Worker 1 leaves worker 2's area alone; worker 2's restart reads its intent.
+    await worker(root, 1).open();
+    expect(await blobs(root)).toEqual([kept.blob, stray].sort());
+    await worker(root, 2).open();
+    expect(await blobs(root)).toEqual([kept.blob]);
+  });
+
+  it('refuses to start as a worker on a store of the layout before the state directory: one server alone migrates it', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    await mkdir(join(root, '.meta'));
+    await writeFile(join(root, '.meta', 'index.json'), JSON.stringify({ lastId: 0, records: [] }));
+    await expect(worker(root, 1).open()).rejects.toThrow(/start the server once with workers: 1/);
+    expect(await at(root).open()).toEqual([]);
+    expect(await worker(root, 1).open()).toEqual([]);
   });
 });

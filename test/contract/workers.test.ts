@@ -1,0 +1,99 @@
+import { readdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
+import { committedIndex, eventually, STATE_DIR } from '../helpers/storage-dir.js';
+import { expectChangesSeenByEveryWorker, workersListening, workersThatServed } from '../helpers/workers.js';
+import { upload } from '../helpers/upload.js';
+
+/** `/packages` as JSON, on a connection of its own (so that the workers take turns answering). */
+async function listed(server: RunningServer): Promise<string[]> {
+  const res = await fetch(`${server.url}/packages?format=json`, { headers: { Connection: 'close' } });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { name: string }[]).map((p) => p.name).sort();
+}
+
+/** The pids of the server's workers, by worker number (from each one's environment in /proc). */
+async function workerPids(server: RunningServer): Promise<Map<number, number>> {
+  const pid = server.process.pid!;
+  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number);
+  const byNumber = new Map<number, number>();
+  for (const child of children) {
+    const environ = (await readFile(`/proc/${child}/environ`, 'utf8')).split('\0');
+    const number = Number(environ.find((v) => v.startsWith('RELEASE_SERVER_WORKER='))?.split('=')[1]);
+    byNumber.set(number, child);
+  }
+  return byNumber;
+}
+
+describe('WORKERS=2 on the filesystem backend', () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    // A refresh interval far beyond the test: only the workers telling each other can make a change seen at once.
+    server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } });
+    await workersListening(server);
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('a change written through one worker is served by every worker at once, and a removal too', async () => {
+    await expectChangesSeenByEveryWorker(server);
+  });
+
+  it('uploads through both workers at once all land, each with an id of its own, and every worker lists them', async () => {
+    // One release (retention keeps the newest five), twelve assets.
+    const names = Array.from({ length: 12 }, (_, i) => `spec-kit-template-agent${i}-sh-v1.0.0.zip`);
+    const statuses = await Promise.all(names.map((name) => upload(server.url, name, `bytes of ${name}`).then((r) => r.status)));
+    expect(statuses).toEqual(Array(12).fill(201));
+    expect(workersThatServed(server, '/upload')).toEqual(new Set([1, 2]));
+    await eventually(async () => {
+      for (let i = 0; i < 4; i++) expect(await listed(server)).toEqual(expect.arrayContaining(names));
+    }, 1000);
+    // Every upload got an id of its own in the one journal both wrote to.
+    const index = await committedIndex(server.storagePath);
+    const ids = names.map((name) => index.records.get(name)!.id);
+    expect(new Set(ids).size).toBe(12);
+    expect(await readdir(join(server.storagePath, STATE_DIR, 'tmp', 'w1'))).toEqual([]);
+    expect(await readdir(join(server.storagePath, STATE_DIR, 'tmp', 'w2'))).toEqual([]);
+  });
+
+  it('a worker killed in the middle of an upload leaves nothing visible, and its replacement sweeps what it staged', async () => {
+    const before = await listed(server);
+    const name = 'spec-kit-template-killed-sh-v1.0.0.zip';
+    const { hostname, port } = new URL(server.url);
+    const socket = connect({ host: hostname, port: Number(port) });
+    socket.on('error', () => undefined);
+    socket.write(
+      `POST /upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000000\r\n\r\n` +
+        `--b\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n\r\nPK`,
+    );
+    socket.write(Buffer.alloc(1024 * 1024));
+    // The worker that took the connection is staging the bytes in its own area.
+    const tmp = join(server.storagePath, STATE_DIR, 'tmp');
+    let staging = 0;
+    await eventually(async () => {
+      for (const n of [1, 2]) if ((await readdir(join(tmp, `w${n}`))).length > 0) staging = n;
+      expect(staging).not.toBe(0);
+    }, 5000);
+    const other = staging === 1 ? 2 : 1;
+    const listening = server.logs().filter((l) => l.message.startsWith('listening on ')).length;
+    process.kill((await workerPids(server)).get(staging)!, 'SIGKILL');
+    socket.destroy();
+    await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on ')).length).toBe(listening + 1), 10_000);
+    expect(await readdir(join(tmp, `w${staging}`))).toEqual([]);
+    expect(await readdir(join(tmp, `w${other}`))).toEqual([]);
+    for (let i = 0; i < 4; i++) expect(await listed(server)).toEqual(before);
+    expect([...(await committedIndex(server.storagePath)).records.keys()]).not.toContain(name);
+  });
+
+  it('stops every worker on SIGTERM; one process started on the directory afterwards serves what the workers stored', async () => {
+    const stored = await listed(server);
+    expect(stored.length).toBeGreaterThanOrEqual(12);
+    expect(await server.stop()).toBe(0);
+    server = await startServer({ storagePath: server.storagePath });
+    expect(await listed(server)).toEqual(stored);
+    expect(await readdir(join(server.storagePath, STATE_DIR, 'tmp'))).toEqual([]);
+  });
+});
