@@ -19,6 +19,7 @@ function load(path: string): Record<string, unknown> | null {
  */
 export function patchValidator(): void {
   trimValidatorStartup();
+  loadInternalSpecWithoutBundling();
   compileRoutesOnce();
 }
 
@@ -60,6 +61,40 @@ function trimValidatorStartup(): void {
     return found;
   };
   proto.__trimmed = true;
+}
+
+/**
+ * The validator hands the contract (an object) to json-schema-ref-parser's `bundle`, which gathers external
+ * references into the document: ~70 ms at every start here (plus ~40 ms to load the parser), for a contract whose
+ * every reference is internal (`#/…`), where bundling hands back a copy of the same document (a test compares the two
+ * on ours). Such a document is copied instead (~1 ms); a file path, any other reference, or the `dereference` mode
+ * takes the library's own path.
+ */
+function loadInternalSpecWithoutBundling(): void {
+  const framework = load('express-openapi-validator/dist/framework/index.js')?.OpenAPIFramework as
+    | { prototype: { loadSpec?: (spec: unknown, options?: { mode?: string }) => unknown; __unbundled?: boolean } }
+    | undefined;
+  const proto = framework?.prototype;
+  if (!proto || typeof proto.loadSpec !== 'function' || proto.__unbundled) return;
+  const original = proto.loadSpec;
+  proto.loadSpec = function (this: unknown, spec: unknown, options?: { mode?: string }) {
+    if (options?.mode !== 'dereference' && typeof spec === 'object' && spec !== null && onlyInternalRefs(spec)) {
+      return Promise.resolve(JSON.parse(JSON.stringify(spec)) as unknown);
+    }
+    return original.call(this, spec, options);
+  };
+  proto.__unbundled = true;
+}
+
+/** True when every `$ref` in `value` is a string naming a place in the same document (`#/…`). */
+export function onlyInternalRefs(value: unknown): boolean {
+  if (Array.isArray(value)) return value.every(onlyInternalRefs);
+  if (typeof value !== 'object' || value === null) return true;
+  for (const [key, child] of Object.entries(value)) {
+    if (key === '$ref' && !(typeof child === 'string' && child.startsWith('#/'))) return false;
+    if (!onlyInternalRefs(child)) return false;
+  }
+  return true;
 }
 
 type PathToRegexp = (path: unknown, options?: Record<string, unknown>) => unknown;
