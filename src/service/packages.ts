@@ -534,22 +534,33 @@ export class PackageService {
    * same URL always gives the same bytes, or not-found once no stored package has that sha256.
    */
   async openFile(sha256: string, path: string): Promise<{ record: PackageRecord; member: PackageMember; bytes: Readable }> {
-    const record = this.currentViews().withFiles.get(sha256);
-    const member = record?.catalog.files?.find((f) => f.path === path);
-    if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
-    if (!isApproved(record)) throw notApproved(record);
-    if (member.size === 0) return { record, member, bytes: Readable.from([]) };
-    let raw: Readable;
-    try {
-      raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
-    } catch (err) {
-      if (err instanceof StorageError && err.code === 'not-found') throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
-      throw err;
+    for (let attempt = 1; ; attempt += 1) {
+      const record = this.currentViews().withFiles.get(sha256);
+      const member = record?.catalog.files?.find((f) => f.path === path);
+      if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+      if (!isApproved(record)) throw notApproved(record);
+      if (member.size === 0) return { record, member, bytes: Readable.from([]) };
+      let raw: Readable;
+      try {
+        raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
+        // As in openAsset: the record was replaced meanwhile (here or by another worker); its successor may hold the
+        // same bytes.
+        await this.refresh().catch(() => undefined);
+        if (attempt < 3 && this.currentViews().withFiles.get(sha256) !== record) continue;
+        throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+      }
+      return { record, member, bytes: this.inflated(member, raw) };
     }
-    if (member.method === 'stored') return { record, member, bytes: raw };
+  }
+
+  /** A member's bytes as stored in the zip, inflated when compressed. */
+  private inflated(member: PackageMember, raw: Readable): Readable {
+    if (member.method === 'stored') return raw;
     const inflate = createInflateRaw();
     raw.once('error', (err) => inflate.destroy(err));
-    return { record, member, bytes: raw.pipe(inflate) };
+    return raw.pipe(inflate);
   }
 
   /** Where the record's bytes can be fetched from the store directly, or null when this storage cannot say. */
@@ -608,7 +619,9 @@ export class PackageService {
     for (const name of touched) {
       const current = this.index.get(name);
       if (current) {
-        this.byId.delete(current.id);
+        // A record renamed under its id (1.0 stored again as 1.0.0) may have come in an earlier refresh: the id is
+        // the new name's now, and stays so.
+        if (this.byId.get(current.id) === current) this.byId.delete(current.id);
         this.index.delete(name);
       }
     }

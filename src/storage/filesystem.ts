@@ -44,6 +44,15 @@ export function generationName(seq: number): string {
 export const isFsBlob = (blob: string): boolean => BLOB.test(blob);
 
 /**
+ * The blob a replaced record names, when the bytes published over it are the same: the new record keeps it, so that
+ * a download or a `/files` URL reading it is not cut off by an upload that changed nothing. Decided in the commit,
+ * against the newest entry: only the writer that replaces that record ever releases its blob.
+ */
+function keptBlob(replaced: StoredRecord | undefined, staged: StagedBlob): string | undefined {
+  return replaced && replaced.sha256 === staged.sha256 && replaced.size === staged.size && isFsBlob(replaced.blob) ? replaced.blob : undefined;
+}
+
+/**
  * A name for the bytes of one publish, never used before: `<sha256>-<16 hex>`. No two records ever share a blob made
  * this way, so removing one record's blob can never take another's bytes, even when another process (a worker) is
  * storing identical bytes at that moment. Stores written before workers name blobs by their sha256 alone, shared by
@@ -159,6 +168,7 @@ export class FilesystemStorage implements Storage {
   /** Files on their way out: renamed here at once, unlinked after the answer (see dispose). */
   private readonly trashDir: string;
   private commits: Promise<unknown> = Promise.resolve();
+  private opened = false;
 
   constructor(
     private readonly root: string,
@@ -235,6 +245,7 @@ export class FilesystemStorage implements Storage {
     await this.journal.open();
     // What open() read is the starting point, not a change to hand on.
     this.journal.takeForeign();
+    this.opened = true;
     await this.dropUnnamed(batchBlobs);
     if ((this.options.worker?.number ?? 1) === 1) await this.warnForeign();
     return [...this.state.records.values()].map((r) => ({ ...r }));
@@ -307,7 +318,7 @@ export class FilesystemStorage implements Storage {
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
           const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob };
+          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: keptBlob(replaced, staged) ?? blob };
           return { change: { put: [record], lastId }, result: record };
         });
       } catch (err) {
@@ -318,7 +329,9 @@ export class FilesystemStorage implements Storage {
     } finally {
       await this.dispose(staged.path);
     }
-    if (replaced && replaced.blob !== blob) await this.releaseBlob(replaced.blob);
+    // The same bytes again keep the blob they had (a download or /files URL reading it goes on); the new link goes.
+    if (stored.blob !== blob) await this.releaseBlob(blob);
+    else if (replaced) await this.releaseBlob(replaced.blob);
     return { ...stored };
   }
 
@@ -361,7 +374,7 @@ export class FilesystemStorage implements Storage {
             const previous = state.records.get(input.name);
             if (options.ifAbsent && previous) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
             if (previous) replaced.push(previous);
-            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: names[i]! };
+            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: keptBlob(previous, blobs[i]!) ?? names[i]! };
             return record;
           });
           return { change: { put: records, lastId }, result: records };
@@ -375,7 +388,9 @@ export class FilesystemStorage implements Storage {
       await Promise.all(blobs.map((blob) => this.dispose(blob.path)));
       await rm(intent, { force: true });
     }
-    for (const old of new Set(replaced.map((r) => r.blob))) await this.releaseBlob(old);
+    const kept = new Set(stored.map((r) => r.blob));
+    for (const unused of names) if (!kept.has(unused)) await this.releaseBlob(unused);
+    for (const old of new Set(replaced.map((r) => r.blob))) if (!kept.has(old)) await this.releaseBlob(old);
     return stored.map((r) => ({ ...r }));
   }
 
@@ -389,9 +404,13 @@ export class FilesystemStorage implements Storage {
     }
   }
 
-  /** Other workers' entries (see the class comment); a server alone owns its directory and has nothing to take in. */
+  /**
+   * Other workers' entries (see the class comment); a server alone owns its directory and has nothing to take in.
+   * Nothing before open() has read the index: a worker hears of the others' changes while it is still opening, and
+   * reading the journal then would replay it twice into one state.
+   */
   async refresh(): Promise<ForeignChanges | null> {
-    if (!this.options.worker) return null;
+    if (!this.options.worker || !this.opened) return null;
     const run = this.commits.then(() => this.journal.catchUp());
     this.commits = run.catch(() => undefined);
     await run;

@@ -166,6 +166,7 @@ export class S3Storage implements Storage {
   private background: Promise<unknown> = Promise.resolve();
   private stagingDir: Promise<string> | null = null;
   private commits: Promise<unknown> = Promise.resolve();
+  private opened = false;
 
   constructor(
     private readonly settings: S3Settings,
@@ -218,6 +219,7 @@ export class S3Storage implements Storage {
     }
     // What open() read is the starting point, not a change to hand on.
     this.journal.takeForeign();
+    this.opened = true;
     // Retired blobs past their grace now; what crashed uploads left is listed in the background (at 100,000 packages
     // that is a hundred LIST pages, which readiness need not wait for).
     await this.sweepRetired();
@@ -386,6 +388,9 @@ export class S3Storage implements Storage {
   }
 
   async refresh(): Promise<ForeignChanges | null> {
+    // Nothing before open() has read the index: a worker hears of the others' changes while it is still opening, and
+    // reading the journal then would replay it twice into one state.
+    if (!this.opened) return null;
     const run = this.commits.then(async () => {
       try {
         await this.journal.catchUp();

@@ -1,11 +1,13 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { catalogZip, stepZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { committedIndex, eventually, STATE_DIR } from '../helpers/storage-dir.js';
 import { expectChangesSeenByEveryWorker, workersListening, workersThatServed } from '../helpers/workers.js';
 import { upload } from '../helpers/upload.js';
+import { sha256 } from '../helpers/zip.js';
 
 /** `/packages` as JSON, on a connection of its own (so that the workers take turns answering). */
 async function listed(server: RunningServer): Promise<string[]> {
@@ -88,6 +90,26 @@ describe('WORKERS=2 on the filesystem backend', () => {
     expect([...(await committedIndex(server.storagePath)).records.keys()]).not.toContain(name);
   });
 
+  it('a worker killed while the other keeps writing is replaced, and the replacement opens the store: nothing fails', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `spec-kit-template-load${i}-sh-v1.0.0.zip`);
+    for (let i = 0; i < 120; i++) expect((await upload(server.url, names[i % 6]!, `before ${i}`, { overwrite: true })).status).toBeLessThan(300);
+    let writing = true;
+    const writers = names.map(async (name) => {
+      for (let i = 0; writing; i++) await upload(server.url, name, `during ${name} ${i}`, { overwrite: true }).catch(() => undefined);
+    });
+    const from = server.stdout.length;
+    for (let round = 0; round < 2; round++) {
+      const listening = server.logs().filter((l) => l.message.startsWith('listening on ')).length;
+      process.kill((await workerPids(server)).get(2)!, 'SIGKILL');
+      await eventually(() => expect(server.logs().filter((l) => l.message.startsWith('listening on ')).length).toBe(listening + 1), 15_000);
+    }
+    writing = false;
+    await Promise.all(writers);
+    const problems = server.logs().slice(from).filter((l) => l.level === 'FATAL' || String(l.message).startsWith('could not take in'));
+    expect(problems.map((l) => `${l.worker} ${l.level} ${l.message}`)).toEqual([]);
+    expect(server.process.exitCode).toBeNull();
+  });
+
   it('stops every worker on SIGTERM; one process started on the directory afterwards serves what the workers stored', async () => {
     const stored = await listed(server);
     expect(stored.length).toBeGreaterThanOrEqual(12);
@@ -95,5 +117,66 @@ describe('WORKERS=2 on the filesystem backend', () => {
     server = await startServer({ storagePath: server.storagePath });
     expect(await listed(server)).toEqual(stored);
     expect(await readdir(join(server.storagePath, STATE_DIR, 'tmp'))).toEqual([]);
+  });
+});
+
+describe('the same bytes uploaded again, and versions renamed, with one process and with workers', () => {
+  let server: RunningServer | null = null;
+  afterEach(async () => {
+    await server?.stop();
+    server = null;
+  });
+
+  for (const workers of ['1', '2']) {
+    it(`WORKERS=${workers}: a step file URL keeps answering while the same bytes are uploaded again with overwrite=true`, async () => {
+      const s = (server = await startServer({ env: { WORKERS: workers } }));
+      if (workers === '2') await workersListening(s);
+      const zip = await stepZip('rt-step', { dir: 'rt-step' });
+      expect((await upload(s.url, 'step.zip', zip)).status).toBe(201);
+      const url = `${s.url}/files/${sha256(zip)}/__init__.py`;
+      const statuses = new Map<number, number>();
+      const until = Date.now() + 3000;
+      await Promise.all([
+        ...Array.from({ length: 3 }, async () => {
+          while (Date.now() < until) expect((await upload(s.url, 'step.zip', zip, { overwrite: true })).status).toBe(200);
+        }),
+        ...Array.from({ length: 6 }, async () => {
+          while (Date.now() < until) {
+            const res = await fetch(url, { headers: { Connection: 'close' } });
+            await res.arrayBuffer();
+            statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          }
+        }),
+      ]);
+      expect([...statuses.keys()]).toEqual([200]);
+    });
+  }
+
+  it('WORKERS=2: a version stored again as 1.0.0 over 1.0 keeps its id on every worker: a snapshot of it is served by each, and none deletes it', async () => {
+    const s = (server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } }));
+    await workersListening(s);
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const publish = async (zip: Buffer, query = '') => {
+      const form = new FormData();
+      form.append('file', new Blob([zip as BlobPart]), 'e.zip');
+      return fetch(`${s.url}/upload${query}`, { method: 'POST', body: form, headers: { ...auth, Connection: 'close' } });
+    };
+    expect((await publish(await catalogZip('extension', { id: 'rt-ext', version: '1.0' }))).status).toBe(201);
+    // The other worker takes the first change in on its own, before the rename's two changes (put, then remove).
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await publish(await catalogZip('extension', { id: 'rt-ext', version: '1.0.0', info: { description: 'again' } }), '?overwrite=true')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await fetch(`${s.url}/catalogs/snapshots`, { method: 'POST', body: '{"name":"rt"}', headers: { ...auth, 'content-type': 'application/json' } })).status).toBe(201);
+    await eventually(async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 8; i++) {
+        const res = await fetch(`${s.url}/catalogs/snapshots/rt/extensions.json`, { headers: { Connection: 'close' } });
+        seen.add(`${res.status} ${Object.keys(((await res.json()) as { extensions?: object }).extensions ?? {}).join(',')}`);
+      }
+      expect([...seen]).toEqual(['200 rt-ext']);
+    }, 2000);
+    const deletes = new Set<number>();
+    for (let i = 0; i < 6; i++) deletes.add((await fetch(`${s.url}/assets/extension-rt-ext-1.0.0.zip`, { method: 'DELETE', headers: { ...auth, Connection: 'close' } })).status);
+    expect([...deletes]).toEqual([409]);
   });
 });

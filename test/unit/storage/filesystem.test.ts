@@ -170,6 +170,11 @@ describe('filesystem storage specifics', () => {
     expect(a.blob).toMatch(new RegExp(`^${sha256('same')}-[0-9a-f]{16}$`));
     expect(b.blob).not.toBe(a.blob);
     expect(await blobs(root)).toEqual([a.blob, b.blob].sort());
+    // The same bytes again keep their blob: a download reading it is never cut off by an upload that changed nothing.
+    expect((await put(storage, 'a.zip', 'same')).blob).toBe(a.blob);
+    const batch = await storage.publishBatch([{ staged: await storage.stage(Readable.from([Buffer.from('same')])), record: record('b.zip', 'same') }]);
+    expect(batch[0]!.blob).toBe(b.blob);
+    expect(await blobs(root)).toEqual([a.blob, b.blob].sort());
     const a2 = await put(storage, 'a.zip', 'other');
     expect(await blobs(root)).toEqual([a2.blob, b.blob].sort());
     await storage.remove('b.zip');
@@ -534,6 +539,25 @@ describe('filesystem storage with workers sharing one directory', () => {
     }
     await a.refresh();
     for (const r of (await newestIndex(root)).records) expect(Buffer.concat(await (await a.read(r)).toArray()).toString()).toMatch(/^bytes \d+$/);
+  });
+
+  it('takes in nothing while it opens: a change heard of then is read by the open itself, never replayed twice', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const a = worker(root, 1);
+    await a.open();
+    for (let i = 0; i < 30; i++) await put(a, `p${i}.zip`, `p${i}`);
+    const b = worker(root, 2);
+    let done = false;
+    const opened = b.open().finally(() => (done = true));
+    const refreshes: Promise<unknown>[] = [];
+    while (!done) {
+      refreshes.push(b.refresh().catch((err: Error) => err));
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(await opened).toHaveLength(30);
+    expect((await Promise.all(refreshes)).filter((r) => r instanceof Error)).toEqual([]);
+    await put(a, 'after.zip', 'after');
+    expect((await b.refresh())!.records.map((r) => r.name)).toEqual(['after.zip']);
   });
 
   it('each sweeps only its own staging area when it starts; worker 1 also what belongs to no running worker', async () => {
