@@ -151,8 +151,8 @@ the checkpoint, and changes go to journal/ from there on.
  *   one when the journal leads past it, and otherwise refuses, naming the file and `recover-index`.
  *
  * Not supported: two servers writing one directory (one server owns it, with its workers; use s3 for replicas on
- * several machines); identical bytes published twice are stored twice (one blob per publish; the price of workers
- * never racing over a shared blob); blobs that a crash of a single publish left without a record are not collected
+ * several machines); identical bytes published under two names are stored twice (one blob per record; the price of
+ * workers never racing over a shared blob); blobs that a crash of a single publish left without a record are not collected
  * automatically (they are invisible; `recover-index` lists them); a batch's are (above). A store in the layout before
  * the state directory is migrated by a server running alone (`workers: 1`); workers refuse to start on one. When
  * open() stops on a damaged index, tmp/ has already been swept and a crashed batch's blobs stay, unnamed, for
