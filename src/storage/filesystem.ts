@@ -43,6 +43,9 @@ export function generationName(seq: number): string {
 
 export const isFsBlob = (blob: string): boolean => BLOB.test(blob);
 
+/** A blob named by its sha256 alone, as stores from before workers name them: several records may name it. */
+const isSharedBlob = (blob: string): boolean => blob.length === 64;
+
 /**
  * The blob a replaced record names, when the bytes published over it are the same: the new record keeps it, so that
  * a download or a `/files` URL reading it is not cut off by an upload that changed nothing. Decided in the commit,
@@ -229,9 +232,6 @@ export class FilesystemStorage implements Storage {
 
     const hasCheckpoint = (await readdir(this.indexDir)).some((name) => GENERATION.test(name));
     const hasEntries = (await readdir(this.journalDir)).some((name) => GENERATION.test(name));
-    if (!hasCheckpoint && !hasEntries && this.options.worker && (await exists(join(this.root, '.meta', 'index.json')))) {
-      throw new StorageError('unavailable', `${this.root} holds packages in the layout of an older version; start the server once with workers: 1 (WORKERS=1) to migrate them, then with workers`);
-    }
     if (!hasCheckpoint && !hasEntries && !(await this.migrateLegacy())) {
       // Blobs without any index: the index was removed. Starting empty would lose every record silently.
       if ((await readdir(this.blobsDir)).length > 0) {
@@ -538,6 +538,10 @@ export class FilesystemStorage implements Storage {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
+    // Workers starting together would each migrate, and each unlink the files the others are still hashing.
+    if (this.options.worker) {
+      throw new StorageError('unavailable', `${this.root} holds packages in the layout of an older version; start the server once with workers: 1 (WORKERS=1) to migrate them, then with workers`);
+    }
     let legacy: { lastId?: unknown; records?: unknown };
     try {
       legacy = JSON.parse(text) as typeof legacy;
@@ -636,7 +640,8 @@ export class FilesystemStorage implements Storage {
    * a blob made since is named by one record, and by none once this is called.
    */
   private async releaseBlob(blob: string): Promise<void> {
-    for (const record of this.state.records.values()) if (record.blob === blob) return;
+    // Only those need the look through every record (at 100,000 packages, on every upload that replaces one).
+    if (isSharedBlob(blob)) for (const record of this.state.records.values()) if (record.blob === blob) return;
     // A record kept aside as invalid may name it too: kept, so that repairing the record finds its bytes.
     if (this.state.invalid.some((r) => (r as { blob?: unknown } | null)?.blob === blob)) return;
     await this.dispose(this.blobPath(blob)).catch((err) => this.log.warn({ err, blob }, 'could not remove a blob no record names'));
@@ -664,13 +669,6 @@ async function readBatchIntents(paths: readonly string[]): Promise<Set<string>> 
     }
   }
   return blobs;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Makes a file's bytes durable. */
