@@ -508,25 +508,19 @@ export class PackageService {
     prepare: (record: PackageRecord) => Promise<P> | P,
     bytesOf: (plan: P) => ByteRange | null,
   ): Promise<{ record: PackageRecord; plan: P; bytes: Readable | Buffer | null }> {
-    for (let attempt = 1; ; attempt += 1) {
-      const record = this.get(name);
-      if (!isApproved(record)) throw notApproved(record);
-      const plan = await prepare(record);
-      const range = bytesOf(plan);
-      if (range === null) return { record, plan, bytes: null };
-      try {
+    return this.readCurrent(
+      () => this.get(name),
+      async (record) => {
+        if (!isApproved(record)) throw notApproved(record);
+        const plan = await prepare(record);
+        const range = bytesOf(plan);
+        if (range === null) return { record, plan, bytes: null };
         const small = await this.smallBlobs.get(record);
         if (small) return { record, plan, bytes: small.subarray(range.start, range.end + 1) };
         return { record, plan, bytes: await this.storage.read(record, range) };
-      } catch (err) {
-        if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
-        // Storage lets go of replaced bytes before this index hears of it: a publish in flight here, or another worker's
-        // (its word comes a moment later). The refresh waits for the one and reads the other.
-        await this.refresh().catch(() => undefined);
-        if (attempt < 3 && this.index.get(name) !== record) continue;
-        throw new PackageError('not-found', `no package named ${name}`);
-      }
-    }
+      },
+      `no package named ${name}`,
+    );
   }
 
   /**
@@ -534,24 +528,42 @@ export class PackageService {
    * same URL always gives the same bytes, or not-found once no stored package has that sha256.
    */
   async openFile(sha256: string, path: string): Promise<{ record: PackageRecord; member: PackageMember; bytes: Readable }> {
+    const gone = `no file ${path} in a package with SHA-256 ${sha256}`;
+    const memberOf = (record: PackageRecord | undefined) => record?.catalog?.files?.find((f) => f.path === path);
+    return this.readCurrent(
+      () => {
+        const record = this.currentViews().withFiles.get(sha256);
+        if (!record || !memberOf(record)) throw new PackageError('not-found', gone);
+        return record;
+      },
+      async (record) => {
+        const member = memberOf(record)!;
+        if (!isApproved(record)) throw notApproved(record);
+        if (member.size === 0) return { record, member, bytes: Readable.from([]) };
+        const raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
+        return { record, member, bytes: this.inflated(member, raw) };
+      },
+      gone,
+    );
+  }
+
+  /**
+   * `read` of the record `current` names now (`current` throws when it names none). Storage lets go of replaced bytes
+   * before this index hears of it: a publish in flight here, or another worker's (its word comes a moment later).
+   * When the bytes are gone, the refresh waits for the one and reads the other, and the read goes again with the
+   * record named then, three times at most.
+   */
+  private async readCurrent<T>(current: () => PackageRecord, read: (record: PackageRecord) => Promise<T>, gone: string): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
-      const record = this.currentViews().withFiles.get(sha256);
-      const member = record?.catalog.files?.find((f) => f.path === path);
-      if (!record || !member) throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
-      if (!isApproved(record)) throw notApproved(record);
-      if (member.size === 0) return { record, member, bytes: Readable.from([]) };
-      let raw: Readable;
+      const record = current();
       try {
-        raw = await this.storage.read(record, { start: member.offset, end: member.offset + member.compressedSize - 1 });
+        return await read(record);
       } catch (err) {
         if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
-        // As in openAsset: the record was replaced meanwhile (here or by another worker); its successor may hold the
-        // same bytes.
         await this.refresh().catch(() => undefined);
-        if (attempt < 3 && this.currentViews().withFiles.get(sha256) !== record) continue;
-        throw new PackageError('not-found', `no file ${path} in a package with SHA-256 ${sha256}`);
+        if (attempt < 3 && current() !== record) continue;
+        throw new PackageError('not-found', gone);
       }
-      return { record, member, bytes: this.inflated(member, raw) };
     }
   }
 
