@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { catalogZip, stepZip, templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { committedIndex, eventually, STATE_DIR } from '../helpers/storage-dir.js';
-import { expectChangesSeenByEveryWorker, workersListening, workersThatServed } from '../helpers/workers.js';
+import { childPids, expectChangesSeenByEveryWorker, workersListening, workersThatServed } from '../helpers/workers.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -18,13 +18,10 @@ async function listed(server: RunningServer): Promise<string[]> {
 
 /** The pids of the server's workers, by worker number (from each one's environment in /proc). */
 async function workerPids(server: RunningServer): Promise<Map<number, number>> {
-  const pid = server.process.pid!;
-  const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number);
   const byNumber = new Map<number, number>();
-  for (const child of children) {
+  for (const child of await childPids(server.process.pid!)) {
     const environ = (await readFile(`/proc/${child}/environ`, 'utf8')).split('\0');
-    const number = Number(environ.find((v) => v.startsWith('RELEASE_SERVER_WORKER='))?.split('=')[1]);
-    byNumber.set(number, child);
+    byNumber.set(Number(environ.find((v) => v.startsWith('RELEASE_SERVER_WORKER='))?.split('=')[1]), child);
   }
   return byNumber;
 }

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { get } from 'node:http';
 import { expect } from 'vitest';
 import { templateZip } from './packages.js';
@@ -53,4 +54,10 @@ export async function expectChangesSeenByEveryWorker(server: RunningServer): Pro
     const statuses = await Promise.all(Array.from({ length: 8 }, () => freshGet(`${server.url}/assets/${name}`)));
     expect(statuses).toEqual(Array(8).fill(404));
   }, WITHIN_MS);
+}
+
+/** The pids of a process's children (its workers), from /proc. */
+export async function childPids(pid: number): Promise<number[]> {
+  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+  return children.trim().split(/\s+/).filter(Boolean).map(Number);
 }

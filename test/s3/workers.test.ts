@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { testS3Client } from '../helpers/s3-server.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { eventually } from '../helpers/storage-dir.js';
-import { expectChangesSeenByEveryWorker, freshGet, workersListening, workersThatServed } from '../helpers/workers.js';
+import { childPids, expectChangesSeenByEveryWorker, freshGet, workersListening, workersThatServed } from '../helpers/workers.js';
 
 const s3 = inject('s3');
 const client = testS3Client(s3);
@@ -158,10 +157,4 @@ describe('WORKERS=2, stopping while a dead worker awaits its replacement', () =>
 async function healthCount(server: RunningServer): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   return Number(/release_server_http_requests_total\{operation="getHealth",status="200"\} (\d+)/.exec(text)?.[1] ?? 0);
-}
-
-/** The pids of a process's children (its workers), from /proc. */
-async function childPids(pid: number): Promise<number[]> {
-  const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return children.trim().split(/\s+/).filter(Boolean).map(Number);
 }
