@@ -465,6 +465,10 @@ export class Journal {
     for (let attempt = 1; ; attempt += 1) {
       const decided = decide(this.state);
       if (decided === null) return undefined as T;
+      if (!(await this.current())) {
+        await this.overtaken();
+        continue;
+      }
       const seq = this.state.seq + 1;
       const { lastId, ...change } = decided.change;
       // lastId before the records: an entry cut short still says how far ids went (recover-index reads it).
@@ -478,6 +482,29 @@ export class Journal {
       // The winner's entry may not be readable yet (its write still in flight): wait a little longer each time.
       if (!(await this.catchUp())) await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
     }
+  }
+
+  /**
+   * Whether the state held here may still be the newest: its last entry is in the store. A writer that missed more
+   * changes than the journal keeps would otherwise find the next number free (its entry pruned), write a change
+   * nobody reads under it, and reuse ids. A pruned entry goes only with every entry before it (ascending), and
+   * entries after the newest checkpoint are never pruned, so: its entry is there, or (at the store's first
+   * checkpoint, which has no entry) no entry follows. One small read per commit; a writer stalled between this read
+   * and its write for longer than the journal keeps (two checkpoints' worth of other writers' changes) is not caught.
+   */
+  private async current(): Promise<boolean> {
+    const { seq } = this.state;
+    if ((await this.backend.readEntry(seq)) !== null) return true;
+    return (await this.backend.listEntries(seq)).length === 0;
+  }
+
+  /** The state held here is older than the journal reaches back: start again from the newest checkpoint. */
+  private async overtaken(): Promise<void> {
+    const newer = await this.newerCheckpoint();
+    if (newer === null) throw new StorageError('damaged', `the package index journal entry ${this.backend.describe('entry', this.state.seq)} vanished, and no checkpoint follows it; nothing was changed. ${this.options.recovery}`);
+    this.options.log.warn({ from: this.state.seq, to: newer }, 'this process had fallen behind what the package index journal keeps; it read the newest checkpoint again before writing');
+    await this.reloadFrom(newer);
+    await this.replay({ atOpen: true });
   }
 
   /** Resolves when the checkpoint being written (if any) is done; for tests and an orderly shutdown. */

@@ -132,6 +132,26 @@ describe('s3 storage specifics', () => {
     expect(seen!.records.map((r) => r.name).sort()).toEqual(Array.from({ length: 16 }, (_, i) => `p${i}.zip`).sort());
   });
 
+  it('an instance that fell behind further than the kept journal and then writes commits after every change, never under a used number', async () => {
+    const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: '', forcePathStyle: true };
+    const [a, b] = [new S3Storage(settings, silent, { checkpointEvery: 3 }), new S3Storage(settings, silent, { checkpointEvery: 3 })];
+    settingsOf.set(a, settings);
+    await a.client.send(new CreateBucketCommand({ Bucket: settings.bucket }));
+    await Promise.all([a.open(), b.open()]);
+    const put = async (storage: S3Storage, name: string) => {
+      const staged = await storage.stage(Readable.from([Buffer.from(name)]));
+      return storage.publish(staged, { id: 0, name, size: staged.size, sha256: staged.sha256, createdAt: '2026-01-01T00:00:00.000Z', updatedAt: '2026-01-01T00:00:00.000Z', downloadCount: 0, tag: null, kind: 'template', catalog: null, blob: '' });
+    };
+    for (let i = 0; i < 16; i++) {
+      await put(a, `p${i}.zip`);
+      await a.settled();
+    }
+    // b heard of none of it (no refresh), and its next entry number was used and pruned long ago.
+    expect((await put(b, 'late.zip')).id).toBe(17);
+    expect((await indexed(a)).map((r) => r.name).sort()).toEqual([...Array.from({ length: 16 }, (_, i) => `p${i}.zip`), 'late.zip'].sort());
+    expect((await a.refresh())!.records.map((r) => r.name)).toEqual(['late.zip']);
+  });
+
   it('starts from the checkpoint before a damaged one when the journal leads past it, and refuses on a damaged entry, naming it', async () => {
     const settings: S3Settings = { endpoint: s3.S3_ENDPOINT!, region: s3.S3_REGION!, bucket: `rs-${randomUUID().slice(0, 8)}`, prefix: 'd/', forcePathStyle: true };
     const a = new S3Storage(settings, silent, { checkpointEvery: 3 });

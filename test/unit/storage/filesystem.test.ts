@@ -601,6 +601,24 @@ describe('filesystem storage with workers sharing one directory', () => {
     expect(await blobs(root)).toEqual([kept.blob]);
   });
 
+  it('a worker that missed more changes than the journal keeps commits after them, never under a number they used', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1, 2, { checkpointEvery: 2 }), worker(root, 2, 2, { checkpointEvery: 2 })];
+    await Promise.all([a.open(), b.open()]);
+    // b writes 10 changes (checkpoints at 2, 4, … 10; entries up to the oldest kept one pruned) while a hears nothing.
+    for (let i = 0; i < 10; i++) await put(b, `b${i}.zip`, `b${i}`);
+    await b.settled();
+    expect((await entries(root)).length).toBeLessThan(10);
+    const late = await put(a, 'late.zip', 'late');
+    expect(late.id).toBe(11);
+    const committed = await newestIndex(root);
+    expect(committed.records.map((r) => r.name).sort()).toEqual([...Array.from({ length: 10 }, (_, i) => `b${i}.zip`), 'late.zip'].sort());
+    expect((await b.refresh())!.records.map((r) => r.name)).toEqual(['late.zip']);
+    // a hands on b's changes, which it had to read to commit after them.
+    expect((await a.refresh())!.records.map((r) => r.name).sort()).toEqual(expect.arrayContaining(Array.from({ length: 10 }, (_, i) => `b${i}.zip`)));
+    expect((await at(root).open()).map((r) => r.name).sort()).toEqual(committed.records.map((r) => r.name).sort());
+  });
+
   it('refuses to start as a worker on a store of the layout before the state directory: one server alone migrates it', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
     await mkdir(join(root, '.meta'));
