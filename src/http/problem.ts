@@ -65,7 +65,8 @@ interface Problem {
 function toProblem(err: unknown, maxUploadBytes: number, contentType: string | undefined, operationId: string | undefined): Problem {
   if (err instanceof HttpProblem) return { status: err.status, kind: err.kind, detail: err.message, headers: err.headers };
   if (err instanceof PackageError) return { status: PACKAGE_STATUS[err.code], kind: err.code, detail: err.message, headers: {}, errors: err.errors };
-  if (err instanceof StorageError && err.code === 'unavailable') return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
+  // stale: the service decides again before it lets one through (service/packages.ts onNewest).
+  if (err instanceof StorageError && (err.code === 'unavailable' || err.code === 'stale')) return { status: 503, kind: 'unavailable', detail: err.message, headers: {} };
   // An s3 index another process damaged while this one runs: nothing is written over it until it is restored.
   if (err instanceof StorageError && err.code === 'damaged') return { status: 503, kind: 'unavailable', detail: 'the package index is damaged; the server log says which and how to recover', headers: {} };
   // A full disk (ENOSPC, EDQUOT) wherever it surfaced, storage or the multipart parser: nothing was stored.

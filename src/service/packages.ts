@@ -11,7 +11,7 @@ import { isApproved, isSnapshotRecord, type Approval, type PackageMember, type P
 import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
-import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage } from '../storage/storage.js';
+import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type WriteOptions } from '../storage/storage.js';
 import type { Verdict } from '../vetting/vet.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
@@ -275,52 +275,53 @@ export class PackageService {
       const tag = catalog ? null : options.tag === undefined ? tagOfName(name) : normalizeTag(options.tag);
       if (tag === null && !catalog && options.tag !== undefined) throw new PackageError('invalid-tag', `${JSON.stringify(options.tag)} is not a semantic version`);
       return await this.lock.run(async () => {
-        // Decide on the store's state: another replica may have made a snapshot or stored a pinned version.
-        await this.refreshLocked();
-        // `1.0` and `1.0.0` are one PEP 440 version, stored under two names: either one is the version replaced.
-        const sameVersion = catalog
-          ? this.currentViews().everyVersion.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
-          : undefined;
-        const existing = this.index.get(storedName) ?? sameVersion;
-        const what = catalog ? `${kind} ${catalog.id} ${existing?.catalog?.version ?? catalog.version}` : storedName;
-        if (existing && !options.overwrite) {
-          throw new PackageError('exists', `${what} already exists; upload with overwrite=true to replace it`);
-        }
-        // A snapshot serves these exact bytes (its sha256 is in the frozen catalog): they cannot change under it.
-        const snapshots = existing ? this.holdersOf(existing).filter((h) => h.startsWith('snapshot ')) : [];
-        if (snapshots.length > 0) {
-          throw new PackageError('held', `${what} cannot be replaced: ${snapshots.join(', ')} holds it; publish a new version instead`);
-        }
-        if (catalog?.components) {
-          const problems = pinProblems(catalog.components, (k, id) => this.currentViews().catalogById.get(`${k}/${id}`)?.versions ?? []);
-          if (problems.length > 0) throw refused(problems);
-        }
-        const now = this.stamp();
-        const record: PackageRecord = {
-          id: existing?.id ?? 0,
-          name: storedName,
-          size: staged.size,
-          sha256: staged.sha256,
-          createdAt: existing?.createdAt ?? now,
-          updatedAt: now,
-          downloadCount: 0,
-          tag,
-          kind,
-          catalog,
-          blob: '',
-          ...(options.approval && catalog ? { approval: options.approval } : {}),
-          ...(options.provenance ? { provenance: options.provenance } : {}),
-        };
-        let stored: PackageRecord;
-        try {
-          // ifAbsent: another replica may have published the name since this one last looked.
-          stored = await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite });
-        } catch (err) {
-          if (err instanceof StorageError && err.code === 'conflict') {
-            throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
+        // Decided on the store's state: another replica may have made a snapshot or stored a pinned version.
+        const { stored, existing } = await this.onNewest(async () => {
+          // `1.0` and `1.0.0` are one PEP 440 version, stored under two names: either one is the version replaced.
+          const sameVersion = catalog
+            ? this.currentViews().everyVersion.get(`${kind}/${catalog.id}`)?.versions.find((r) => samePep440Version(r.catalog.version, catalog.version))
+            : undefined;
+          const existing = this.index.get(storedName) ?? sameVersion;
+          const what = catalog ? `${kind} ${catalog.id} ${existing?.catalog?.version ?? catalog.version}` : storedName;
+          if (existing && !options.overwrite) {
+            throw new PackageError('exists', `${what} already exists; upload with overwrite=true to replace it`);
           }
-          throw err;
-        }
+          // A snapshot serves these exact bytes (its sha256 is in the frozen catalog): they cannot change under it.
+          const snapshots = existing ? this.holdersOf(existing).filter((h) => h.startsWith('snapshot ')) : [];
+          if (snapshots.length > 0) {
+            throw new PackageError('held', `${what} cannot be replaced: ${snapshots.join(', ')} holds it; publish a new version instead`);
+          }
+          if (catalog?.components) {
+            const problems = pinProblems(catalog.components, (k, id) => this.currentViews().catalogById.get(`${k}/${id}`)?.versions ?? []);
+            if (problems.length > 0) throw refused(problems);
+          }
+          const now = this.stamp();
+          const record: PackageRecord = {
+            id: existing?.id ?? 0,
+            name: storedName,
+            size: staged.size,
+            sha256: staged.sha256,
+            createdAt: existing?.createdAt ?? now,
+            updatedAt: now,
+            downloadCount: 0,
+            tag,
+            kind,
+            catalog,
+            blob: '',
+            ...(options.approval && catalog ? { approval: options.approval } : {}),
+            ...(options.provenance ? { provenance: options.provenance } : {}),
+          };
+          try {
+            // ifAbsent: another replica may have published the name since this one last looked. current: a catalog
+            // version or a replacement was checked against holds, pins and versions here (a new template was not).
+            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null || existing !== undefined }), existing };
+          } catch (err) {
+            if (err instanceof StorageError && err.code === 'conflict') {
+              throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
+            }
+            throw err;
+          }
+        });
         stored.downloadCount += this.unsavedFor(storedName);
         if (existing && existing.name !== storedName) await this.deleteLocked(existing.name);
         this.index.set(storedName, stored);
@@ -330,8 +331,7 @@ export class PackageService {
         // Retention decides on the store's state: another replica's uploads since the last poll count too. With no
         // limit that could remove anything, that refresh would decide nothing: skipped (one store round trip per
         // upload, ~50 ms on the s3 backend; the periodic refresh still brings other replicas' writes in).
-        if (this.retentionLimits(stored)) await this.refreshLocked();
-        const removed = await this.applyRetention(this.index.get(storedName) ?? stored);
+        const removed = this.retentionLimits(stored) ? await this.applyRetention(this.index.get(storedName) ?? stored) : [];
         return { record: stored, created: !existing, removed };
       });
     } finally {
@@ -345,14 +345,15 @@ export class PackageService {
    */
   async decide(kind: CatalogKind, id: string, version: string, decision: Approval): Promise<PackageRecord> {
     return this.lock.run(async () => {
-      await this.refreshLocked();
-      const record = this.currentViews().everyVersion.get(`${kind}/${id}`)?.versions.find((r) => samePep440Version(r.catalog.version, version));
-      if (!record) throw new PackageError('not-found', `no ${kind} ${id} ${version}`);
-      if (decision.state === 'rejected') {
-        const holders = this.holdersOf(record);
-        if (holders.length > 0) throw new PackageError('held', `${kind} ${id} ${version} cannot be rejected: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it`);
-      }
-      const stored = await this.storage.setApproval(record.name, decision);
+      const stored = await this.onNewest(async () => {
+        const record = this.currentViews().everyVersion.get(`${kind}/${id}`)?.versions.find((r) => samePep440Version(r.catalog.version, version));
+        if (!record) throw new PackageError('not-found', `no ${kind} ${id} ${version}`);
+        if (decision.state === 'rejected') {
+          const holders = this.holdersOf(record);
+          if (holders.length > 0) throw new PackageError('held', `${kind} ${id} ${version} cannot be rejected: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it`);
+        }
+        return this.storage.setApproval(record.name, decision, { current: true });
+      });
       if (isSnapshotRecord(stored)) throw new Error('the store changed the kind of a package record');
       stored.downloadCount += this.unsavedFor(stored.name);
       this.index.set(stored.name, stored);
@@ -429,8 +430,7 @@ export class PackageService {
    * the store's conditional publish, so two replicas cannot both create one name.
    */
   async createSnapshot(name: string, choices: VersionChoices, createdBy: string, options: { exact?: boolean } = {}): Promise<Snapshot> {
-    return this.lock.run(async () => {
-      await this.refreshLocked();
+    return this.lock.run(() => this.onNewest(async () => {
       if (this.snapshotRecords.has(name)) throw new PackageError('exists', `a snapshot named ${name} exists; delete it first or choose another name`);
       const frozen = freeze(name, (kind) => this.catalog(kind), choices, options.exact);
       if (!frozen.ok && 'missing' in frozen) throw new PackageError('not-found', `not stored here: ${frozen.missing.join(', ')}`);
@@ -449,7 +449,8 @@ export class PackageService {
         };
         let stored: StoredRecord;
         try {
-          stored = await this.storage.publish(staged, record, { ifAbsent: true });
+          // current: its members were frozen from this view; a version deleted elsewhere since must not be in it.
+          stored = await this.storage.publish(staged, record, { ifAbsent: true, current: true });
         } catch (err) {
           if (err instanceof StorageError && err.code === 'conflict') throw new PackageError('exists', `a snapshot named ${name} exists`);
           throw err;
@@ -462,7 +463,7 @@ export class PackageService {
       } finally {
         await staged.discard();
       }
-    });
+    }));
   }
 
   async deleteSnapshot(name: string): Promise<void> {
@@ -485,13 +486,14 @@ export class PackageService {
   async remove(name: string): Promise<void> {
     await this.lock.run(async () => {
       // A snapshot or bundle another replica stored since the last poll holds as much as one made here.
-      await this.refreshLocked();
-      const record = this.get(name);
-      const holders = this.holdersOf(record);
-      if (holders.length > 0) {
-        throw new PackageError('held', `${name} cannot be deleted: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it; delete ${holders.length > 1 ? 'them' : 'it'} first`);
-      }
-      await this.deleteLocked(name);
+      await this.onNewest(async () => {
+        const record = this.get(name);
+        const holders = this.holdersOf(record);
+        if (holders.length > 0) {
+          throw new PackageError('held', `${name} cannot be deleted: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it; delete ${holders.length > 1 ? 'them' : 'it'} first`);
+        }
+        await this.deleteLocked(name, { current: true });
+      });
       this.log.info({ name }, 'package deleted');
     });
   }
@@ -608,6 +610,26 @@ export class PackageService {
     this.refreshTimer = setTimeout(() => void tick(), intervalMs).unref();
   }
 
+  /**
+   * Refreshes, then runs `write`, which decides on this process's view (holds, pins, one PEP 440 version under two
+   * names: rules the store does not know) and commits with `current`. When another process changed the records in
+   * between, the store refuses that commit (StorageError 'stale', nothing written) and the decision runs again on the
+   * newer view: of two conflicting writes, whichever commits second sees the first.
+   */
+  private async onNewest<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt += 1) {
+      await this.refreshLocked();
+      try {
+        return await write();
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'stale')) throw err;
+        if (attempt >= STALE_ATTEMPTS) {
+          throw new StorageError('unavailable', `the package index changed under this request ${attempt} times (other servers writing); it changed nothing. Try again`);
+        }
+      }
+    }
+  }
+
   /** Takes in what other processes wrote, if anything. */
   async refresh(): Promise<void> {
     await this.lock.run(() => this.refreshLocked());
@@ -722,7 +744,15 @@ export class PackageService {
    * with the names it deleted, which the upload's answer reports; each deletion is a WARN line.
    */
   private async applyRetention(kept: PackageRecord): Promise<string[]> {
-    return kept.kind === 'template' ? this.applyTemplateRetention(kept) : this.applyVersionRetention(kept);
+    const removed: string[] = [];
+    try {
+      await this.onNewest(() => (kept.kind === 'template' ? this.applyTemplateRetention(kept, removed) : this.applyVersionRetention(kept, removed)));
+    } catch (err) {
+      // The upload itself is stored; what retention did not delete goes after a later upload.
+      if (!(err instanceof StorageError && err.code === 'unavailable')) throw err;
+      this.log.warn({ err, name: kept.name }, 'retention was cut short: the package index kept changing; the next upload applies it');
+    }
+    return removed;
   }
 
   /**
@@ -730,8 +760,7 @@ export class PackageService {
    * ever touches the release just uploaded to (nor the package, when it has no release): one CI run publishing a
    * release of 24 templates keeps all 24, and an old hotfix just uploaded stays beside the newest max_releases.
    */
-  private async applyTemplateRetention(kept: PackageRecord): Promise<string[]> {
-    const removed: string[] = [];
+  private async applyTemplateRetention(kept: PackageRecord, removed: string[]): Promise<void> {
     const protectedRecord = (r: PackageRecord) => r.name === kept.name || (kept.tag !== null && r.tag === kept.tag);
     const maxReleases = this.options.maxReleases ?? 0;
     if (maxReleases > 0) {
@@ -743,7 +772,7 @@ export class PackageService {
       }
     }
     const max = this.options.maxPackages;
-    if (max === 0) return removed;
+    if (max === 0) return;
     // Oldest first, once: each deletion would otherwise rebuild the views and filter them again.
     const doomed = this.list().filter((r) => r.kind === 'template' && !protectedRecord(r)).reverse();
     let excess = this.list().filter((r) => r.kind === 'template').length - max;
@@ -754,31 +783,29 @@ export class PackageService {
       excess -= 1;
       this.log.warn({ name: oldest.name, maxPackages: max }, `${oldest.name} deleted by retention (max_packages ${max})`);
     }
-    return removed;
   }
 
   /** Deletes the lowest versions of one id beyond max_versions_per_package; never the one its catalog serves. */
-  private async applyVersionRetention(kept: PackageRecord): Promise<string[]> {
-    const removed: string[] = [];
+  private async applyVersionRetention(kept: PackageRecord, removed: string[]): Promise<void> {
     const max = this.options.maxVersionsPerPackage ?? 0;
-    if (max === 0 || !kept.catalog) return removed;
+    if (max === 0 || !kept.catalog) return;
     const group = this.catalogPackage(kept.kind as CatalogKind, kept.catalog.id);
     let excess = group.versions.length - max;
     // A version a bundle pins or a snapshot holds is never removed: it counts, and the next one goes instead.
     const lowestFirst = group.versions.filter((r) => r !== group.served && r.name !== kept.name && this.holdersOf(r).length === 0).reverse();
     for (const record of lowestFirst) {
       if (excess <= 0) break;
-      await this.deleteLocked(record.name);
+      // current: decided free of holds here; a snapshot made elsewhere since may hold it.
+      await this.deleteLocked(record.name, { current: true });
       removed.push(record.name);
       excess -= 1;
       this.log.warn({ name: record.name, kind: record.kind, id: kept.catalog.id, maxVersionsPerPackage: max }, `${record.name} deleted by retention (max_versions_per_package ${max})`);
     }
-    return removed;
   }
 
-  private async deleteLocked(name: string): Promise<void> {
+  private async deleteLocked(name: string, options: WriteOptions = {}): Promise<void> {
     try {
-      await this.storage.remove(name);
+      await this.storage.remove(name, options);
     } catch (err) {
       if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
     }
@@ -815,6 +842,9 @@ export class PackageService {
     return new Date(this.lastStamp).toISOString();
   }
 }
+
+/** Decisions run again at most this often when other processes keep changing the index under them. */
+const STALE_ATTEMPTS = 10;
 
 /** The form Date#toISOString writes (stamp() does): as text, it orders as the times do. */
 const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;

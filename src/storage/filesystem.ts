@@ -12,7 +12,7 @@ import { FileRange } from './file-range.js';
 import { FileSink, writeInPieces } from './file-sink.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord, type WriteOptions } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -91,6 +91,11 @@ class FsStagedBlob implements StagedBlob {
   claim(): void {
     if (this.settled) throw new Error('staged blob already published or discarded');
     this.settled = true;
+  }
+
+  /** Back from a publish that stored nothing and left the file (a stale one): usable and discardable again. */
+  unclaim(): void {
+    this.settled = false;
   }
 
   read(range: ByteRange): Readable {
@@ -295,8 +300,9 @@ export class FilesystemStorage implements Storage {
     return new FsStagedBlob(path, digest.size, digest.hex(), fsyncFile(path));
   }
 
-  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: WriteOptions & { ifAbsent?: boolean } = {}): Promise<R> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
+    this.journal.assertCurrent(options.current);
     // Early, from what this process knows; the commit decides again against the newest entry, which another worker
     // may have written a moment ago.
     if (options.ifAbsent && this.state.records.has(input.name)) {
@@ -307,6 +313,7 @@ export class FilesystemStorage implements Storage {
     const blob = blobName(staged.sha256);
     let replaced: StoredRecord | undefined;
     let stored: R;
+    let stale = false;
     try {
       await staged.durable.catch((err: unknown) => {
         throw asFull(err, 'the upload');
@@ -320,14 +327,16 @@ export class FilesystemStorage implements Storage {
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
           const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: keptBlob(replaced, staged) ?? blob };
           return { change: { put: [record], lastId }, result: record };
-        });
+        }, options);
       } catch (err) {
-        // No record names the blob this publish made: it goes.
+        // No record names the blob this publish made: it goes. A stale caller publishes the staged bytes again.
         await this.releaseBlob(blob);
+        stale = err instanceof StorageError && err.code === 'stale';
         throw asFull(err, 'the package index');
       }
     } finally {
-      await this.dispose(staged.path);
+      if (stale) staged.unclaim();
+      else await this.dispose(staged.path);
     }
     // The same bytes again keep the blob they had (a download or /files URL reading it goes on); the new link goes.
     if (stored.blob !== blob) await this.releaseBlob(blob);
@@ -438,25 +447,25 @@ export class FilesystemStorage implements Storage {
     return new FileRange(fd, start, end, Math.max(1, Math.min(READ_CHUNK, end - start + 1)));
   }
 
-  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
+  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>, options: WriteOptions = {}): Promise<StoredRecord> {
     try {
       return await this.commit((state) => {
         const current = state.records.get(name);
         if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
         const record = { ...current, approval };
         return { change: { put: [record] }, result: { ...record } };
-      });
+      }, options);
     } catch (err) {
       throw asFull(err, 'the package index');
     }
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, options: WriteOptions = {}): Promise<void> {
     const removed = await this.commit((state) => {
       const record = state.records.get(name);
       if (!record) throw new StorageError('not-found', `no package named ${name}`);
       return { change: { remove: [name] }, result: record };
-    });
+    }, options);
     await this.releaseBlob(removed.blob);
   }
 
@@ -515,8 +524,8 @@ export class FilesystemStorage implements Storage {
    * Decides a change against the state and commits it as the next journal entry (journal.ts); the state changes
    * only once the entry is on disk, so a failed write changes nothing and a retry applies once. One at a time.
    */
-  private commit<T>(decide: (state: State) => { change: Change; result: T } | null): Promise<T> {
-    const run = this.commits.then(() => this.journal.commit(decide));
+  private commit<T>(decide: (state: State) => { change: Change; result: T } | null, options: WriteOptions = {}): Promise<T> {
+    const run = this.commits.then(() => this.journal.commit(decide, options));
     this.commits = run.catch(() => undefined);
     return run;
   }

@@ -278,6 +278,8 @@ export class Journal {
    * or counted since takeForeign() last ran; `all` after a reload from a checkpoint, which may change any.
    */
   private foreign: Set<string> | 'all' = new Set();
+  /** Whether those entries put or removed a record (counts alone change no rule a caller decides on). */
+  private foreignWrites = false;
   /** When catchUp last listed the checkpoints (ms since the epoch). */
   private lastProbe = 0;
   /** Checkpoints known to be in the store, ascending. */
@@ -414,6 +416,7 @@ export class Journal {
       }
     }
     applyEntry(this.state, entry);
+    if (entry.put?.length || entry.remove?.length) this.foreignWrites = true;
     if (this.foreign !== 'all') {
       for (const name of [...(entry.remove ?? []), ...(entry.put ?? []).map((r) => r.name), ...Object.keys(entry.counts ?? {})]) this.foreign.add(name);
     }
@@ -427,6 +430,7 @@ export class Journal {
   takeForeign(): ForeignChanges | null {
     const taken = this.foreign;
     this.foreign = new Set();
+    this.foreignWrites = false;
     if (taken === 'all') return { whole: true, records: [...this.state.records.values()].map((r) => ({ ...r })) };
     if (taken.size === 0) return null;
     // Only what changed: a copy of every record per change another writer made cost O(packages) each time.
@@ -453,16 +457,20 @@ export class Journal {
     if ('problem' in parsed) throw new StorageError('damaged', `the package index checkpoint ${file} is damaged (${parsed.problem}); nothing was changed. ${this.options.recovery}`);
     this.state = stateOf(parsed.checkpoint, this.options.checkBlob, this.options.log, file);
     this.foreign = 'all';
+    this.foreignWrites = true;
   }
 
   /**
    * Decides a change against the newest state and commits it as the next entry. `decide` may throw to give up (a
    * conflict it found); it must not change the state it is given. When another writer took the number first, the
    * entries it wrote are applied and `decide` runs again. Resolves with what `decide` returned the last time, or
-   * with undefined and nothing written when it returned null.
+   * with undefined and nothing written when it returned null. With `current`, rejects with StorageError('stale')
+   * once other writers' records came in that takeForeign() has not handed on (storage.ts, WriteOptions).
    */
-  async commit<T>(decide: (state: JournalState) => { change: Change; result: T } | null, attempts = 20): Promise<T> {
+  async commit<T>(decide: (state: JournalState) => { change: Change; result: T } | null, { current = false }: { current?: boolean } = {}): Promise<T> {
+    const attempts = 20;
     for (let attempt = 1; ; attempt += 1) {
+      this.assertCurrent(current);
       const decided = decide(this.state);
       if (decided === null) return undefined as T;
       if (!(await this.current())) {
@@ -482,6 +490,11 @@ export class Journal {
       // The winner's entry may not be readable yet (its write still in flight): wait a little longer each time.
       if (!(await this.catchUp())) await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
     }
+  }
+
+  /** Throws StorageError('stale') when `current` is asked for and other writers' records are not handed on yet. */
+  assertCurrent(current: boolean | undefined): void {
+    if (current && this.foreignWrites) throw new StorageError('stale', 'another process changed the package index after this one last took its changes in');
   }
 
   /**

@@ -15,7 +15,7 @@ import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { FileSink } from './file-sink.js';
 import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord, type WriteOptions } from './storage.js';
 
 // The SDK through require(), not import: imported as ES modules, Node first scans these CommonJS bundles (~1 MB) for
 // their exports, ~35-45 ms of an s3 server's start-up, measured.
@@ -116,6 +116,11 @@ class S3StagedBlob implements StagedBlob {
     if (this.settled) throw new Error('staged blob already published or discarded');
     this.settled = true;
     void rm(this.localCopy, { force: true });
+  }
+
+  /** Back from a publish that stored nothing (a stale one): the object can be published again, or discarded. */
+  unclaim(): void {
+    this.settled = false;
   }
 
   /**
@@ -304,8 +309,9 @@ export class S3Storage implements Storage {
     return this.stagingDir;
   }
 
-  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: { ifAbsent?: boolean } = {}): Promise<R> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: WriteOptions & { ifAbsent?: boolean } = {}): Promise<R> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
+    this.journal.assertCurrent(options.current);
     // A failed upload throws here, before the blob is claimed: the caller's discard removes what it left.
     await staged.uploaded();
     staged.claim();
@@ -322,10 +328,12 @@ export class S3Storage implements Storage {
         stored = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: staged.key };
         const retire = replaced && replaced.blob !== staged.key ? [{ blob: replaced.blob, at: Date.now() }] : [];
         return { put: [{ ...stored }], lastId, ...(retire.length > 0 ? { retire } : {}) };
-      });
+      }, options);
     } catch (err) {
-      // No index names the new blob: nothing can be reading it.
-      await this.deleteKey(staged.key).catch(() => undefined);
+      // A stale caller publishes the same object again, once it has decided again.
+      if (err instanceof StorageError && err.code === 'stale') staged.unclaim();
+      // Otherwise no index names the new blob: nothing can be reading it.
+      else await this.deleteKey(staged.key).catch(() => undefined);
       throw err;
     }
     return stored;
@@ -414,23 +422,23 @@ export class S3Storage implements Storage {
     return this.readKey(record.blob, range);
   }
 
-  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord> {
+  async setApproval(name: string, approval: NonNullable<PackageRecord['approval']>, options: WriteOptions = {}): Promise<StoredRecord> {
     let stored!: StoredRecord;
     await this.commit((state) => {
       const current = state.records.get(name);
       if (!current || current.kind === 'snapshot') throw new StorageError('not-found', `no package named ${name}`);
       stored = { ...current, approval };
       return { put: [{ ...stored }] };
-    });
+    }, options);
     return stored;
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, options: WriteOptions = {}): Promise<void> {
     await this.commit((state) => {
       const removed = state.records.get(name);
       if (!removed) throw new StorageError('not-found', `no package named ${name}`);
       return { remove: [name], retire: [{ blob: removed.blob, at: Date.now() }] };
-    });
+    }, options);
   }
 
   async check(): Promise<void> {
@@ -553,12 +561,12 @@ export class S3Storage implements Storage {
    * when another writer took that number first, its entries are read and `decide` runs again; it may throw to give
    * up (a conflict it found), or return null to write nothing. One commit at a time in this process.
    */
-  private commit(decide: (state: JournalState) => Change | null): Promise<void> {
+  private commit(decide: (state: JournalState) => Change | null, options: WriteOptions = {}): Promise<void> {
     const run = this.commits.then(() =>
       this.journal.commit((state) => {
         const change = decide(state);
         return change === null ? null : { change, result: undefined };
-      }),
+      }, options),
     );
     this.commits = run.catch(() => undefined);
     return run;

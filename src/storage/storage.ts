@@ -52,7 +52,7 @@ export interface Storage {
    * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
    * store, even if another process wrote it a moment ago.
    */
-  publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: { ifAbsent?: boolean }): Promise<R>;
+  publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: WriteOptions & { ifAbsent?: boolean }): Promise<R>;
   /**
    * Publishes several staged blobs with their records in one commit: every record becomes visible at once, or none
    * does (a failure, or a crash, before the commit leaves the store as it was; bytes written before it are named by
@@ -79,9 +79,9 @@ export interface Storage {
    * with the record as stored. The bytes, name, id and sha256 never change this way. Rejects with
    * StorageError('not-found') when absent.
    */
-  setApproval(name: string, approval: NonNullable<PackageRecord['approval']>): Promise<StoredRecord>;
+  setApproval(name: string, approval: NonNullable<PackageRecord['approval']>, options?: WriteOptions): Promise<StoredRecord>;
   /** Removes a package's record; its bytes go once nothing refers to them. Rejects with StorageError('not-found') when absent. */
-  remove(name: string): Promise<void>;
+  remove(name: string, options?: WriteOptions): Promise<void>;
   /**
    * What other processes changed in the store since the last call, else null. Cheap when nothing changed: one
    * conditional request at most.
@@ -93,11 +93,21 @@ export interface Storage {
   presignedUrl?(record: StoredRecord, expiresInSeconds: number): Promise<string>;
 }
 
+export interface WriteOptions {
+  /**
+   * The caller decided on what refresh() last handed it (holds, pins, versions: rules the store does not know), so
+   * the write must not land after another process's change to the records that this process has not taken in
+   * yet: it then rejects with StorageError('stale') and stores nothing. A staged blob stays usable: refresh, decide
+   * again, and publish it. Whichever of two conflicting writes commits second sees the first this way.
+   */
+  current?: boolean;
+}
+
 /**
  * `full`: the store has no space left (ENOSPC, EDQUOT); `damaged`: the index cannot be trusted and start-up must
- * stop (the message names the file and the way to recover).
+ * stop (the message names the file and the way to recover); `stale`: see WriteOptions.current.
  */
-export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict' | 'full' | 'damaged';
+export type StorageErrorCode = 'not-found' | 'unavailable' | 'conflict' | 'full' | 'damaged' | 'stale';
 
 export class StorageError extends Error {
   constructor(readonly code: StorageErrorCode, message: string, options?: ErrorOptions) {

@@ -58,6 +58,37 @@ describe('WORKERS=2 on the filesystem backend', () => {
     expect(await readdir(join(server.storagePath, STATE_DIR, 'tmp', 'w2'))).toEqual([]);
   });
 
+  it('a snapshot made through one worker while the other deletes a version it takes: never a snapshot of a deleted version', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}`, Connection: 'close' };
+    for (let round = 0; round < 48; round++) {
+      const id = `race-${round}`;
+      const form = new FormData();
+      form.append('file', new Blob([(await catalogZip('extension', { id, version: '1.0.0' })) as BlobPart]), 'e.zip');
+      expect((await fetch(`${server.url}/upload`, { method: 'POST', body: form, headers: auth })).status).toBe(201);
+      // Both workers know the version before the race (each hears of the other's changes within milliseconds).
+      await eventually(async () => {
+        for (let i = 0; i < 4; i++) expect((await fetch(`${server.url}/catalogs/extensions/${id}`, { headers: { Connection: 'close' } })).status).toBe(200);
+      }, 2000);
+      const [made, deleted] = await Promise.all([
+        fetch(`${server.url}/catalogs/snapshots`, { method: 'POST', body: JSON.stringify({ name: `race-${round}` }), headers: { ...auth, 'content-type': 'application/json' } }),
+        // A delete is quicker than a snapshot: sent a little later each round, it lands at each point of the snapshot.
+        new Promise((r) => setTimeout(r, 2 + (round % 5))).then(() => fetch(`${server.url}/assets/extension-${id}-1.0.0.zip`, { method: 'DELETE', headers: auth })),
+      ]);
+      expect(made.status).toBe(201);
+      let frozen: { extensions?: Record<string, unknown> } = {};
+      // The worker that did not make it hears of it within milliseconds.
+      await eventually(async () => {
+        const res = await fetch(`${server.url}/catalogs/snapshots/race-${round}/extensions.json`, { headers: { Connection: 'close' } });
+        frozen = (await res.json()) as typeof frozen;
+        expect(res.status).toBe(200);
+      }, 2000);
+      const held = id in frozen.extensions!;
+      // Whichever committed second saw the first: the delete was refused, or the snapshot went without the version.
+      expect(`${held ? 'held' : 'not held'} ${deleted.status}`).toBe(held ? 'held 409' : 'not held 204');
+      if (held) expect((await fetch(`${server.url}/assets/extension-${id}-1.0.0.zip`, { headers: { Connection: 'close' } })).status).toBe(200);
+    }
+  });
+
   it('a worker killed in the middle of an upload leaves nothing visible, and its replacement sweeps what it staged', async () => {
     const before = await listed(server);
     const name = 'spec-kit-template-killed-sh-v1.0.0.zip';

@@ -601,6 +601,29 @@ describe('filesystem storage with workers sharing one directory', () => {
     expect(await blobs(root)).toEqual([kept.blob]);
   });
 
+  it('refuses a write decided without another worker\'s change (current), storing nothing; the staged bytes publish after a refresh', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1), worker(root, 2)];
+    await Promise.all([a.open(), b.open()]);
+    await put(a, 'x.zip', 'x');
+    await b.refresh();
+    // a changes the records; b has not taken that in.
+    await put(a, 'snapshot.zip', 's');
+    await expect(b.remove('x.zip', { current: true })).rejects.toMatchObject({ code: 'stale' });
+    const staged = await b.stage(Readable.from([Buffer.from('z')]));
+    await expect(b.publish(staged, record('z.zip', 'z'), { current: true })).rejects.toMatchObject({ code: 'stale' });
+    expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['snapshot.zip', 'x.zip']);
+    // Counts alone change no rule: a write after them is current.
+    await a.addDownloads(new Map([['x.zip', 1]]));
+    expect((await b.refresh())!.records.map((r) => r.name).sort()).toEqual(['snapshot.zip', 'x.zip']);
+    await a.addDownloads(new Map([['x.zip', 1]]));
+    const z = await b.publish(staged, record('z.zip', 'z'), { current: true });
+    expect(await (await a.read(z)).toArray()).toEqual([Buffer.from('z')]);
+    await b.remove('x.zip', { current: true });
+    expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['snapshot.zip', 'z.zip']);
+    expect(await readdir(join(root, STATE_DIR, 'tmp', 'w2'))).toEqual([]);
+  });
+
   it('a worker that missed more changes than the journal keeps commits after them, never under a number they used', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
     const [a, b] = [worker(root, 1, 2, { checkpointEvery: 2 }), worker(root, 2, 2, { checkpointEvery: 2 })];
