@@ -125,6 +125,8 @@ export interface JournalOptions {
 }
 
 const KEEP_BATCHES = 64;
+/** How long a commit goes on losing the race for the next entry before it gives up (503). */
+const BUSY_MS = 10_000;
 const PROBE_EVERY_MS = 30_000;
 
 export function emptyState(): JournalState {
@@ -282,8 +284,6 @@ export class Journal {
   private foreignWrites = false;
   /** When catchUp last listed the checkpoints (ms since the epoch). */
   private lastProbe = 0;
-  /** Checkpoints known to be in the store, ascending. */
-  private checkpoints: number[] = [];
   /** Checkpoints found damaged at open: never deleted by pruning (nor overwritten: numbers only grow). */
   private readonly damaged = new Set<number>();
   private compacting: Promise<void> = Promise.resolve();
@@ -299,28 +299,27 @@ export class Journal {
    */
   async open(): Promise<void> {
     const { backend, options } = this;
-    this.checkpoints = (await backend.listCheckpoints()).sort((a, b) => a - b);
-    if (this.checkpoints.length === 0) {
+    let checkpoints = (await backend.listCheckpoints()).sort((a, b) => a - b);
+    if (checkpoints.length === 0) {
       // A store that never had a checkpoint: a new one, or one written before the journal. One with entries but no
       // checkpoint lost its index (entries alone may not reach back to the first change): nothing is guessed.
-      if ((await backend.listEntries(0)).length > 0 && (this.checkpoints = await backend.listCheckpoints()).length === 0) {
+      if ((await backend.listEntries(0)).length > 0 && (checkpoints = await backend.listCheckpoints()).length === 0) {
         throw new StorageError('damaged', `the package index has journal entries (${backend.describe('entry', (await backend.listEntries(0))[0] ?? 1)}) but no checkpoint to start from; nothing was changed. ${options.recovery}`);
       }
     }
-    if (this.checkpoints.length === 0) {
+    if (checkpoints.length === 0) {
       const legacy = await options.legacy?.();
       this.state = legacy?.state ?? emptyState();
       // The first checkpoint, create-only: every store has one from now on (another replica may have written it).
       await backend.writeCheckpoint(this.state.seq, checkpointText(this.state));
-      this.checkpoints = [this.state.seq];
       if (legacy) options.log.info({ from: legacy.file, to: backend.describe('checkpoint', this.state.seq) }, 'the package index was taken into the journal as its first checkpoint');
       await this.replay({ atOpen: true });
       return;
     }
     let state: JournalState | null = null;
     let damaged: { seq: number; file: string; problem: string } | null = null;
-    for (let i = this.checkpoints.length - 1; i >= 0; i -= 1) {
-      const seq = this.checkpoints[i]!;
+    for (let i = checkpoints.length - 1; i >= 0; i -= 1) {
+      const seq = checkpoints[i]!;
       const file = backend.describe('checkpoint', seq);
       const text = await backend.readCheckpoint(seq);
       const parsed = text === null ? { problem: 'it vanished while being read' } : checkpointProblem(text, seq);
@@ -468,7 +467,9 @@ export class Journal {
    * once other writers' records came in that takeForeign() has not handed on (storage.ts, WriteOptions).
    */
   async commit<T>(decide: (state: JournalState) => { change: Change; result: T } | null, { current = false }: { current?: boolean } = {}): Promise<T> {
-    const attempts = 20;
+    // Many writers on few cores can lose the race many times running (one with commits queued wins again and
+    // again): a lost race is retried for a while, and only 20 losses over BUSY_MS is "busy".
+    const since = Date.now();
     for (let attempt = 1; ; attempt += 1) {
       this.assertCurrent(current);
       const decided = decide(this.state);
@@ -486,9 +487,11 @@ export class Journal {
         if (seq % this.options.checkpointEvery === 0) this.compact();
         return decided.result;
       }
-      if (attempt >= attempts) throw new StorageError('unavailable', `the package index journal is busy: ${attempts} attempts lost the race for the next entry`);
-      // The winner's entry may not be readable yet (its write still in flight): wait a little longer each time.
-      if (!(await this.catchUp())) await new Promise((resolve) => setTimeout(resolve, 5 * attempt));
+      if (attempt >= 20 && Date.now() - since >= BUSY_MS) throw new StorageError('unavailable', `the package index journal is busy: ${attempt} attempts over ${Math.round((Date.now() - since) / 1000)} s lost the race for the next entry`);
+      // The winner's entry may not be readable yet (its write still in flight): wait a little longer each time. A
+      // loser that read new entries waits a random moment too, so that losers do not meet again at the same number.
+      const waitMs = (await this.catchUp()) ? Math.random() * Math.min(attempt, 20) : 5 * Math.min(attempt, 20);
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
   }
 
@@ -498,17 +501,18 @@ export class Journal {
   }
 
   /**
-   * Whether the state held here may still be the newest: its last entry is in the store. A writer that missed more
-   * changes than the journal keeps would otherwise find the next number free (its entry pruned), write a change
-   * nobody reads under it, and reuse ids. A pruned entry goes only with every entry before it (ascending), and
-   * entries after the newest checkpoint are never pruned, so: its entry is there, or (at the store's first
-   * checkpoint, which has no entry) no entry follows. One small read per commit; a writer stalled between this read
-   * and its write for longer than the journal keeps (two checkpoints' worth of other writers' changes) is not caught.
+   * Whether the state held here is not older than the journal reaches back. A writer that missed more changes than
+   * the journal keeps would otherwise find the next number free (its entry pruned), write a change nobody reads
+   * under it, and reuse ids. Pruning drops old checkpoints first, then entries in ascending order: when the next
+   * entry is gone, so are this one and the checkpoint of this number. So: its entry is there, or (a state read from
+   * a checkpoint, such as a new store's first, which has no entry) that checkpoint is. A writer merely behind passes,
+   * and its write then loses the race as usual. One small read per commit; a writer stalled between this read and
+   * its write for longer than the journal keeps (two checkpoints' worth of other writers' changes) is not caught.
    */
   private async current(): Promise<boolean> {
     const { seq } = this.state;
     if ((await this.backend.readEntry(seq)) !== null) return true;
-    return (await this.backend.listEntries(seq)).length === 0;
+    return (await this.backend.listCheckpoints()).includes(seq);
   }
 
   /** The state held here is older than the journal reaches back: start again from the newest checkpoint. */
@@ -537,7 +541,6 @@ export class Journal {
       try {
         await this.options.beforeCheckpoint?.();
         await this.backend.writeCheckpoint(seq, await text());
-        this.checkpoints = [...new Set([...this.checkpoints, seq])].sort((a, b) => a - b);
         await this.prune();
       } catch (err) {
         this.options.log.warn({ err, checkpoint: this.backend.describe('checkpoint', seq) }, 'could not write an index checkpoint; the journal still holds every change');
@@ -545,15 +548,18 @@ export class Journal {
     });
   }
 
-  /** Drops checkpoints beyond the newest `keepCheckpoints`, and the entries none of those needs. */
+  /**
+   * Drops checkpoints beyond the newest `keepCheckpoints`, and the entries none of those needs. The checkpoints are
+   * listed, not remembered: other writers wrote some of them, and one left behind would outlive its entries.
+   */
   private async prune(): Promise<void> {
-    const good = this.checkpoints.filter((seq) => !this.damaged.has(seq));
+    const good = (await this.backend.listCheckpoints()).sort((a, b) => a - b).filter((seq) => !this.damaged.has(seq));
     const keep = good.slice(-this.options.keepCheckpoints);
     const drop = good.slice(0, -this.options.keepCheckpoints);
     const oldestKept = keep[0];
     if (oldestKept === undefined) return;
-    await this.backend.delete('entry', (await this.backend.listEntries(0)).filter((seq) => seq <= oldestKept));
+    // Checkpoints before entries (see current()).
     await this.backend.delete('checkpoint', drop);
-    this.checkpoints = this.checkpoints.filter((seq) => !drop.includes(seq));
+    await this.backend.delete('entry', (await this.backend.listEntries(0)).filter((seq) => seq <= oldestKept));
   }
 }

@@ -624,6 +624,32 @@ describe('filesystem storage with workers sharing one directory', () => {
     expect(await readdir(join(root, STATE_DIR, 'tmp', 'w2'))).toEqual([]);
   });
 
+  it('prunes checkpoints another worker wrote too: none outlives its entries to let a worker that read it write under a used number', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1, 3, { checkpointEvery: 2 }), worker(root, 2, 3, { checkpointEvery: 2 })];
+    await Promise.all([a.open(), b.open()]);
+    // a writes checkpoint 2, which b never hears of; c starts from it.
+    for (let i = 0; i < 2; i++) await put(a, `a${i}.zip`, `a${i}`);
+    await a.settled();
+    const c = worker(root, 3, 3, { checkpointEvery: 2 });
+    await c.open();
+    // b writes checkpoints 4, 6 and 8 and prunes the entries up to 4.
+    for (let i = 0; i < 6; i++) await put(b, `b${i}.zip`, `b${i}`);
+    await b.settled();
+    expect(await generations(root)).toEqual(['000000000004.json', '000000000006.json', '000000000008.json']);
+    expect((await put(c, 'c.zip', 'c')).id).toBe(9);
+    expect((await newestIndex(root)).records).toHaveLength(9);
+  });
+
+  it('a worker merely behind (at a new store\'s first checkpoint, which has no entry) loses the race and commits after the others', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1), worker(root, 2)];
+    await Promise.all([a.open(), b.open()]);
+    for (let i = 0; i < 3; i++) await put(a, `a${i}.zip`, `a${i}`);
+    expect((await put(b, 'b.zip', 'b')).id).toBe(4);
+    expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['a0.zip', 'a1.zip', 'a2.zip', 'b.zip']);
+  });
+
   it('a worker that missed more changes than the journal keeps commits after them, never under a number they used', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
     const [a, b] = [worker(root, 1, 2, { checkpointEvery: 2 }), worker(root, 2, 2, { checkpointEvery: 2 })];
