@@ -313,8 +313,8 @@ export class PackageService {
           };
           try {
             // ifAbsent: another replica may have published the name since this one last looked. current: a catalog
-            // version or a replacement was checked against holds, pins and versions here (a new template was not).
-            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null || existing !== undefined }), existing };
+            // version was checked against holds, pins and versions here (nothing holds or pins a template).
+            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null }), existing };
           } catch (err) {
             if (err instanceof StorageError && err.code === 'conflict') {
               throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
@@ -492,7 +492,8 @@ export class PackageService {
         if (holders.length > 0) {
           throw new PackageError('held', `${name} cannot be deleted: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it; delete ${holders.length > 1 ? 'them' : 'it'} first`);
         }
-        await this.deleteLocked(name, { current: true });
+        // current: what holds it was decided here (bundles and snapshots hold catalog versions, never a template).
+        await this.deleteLocked(name, { current: record.catalog !== null });
       });
       this.log.info({ name }, 'package deleted');
     });
