@@ -618,14 +618,17 @@ export class PackageService {
    * newer view: of two conflicting writes, whichever commits second sees the first.
    */
   private async onNewest<T>(write: () => Promise<T>): Promise<T> {
+    const since = Date.now();
     for (let attempt = 1; ; attempt += 1) {
       await this.refreshLocked();
       try {
         return await write();
       } catch (err) {
         if (!(err instanceof StorageError && err.code === 'stale')) throw err;
-        if (attempt >= STALE_ATTEMPTS) {
-          throw new StorageError('unavailable', `the package index changed under this request ${attempt} times (other servers writing); it changed nothing. Try again`);
+        // Each time, another process committed a change: the store moves on, and this one goes again. Many uploads
+        // at once through several workers meet here often; only a long run of losses is given up.
+        if (attempt >= 10 && Date.now() - since >= STALE_MS) {
+          throw new StorageError('unavailable', `the package index changed under this request ${attempt} times in ${Math.round((Date.now() - since) / 1000)} s (other servers writing); it changed nothing. Try again`);
         }
       }
     }
@@ -844,8 +847,8 @@ export class PackageService {
   }
 }
 
-/** Decisions run again at most this often when other processes keep changing the index under them. */
-const STALE_ATTEMPTS = 10;
+/** How long a decision runs again while other processes keep changing the index under it (then 503). */
+const STALE_MS = 10_000;
 
 /** The form Date#toISOString writes (stamp() does): as text, it orders as the times do. */
 const CANONICAL_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
