@@ -314,7 +314,7 @@ export class PackageService {
           try {
             // ifAbsent: another replica may have published the name since this one last looked. current: a catalog
             // version was checked against holds, pins and versions here (nothing holds or pins a template).
-            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null }), existing };
+            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null && catalogChange }), existing };
           } catch (err) {
             if (err instanceof StorageError && err.code === 'conflict') {
               throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
@@ -352,7 +352,7 @@ export class PackageService {
           const holders = this.holdersOf(record);
           if (holders.length > 0) throw new PackageError('held', `${kind} ${id} ${version} cannot be rejected: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it`);
         }
-        return this.storage.setApproval(record.name, decision, { current: true });
+        return this.storage.setApproval(record.name, decision, { current: catalogChange });
       });
       if (isSnapshotRecord(stored)) throw new Error('the store changed the kind of a package record');
       stored.downloadCount += this.unsavedFor(stored.name);
@@ -450,7 +450,7 @@ export class PackageService {
         let stored: StoredRecord;
         try {
           // current: its members were frozen from this view; a version deleted elsewhere since must not be in it.
-          stored = await this.storage.publish(staged, record, { ifAbsent: true, current: true });
+          stored = await this.storage.publish(staged, record, { ifAbsent: true, current: catalogChange });
         } catch (err) {
           if (err instanceof StorageError && err.code === 'conflict') throw new PackageError('exists', `a snapshot named ${name} exists`);
           throw err;
@@ -493,7 +493,7 @@ export class PackageService {
           throw new PackageError('held', `${name} cannot be deleted: ${holders.join(', ')} ${holders.length > 1 ? 'need' : 'needs'} it; delete ${holders.length > 1 ? 'them' : 'it'} first`);
         }
         // current: what holds it was decided here (bundles and snapshots hold catalog versions, never a template).
-        await this.deleteLocked(name, { current: record.catalog !== null });
+        await this.deleteLocked(name, { current: record.catalog !== null && catalogChange });
       });
       this.log.info({ name }, 'package deleted');
     });
@@ -800,7 +800,7 @@ export class PackageService {
     for (const record of lowestFirst) {
       if (excess <= 0) break;
       // current: decided free of holds here; a snapshot made elsewhere since may hold it.
-      await this.deleteLocked(record.name, { current: true });
+      await this.deleteLocked(record.name, { current: catalogChange });
       removed.push(record.name);
       excess -= 1;
       this.log.warn({ name: record.name, kind: record.kind, id: kept.catalog.id, maxVersionsPerPackage: max }, `${record.name} deleted by retention (max_versions_per_package ${max})`);
@@ -846,6 +846,12 @@ export class PackageService {
     return new Date(this.lastStamp).toISOString();
   }
 }
+
+/**
+ * The changes a decision on catalogs, holds and pins depends on (WriteOptions.current): those to any record but a
+ * template's. A template is in no catalog, and nothing holds or pins one.
+ */
+const catalogChange = (changed: StoredRecord): boolean => changed.kind !== 'template';
 
 /** How long a decision runs again while other processes keep changing the index under it (then 503). */
 const STALE_MS = 10_000;

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { mapLimit } from './concurrency.js';
 import { highestId, validateRecords } from './records.js';
-import { StorageError, type ForeignChanges, type StoredRecord } from './storage.js';
+import { StorageError, type ForeignChanges, type StoredRecord, type WriteOptions } from './storage.js';
 
 /**
  * The index as a journal, one concept for both backends (filesystem.ts and s3.ts give it their primitives):
@@ -62,6 +63,11 @@ export interface Entry {
   seq: number;
   /** The highest id handed out, this change included. */
   lastId: number;
+  /**
+   * Random: tells the writer its own entry from another's making the same change. A write whose answer was lost is
+   * retried (the s3 client does) and finds the number taken, by itself.
+   */
+  nonce?: string;
   /** Names whose records go. */
   remove?: string[];
   /** Records stored whole (new, replaced, or with a new approval). */
@@ -280,8 +286,11 @@ export class Journal {
    * or counted since takeForeign() last ran; `all` after a reload from a checkpoint, which may change any.
    */
   private foreign: Set<string> | 'all' = new Set();
-  /** Whether those entries put or removed a record (counts alone change no rule a caller decides on). */
-  private foreignWrites = false;
+  /**
+   * The records those entries put, and those they removed as they were (counts alone change no rule a caller
+   * decides on); 'all' after a reload.
+   */
+  private foreignWrites: StoredRecord[] | 'all' = [];
   /** When catchUp last listed the checkpoints (ms since the epoch). */
   private lastProbe = 0;
   /** Checkpoints found damaged at open: never deleted by pruning (nor overwritten: numbers only grow). */
@@ -414,8 +423,14 @@ export class Journal {
         entry.remove = [...(entry.remove ?? []), ...[...names].filter((n): n is string => typeof n === 'string')];
       }
     }
+    if (this.foreignWrites !== 'all') {
+      for (const name of entry.remove ?? []) {
+        const removed = this.state.records.get(name);
+        if (removed) this.foreignWrites.push(removed);
+      }
+      this.foreignWrites.push(...(entry.put ?? []));
+    }
     applyEntry(this.state, entry);
-    if (entry.put?.length || entry.remove?.length) this.foreignWrites = true;
     if (this.foreign !== 'all') {
       for (const name of [...(entry.remove ?? []), ...(entry.put ?? []).map((r) => r.name), ...Object.keys(entry.counts ?? {})]) this.foreign.add(name);
     }
@@ -429,7 +444,7 @@ export class Journal {
   takeForeign(): ForeignChanges | null {
     const taken = this.foreign;
     this.foreign = new Set();
-    this.foreignWrites = false;
+    this.foreignWrites = [];
     if (taken === 'all') return { whole: true, records: [...this.state.records.values()].map((r) => ({ ...r })) };
     if (taken.size === 0) return null;
     // Only what changed: a copy of every record per change another writer made cost O(packages) each time.
@@ -456,7 +471,7 @@ export class Journal {
     if ('problem' in parsed) throw new StorageError('damaged', `the package index checkpoint ${file} is damaged (${parsed.problem}); nothing was changed. ${this.options.recovery}`);
     this.state = stateOf(parsed.checkpoint, this.options.checkBlob, this.options.log, file);
     this.foreign = 'all';
-    this.foreignWrites = true;
+    this.foreignWrites = 'all';
   }
 
   /**
@@ -466,7 +481,7 @@ export class Journal {
    * with undefined and nothing written when it returned null. With `current`, rejects with StorageError('stale')
    * once other writers' records came in that takeForeign() has not handed on (storage.ts, WriteOptions).
    */
-  async commit<T>(decide: (state: JournalState) => { change: Change; result: T } | null, { current = false }: { current?: boolean } = {}): Promise<T> {
+  async commit<T>(decide: (state: JournalState) => { change: Change; result: T } | null, { current }: Pick<WriteOptions, 'current'> = {}): Promise<T> {
     // Many writers on few cores can lose the race many times running (one with commits queued wins again and
     // again): a lost race is retried for a while, and only 20 losses over BUSY_MS is "busy".
     const since = Date.now();
@@ -481,8 +496,9 @@ export class Journal {
       const seq = this.state.seq + 1;
       const { lastId, ...change } = decided.change;
       // lastId before the records: an entry cut short still says how far ids went (recover-index reads it).
-      const entry: Entry = { version: 1, seq, lastId: Math.max(this.state.lastId, lastId ?? 0), ...change };
-      if (await this.backend.writeEntry(seq, JSON.stringify(entry))) {
+      const entry: Entry = { version: 1, seq, lastId: Math.max(this.state.lastId, lastId ?? 0), nonce: randomBytes(8).toString('hex'), ...change };
+      const text = JSON.stringify(entry);
+      if ((await this.backend.writeEntry(seq, text)) || (await this.backend.readEntry(seq)) === text) {
         applyEntry(this.state, entry);
         if (seq % this.options.checkpointEvery === 0) this.compact();
         return decided.result;
@@ -495,9 +511,13 @@ export class Journal {
     }
   }
 
-  /** Throws StorageError('stale') when `current` is asked for and other writers' records are not handed on yet. */
-  assertCurrent(current: boolean | undefined): void {
-    if (current && this.foreignWrites) throw new StorageError('stale', 'another process changed the package index after this one last took its changes in');
+  /** Throws StorageError('stale') when `current` is asked for and other writers' records that matter to it are not handed on yet. */
+  assertCurrent(current: WriteOptions['current']): void {
+    if (!current) return;
+    const writes = this.foreignWrites;
+    if (writes === 'all' ? true : current === true ? writes.length > 0 : writes.some(current)) {
+      throw new StorageError('stale', 'another process changed the package index after this one last took its changes in');
+    }
   }
 
   /**

@@ -98,9 +98,10 @@ export interface WriteOptions {
    * The caller decided on what refresh() last handed it (holds, pins, versions: rules the store does not know), so
    * the write must not land after another process's change to the records that this process has not taken in
    * yet: it then rejects with StorageError('stale') and stores nothing. A staged blob stays usable: refresh, decide
-   * again, and publish it. Whichever of two conflicting writes commits second sees the first this way.
+   * again, and publish it. Whichever of two conflicting writes commits second sees the first this way. A function
+   * says which changed records matter (a removed one as it was); the others' changes to the rest do not count.
    */
-  current?: boolean;
+  current?: boolean | ((changed: StoredRecord) => boolean);
 }
 
 /**

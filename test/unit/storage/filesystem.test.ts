@@ -624,6 +624,27 @@ describe('filesystem storage with workers sharing one directory', () => {
     expect(await readdir(join(root, STATE_DIR, 'tmp', 'w2'))).toEqual([]);
   });
 
+  it('with current as a test of the changed records, only the changes it names make a write stale', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
+    const [a, b] = [worker(root, 1), worker(root, 2)];
+    await Promise.all([a.open(), b.open()]);
+    await put(a, 'ext.zip', 'e');
+    await b.refresh();
+    const notTemplate = (r: { name: string }) => !r.name.startsWith('template');
+    await put(a, 'template.zip', 't');
+    await a.remove('template.zip');
+    await b.setApproval('ext.zip', { state: 'approved', by: 'b', at: '2026-01-01T00:00:00.000Z' }, { current: notTemplate });
+    await put(a, 'preset.zip', 'p');
+    await expect(b.remove('ext.zip', { current: notTemplate })).rejects.toMatchObject({ code: 'stale' });
+    // A removed record counts as it was.
+    await b.refresh();
+    await a.remove('preset.zip');
+    await expect(b.remove('ext.zip', { current: notTemplate })).rejects.toMatchObject({ code: 'stale' });
+    await b.refresh();
+    await b.remove('ext.zip', { current: notTemplate });
+    expect((await newestIndex(root)).records).toEqual([]);
+  });
+
   it('prunes checkpoints another worker wrote too: none outlives its entries to let a worker that read it write under a used number', async () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
     const [a, b] = [worker(root, 1, 3, { checkpointEvery: 2 }), worker(root, 2, 3, { checkpointEvery: 2 })];
