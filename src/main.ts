@@ -89,6 +89,10 @@ async function main(): Promise<void> {
     { maxPackages: config.maxPackages, maxReleases: config.maxReleases, maxVersionsPerPackage: config.maxVersionsPerPackage, vet: (path) => vetting.vet(path) },
     logger.child({ module: 'packages' }),
   );
+  // Started before the app is built: the index's reads (a 4 MB checkpoint at 10,000 packages, over the network on
+  // s3) go on while the contract is compiled. Awaited below, after listening.
+  const opening = service.open();
+  opening.catch(() => undefined);
   const mirror = new Mirror(config.sources, service, logger.child({ module: 'mirror' }));
   metrics.watchSyncs(() => mirror.names().map((name) => mirror.status(name)));
   const contract = readFileSync(CONTRACT_PATH);
@@ -160,7 +164,7 @@ async function main(): Promise<void> {
 
   // Listening before the index is loaded lets /healthz answer while /readyz says 503 until it is.
   try {
-    await service.open();
+    await opening;
   } catch (err) {
     log.fatal({ err }, `cannot open storage (${config.storageBackend}, ${where}): ${(err as Error).message}`);
     process.exit(1);
