@@ -756,6 +756,15 @@ function fsJournalBackend(tmpDir: string, indexDir: string, journalDir: string):
     listEntries: async (after) => (await list(journalDir)).filter((s) => s > after),
     readCheckpoint: (seq) => read(join(indexDir, generationName(seq))),
     readEntry: (seq) => read(join(journalDir, generationName(seq))),
+    hasEntry: async (seq) => {
+      try {
+        await access(join(journalDir, generationName(seq)));
+        return true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        throw err;
+      }
+    },
     writeEntry: (seq, text) => writeGenerationFile(tmpDir, journalDir, text, seq),
     writeCheckpoint: async (seq, text) => void (await writeGenerationFile(tmpDir, indexDir, text, seq)),
     delete: async (what, seqs) => {

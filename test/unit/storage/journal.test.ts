@@ -14,6 +14,7 @@ function memoryStore(options: { loseAnswers?: number } = {}) {
     listEntries: async (after) => [...entries.keys()].filter((s) => s > after).sort((a, b) => a - b),
     readCheckpoint: async (seq) => checkpoints.get(seq) ?? null,
     readEntry: async (seq) => entries.get(seq) ?? null,
+    hasEntry: async (seq) => entries.has(seq),
     writeEntry: async (seq, text) => {
       if (entries.has(seq)) return false;
       entries.set(seq, text);
