@@ -3,7 +3,8 @@
 #   scripts/s3-test-server.sh start DIR   starts it, creates a user and prints the environment to reach it (also in DIR/env)
 #   scripts/s3-test-server.sh stop DIR    stops the daemons, newest first, and removes DIR
 # Needs Debian's radosgw, ceph-mon, ceph-osd and ceph-common (see --install). Settings and their reasons:
-# ../shared/docs/s3-ceph-rgw.md (no cephx, pool size 1, v2 monitor address, crc client mode, fast paxos).
+# ../shared/docs/s3-ceph-rgw.md (no cephx, pool size 1, v2 monitor address, crc client mode, fast paxos); tcp_nodelay on
+# the frontend, without which a small object's body waits ~40 ms for an ACK (a GET of 300 bytes: 46 ms, with it 5 ms).
 set -euo pipefail
 
 cmd=${1:-}
@@ -67,7 +68,7 @@ osd memory target = 943718400
 [client]
 ms mon client mode = crc
 [client.rgw.a]
-rgw frontends = beast endpoint=127.0.0.1:$rgw_port
+rgw frontends = beast endpoint=127.0.0.1:$rgw_port tcp_nodelay=1
 rgw data = $dir/rgw
 CONF
   monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon_port]" "$dir/monmap" >/dev/null
