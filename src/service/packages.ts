@@ -314,7 +314,9 @@ export class PackageService {
           try {
             // ifAbsent: another replica may have published the name since this one last looked. current: a catalog
             // version was checked against holds, pins and versions here (nothing holds or pins a template).
-            return { stored: await this.storage.publish(staged, record, { ifAbsent: !existing && !options.overwrite, current: catalog !== null && catalogChange }), existing };
+            // replaces: 1.0 stored again as 1.0.0 leaves under its old name in the same commit.
+            const publishing = { ifAbsent: !existing && !options.overwrite, current: catalog !== null && catalogChange, ...(existing && existing.name !== storedName ? { replaces: existing.name } : {}) };
+            return { stored: await this.storage.publish(staged, record, publishing), existing };
           } catch (err) {
             if (err instanceof StorageError && err.code === 'conflict') {
               throw new PackageError('exists', `${storedName} already exists; upload with overwrite=true to replace it`);
@@ -322,8 +324,13 @@ export class PackageService {
             throw err;
           }
         });
+        if (existing && existing.name !== storedName) {
+          // Its downloads counted here and not yet stored go on under the new name, as its stored count did.
+          const unsaved = this.unsavedCounts.get(existing.name) ?? 0;
+          this.forget(existing.name);
+          if (unsaved > 0) this.unsavedCounts.set(storedName, (this.unsavedCounts.get(storedName) ?? 0) + unsaved);
+        }
         stored.downloadCount += this.unsavedFor(storedName);
-        if (existing && existing.name !== storedName) await this.deleteLocked(existing.name);
         this.index.set(storedName, stored);
         this.byId.set(stored.id, stored);
         this.changed();
@@ -813,6 +820,11 @@ export class PackageService {
     } catch (err) {
       if (!(err instanceof StorageError && err.code === 'not-found')) throw err;
     }
+    this.forget(name);
+  }
+
+  /** A record the store no longer holds leaves the index here. */
+  private forget(name: string): void {
     const record = this.index.get(name);
     if (record) this.byId.delete(record.id);
     this.index.delete(name);

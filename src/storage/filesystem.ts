@@ -12,7 +12,7 @@ import { FileRange } from './file-range.js';
 import { FileSink, writeInPieces } from './file-sink.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord, type WriteOptions } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -300,7 +300,7 @@ export class FilesystemStorage implements Storage {
     return new FsStagedBlob(path, digest.size, digest.hex(), fsyncFile(path));
   }
 
-  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: WriteOptions & { ifAbsent?: boolean } = {}): Promise<R> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: PublishOptions = {}): Promise<R> {
     if (!(staged instanceof FsStagedBlob)) throw new TypeError('blob was not staged by this storage');
     this.journal.assertCurrent(options.current);
     // Early, from what this process knows; the commit decides again against the newest entry, which another worker
@@ -312,6 +312,7 @@ export class FilesystemStorage implements Storage {
     staged.claim();
     const blob = blobName(staged.sha256);
     let replaced: StoredRecord | undefined;
+    let renamed: StoredRecord | undefined;
     let stored: R;
     let stale = false;
     try {
@@ -323,10 +324,12 @@ export class FilesystemStorage implements Storage {
         stored = await this.commit((state) => {
           replaced = state.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+          renamed = options.replaces !== undefined && options.replaces !== input.name ? state.records.get(options.replaces) : undefined;
           const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
           // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: keptBlob(replaced, staged) ?? blob };
-          return { change: { put: [record], lastId }, result: record };
+          const downloadCount = replaced?.downloadCount ?? renamed?.downloadCount ?? 0;
+          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount, blob: keptBlob(replaced, staged) ?? blob };
+          return { change: { ...(renamed ? { remove: [renamed.name] } : {}), put: [record], lastId }, result: record };
         }, options);
       } catch (err) {
         // No record names the blob this publish made: it goes. A stale caller publishes the staged bytes again.
@@ -341,6 +344,7 @@ export class FilesystemStorage implements Storage {
     // The same bytes again keep the blob they had (a download or /files URL reading it goes on); the new link goes.
     if (stored.blob !== blob) await this.releaseBlob(blob);
     else if (replaced) await this.releaseBlob(replaced.blob);
+    if (renamed) await this.releaseBlob(renamed.blob);
     return { ...stored };
   }
 

@@ -15,7 +15,7 @@ import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { FileSink } from './file-sink.js';
 import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type StoredRecord, type WriteOptions } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 // The SDK through require(), not import: imported as ES modules, Node first scans these CommonJS bundles (~1 MB) for
 // their exports, ~35-45 ms of an s3 server's start-up, measured.
@@ -310,7 +310,7 @@ export class S3Storage implements Storage {
     return this.stagingDir;
   }
 
-  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: WriteOptions & { ifAbsent?: boolean } = {}): Promise<R> {
+  async publish<R extends StoredRecord>(staged: StagedBlob, input: R, options: PublishOptions = {}): Promise<R> {
     if (!(staged instanceof S3StagedBlob)) throw new TypeError('blob was not staged by this storage');
     this.journal.assertCurrent(options.current);
     // A failed upload throws here, before the blob is claimed: the caller's discard removes what it left.
@@ -324,11 +324,12 @@ export class S3Storage implements Storage {
       await this.commit((state) => {
         const replaced = state.records.get(input.name);
         if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
+        const renamed = options.replaces !== undefined && options.replaces !== input.name ? state.records.get(options.replaces) : undefined;
         const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
         // Counts belong to the store (addDownloads): a replaced package keeps its count.
-        stored = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: staged.key };
-        const retire = replaced && replaced.blob !== staged.key ? [{ blob: replaced.blob, at: Date.now() }] : [];
-        return { put: [{ ...stored }], lastId, ...(retire.length > 0 ? { retire } : {}) };
+        stored = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? renamed?.downloadCount ?? 0, blob: staged.key };
+        const retire = [replaced, renamed].filter((r) => r !== undefined && r.blob !== staged.key).map((r) => ({ blob: r!.blob, at: Date.now() }));
+        return { ...(renamed ? { remove: [renamed.name] } : {}), put: [{ ...stored }], lastId, ...(retire.length > 0 ? { retire } : {}) };
       }, options);
     } catch (err) {
       // A stale caller publishes the same object again, once it has decided again.

@@ -50,9 +50,11 @@ export interface Storage {
    * Stores staged bytes for `record.name` with their record, replacing what was there, and resolves with the record
    * as stored (with its `blob`). A record with id 0 is new and gets the next id, which no package ever had, across
    * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
-   * store, even if another process wrote it a moment ago.
+   * store, even if another process wrote it a moment ago. With `replaces`, the record of that other name (the same
+   * package stored before under another name: version 1.0 published again as 1.0.0) goes in the same commit, and the
+   * new record keeps its download count: no moment, and no crash, leaves both. A name absent by then removes nothing.
    */
-  publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: WriteOptions & { ifAbsent?: boolean }): Promise<R>;
+  publish<R extends StoredRecord>(staged: StagedBlob, record: R, options?: PublishOptions): Promise<R>;
   /**
    * Publishes several staged blobs with their records in one commit: every record becomes visible at once, or none
    * does (a failure, or a crash, before the commit leaves the store as it was; bytes written before it are named by
@@ -91,6 +93,11 @@ export interface Storage {
   check(): Promise<void>;
   /** A URL that serves the record's bytes straight from the store for a while, where the store can make one. */
   presignedUrl?(record: StoredRecord, expiresInSeconds: number): Promise<string>;
+}
+
+export interface PublishOptions extends WriteOptions {
+  ifAbsent?: boolean;
+  replaces?: string;
 }
 
 export interface WriteOptions {

@@ -198,7 +198,7 @@ describe('the same bytes uploaded again, and versions renamed, with one process 
       return fetch(`${s.url}/upload${query}`, { method: 'POST', body: form, headers: { ...auth, Connection: 'close' } });
     };
     expect((await publish(await catalogZip('extension', { id: 'rt-ext', version: '1.0' }))).status).toBe(201);
-    // The other worker takes the first change in on its own, before the rename's two changes (put, then remove).
+    // The other worker takes the first change in on its own, before the rename's change (the new name put, the old removed).
     await new Promise((r) => setTimeout(r, 300));
     expect((await publish(await catalogZip('extension', { id: 'rt-ext', version: '1.0.0', info: { description: 'again' } }), '?overwrite=true')).status).toBe(200);
     await new Promise((r) => setTimeout(r, 300));

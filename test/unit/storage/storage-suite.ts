@@ -155,6 +155,22 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(replaced.downloadCount).toBe(7);
     });
 
+    it('publishes a record that replaces one of another name (1.0 stored again as 1.0.0): the old name goes in the same change, its count stays', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const old = await storage.publish(await storage.stage(Readable.from(['v1.0'])), record('ext-1.0.zip', 0, 'v1.0'));
+      await storage.addDownloads(new Map([['ext-1.0.zip', 5]]));
+      const renamed = await storage.publish(await storage.stage(Readable.from(['v1.0.0'])), record('ext-1.0.0.zip', old.id, 'v1.0.0'), { replaces: 'ext-1.0.zip' });
+      expect(renamed).toMatchObject({ id: old.id, name: 'ext-1.0.0.zip', downloadCount: 5 });
+      expect(await text(await storage.read(renamed))).toBe('v1.0.0');
+      expect(await (await harness.reopen(storage)).open()).toEqual([renamed]);
+      expect(await harness.visible(storage)).toEqual(['ext-1.0.0.zip']);
+      // A name that is gone by then removes nothing; a name equal to the record's own replaces it as usual.
+      const again = await storage.publish(await storage.stage(Readable.from(['v1.0.0!'])), record('ext-1.0.0.zip', old.id, 'v1.0.0!'), { replaces: 'ext-1.0.zip' });
+      expect(again.downloadCount).toBe(5);
+      expect(await (await harness.reopen(storage)).open()).toEqual([again]);
+    });
+
     it('refuses to publish over an existing name when asked to publish only if absent', async () => {
       const storage = await harness.fresh();
       await storage.open();
