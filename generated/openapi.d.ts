@@ -405,7 +405,8 @@ export interface paths {
          *       file it names exists; the id is not one the CLI resolves locally). It is stored as
          *       `{kind}-{id}-{version}.{zip|tar.gz|yml}` whatever the uploaded file's name, and appears in its catalog.
          *       `id` + `version` (PEP 440) is immutable: 409 unless `overwrite=true` (and 409 even then while a catalog
-         *       snapshot holds that version).
+         *       snapshot holds that version). `1.0` and `1.0.0` are one version: uploading one over the other stores it
+         *       under the new spelling, with the old one's id and download count, and the old name is gone at once.
          *     - Extensions, presets and workflows may also be `.tar.gz` (detected from the bytes; no links or special
          *       files). A workflow, bundle or integration may be its bare manifest (`workflow.yml`, `bundle.yml`,
          *       `integration.yml`), not zipped.

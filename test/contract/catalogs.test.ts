@@ -68,6 +68,22 @@ describe('publishing extensions, presets and workflows', () => {
     expect((await getJson(`${server.url}/catalogs/extensions/pub-immutable`)).versions).toHaveLength(1);
   });
 
+  it('stores 1.0.0 uploaded over 1.0 under the new spelling only, keeping its first upload time and downloads', async () => {
+    const first = await publish(server.url, await catalogZip('extension', { id: 'pub-respelled', version: '1.0' }));
+    expect(first.status).toBe(201);
+    const created = (await first.json()).created_at;
+    await bytesAt(`${server.url}/assets/extension-pub-respelled-1.0.zip`);
+    await bytesAt(`${server.url}/assets/extension-pub-respelled-1.0.zip`);
+    const again = await catalogZip('extension', { id: 'pub-respelled', version: '1.0.0', info: { description: 'respelled' } });
+    const res = await publish(server.url, again, 'x.zip', '?overwrite=true');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ name: 'extension-pub-respelled-1.0.0.zip', version: '1.0.0', created_at: created, download_count: 2 });
+    expect((await fetch(`${server.url}/assets/extension-pub-respelled-1.0.zip`)).status).toBe(404);
+    expect((await bytesAt(`${server.url}/assets/extension-pub-respelled-1.0.0.zip`)).equals(again)).toBe(true);
+    const listed = ((await getJson(`${server.url}/packages?format=json`)) as Json[]).filter((p) => p.id === 'pub-respelled');
+    expect(listed.map((p) => [p.name, p.download_count])).toEqual([['extension-pub-respelled-1.0.0.zip', 3]]);
+  });
+
   it('refuses ?tag= for a catalog package: its version is its manifest', async () => {
     const res = await publish(server.url, await catalogZip('preset', { id: 'pub-tagged' }), 'p.zip', '?tag=v1.0.0');
     expect(res.status).toBe(400);
