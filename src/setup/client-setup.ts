@@ -104,13 +104,14 @@ export function setupFile(input: ClientSetupInput, format: SetupFormat): SetupFi
 }
 
 /**
- * `~/.specify/auth.json` for this host. The CLI has two providers and no generic one: `github` with `bearer` sends
- * `Authorization: Bearer <token>`; `azure-devops` with `basic-pat` sends Basic with an empty user name and the token as
- * the password. Both read the token from `$RELEASE_SERVER_TOKEN` when the request is made, so the file holds no secret.
+ * `~/.specify/auth.json` for this host. The CLI has two providers and no generic one. `azure-devops` serves both
+ * schemes: `bearer` sends `Authorization: Bearer <token>`, `basic-pat` Basic with an empty user name and the token as
+ * the password. (`github` would send the same Bearer, but the CLI takes every host listed under it for a GitHub
+ * Enterprise server and asks its /api/v3 about release-download URLs.) Both read the token from
+ * `$RELEASE_SERVER_TOKEN` when the request is made, so the file holds no secret.
  */
 export function authJson(hostOrUrl: string, scheme: 'bearer' | 'basic-pat'): string {
-  const host = hostName(hostOrUrl);
-  const provider = scheme === 'bearer' ? { hosts: [host], provider: 'github', auth: 'bearer', token_env: TOKEN_ENV } : { hosts: [host], provider: 'azure-devops', auth: 'basic-pat', token_env: TOKEN_ENV };
+  const provider = { hosts: [hostName(hostOrUrl)], provider: 'azure-devops', auth: scheme, token_env: TOKEN_ENV };
   return `${JSON.stringify({ providers: [provider] }, null, 2)}\n`;
 }
 

@@ -49,7 +49,8 @@ describe('GET /setup page', () => {
   it('shows auth.json, the Basic alternative and authenticated curl lines for a private server', () => {
     const html = unescape(pages.setup({ snapshot: null, snapshots: [], privateServer: true, host: 'specs.acme.example:8443' }, base));
     expect(html).toContain('~/.specify/auth.json');
-    expect(html).toContain('"provider": "github"');
+    expect(html).toContain('"provider": "azure-devops",\n      "auth": "bearer"');
+    expect(html).not.toContain('"provider": "github"');
     expect(html).toContain('"auth": "basic-pat"');
     expect(html).toContain(`curl -fsS -H "Authorization: Bearer $RELEASE_SERVER_TOKEN" -o ~/.specify/auth.json`);
     expect(html).toContain('chmod 600 ~/.specify/auth.json');
