@@ -11,7 +11,7 @@ import { isApproved, isSnapshotRecord, type Approval, type PackageMember, type P
 import { samePep440Version } from '../domain/pep440.js';
 import { latestOrder, newestUploadFirst, releasesNewestFirst, type ReleaseGroup } from '../domain/releases.js';
 import { normalizeTag, tagOfName } from '../domain/version.js';
-import { StorageError, type ByteRange, type PackageRecord, type StagedBlob, type Storage, type WriteOptions } from '../storage/storage.js';
+import { StorageError, type ByteRange, type DownloadCount, type PackageRecord, type StagedBlob, type Storage, type WriteOptions } from '../storage/storage.js';
 import type { Verdict } from '../vetting/vet.js';
 import { PackageError } from './errors.js';
 import { Mutex } from './mutex.js';
@@ -81,13 +81,13 @@ export class PackageService {
   private views: Views | null = null;
   private readonly lock = new Mutex();
   private readonly smallBlobs = new SmallBlobs((record, range) => this.storage.read(record, range));
-  /** Downloads counted here and not yet added to the stored counts, by package name. */
-  private unsavedCounts = new Map<string, number>();
+  /** Downloads counted here and not yet added to the stored counts, by record id (see DownloadCount). */
+  private unsavedCounts = new Map<number, DownloadCount>();
   /**
    * A batch of counts handed to storage that did not succeed, with its id: retried as it is, under the same id, so
    * that a flush that reached the store though it reported a failure is not added twice.
    */
-  private pendingBatch: { id: string; counts: Map<string, number> } | null = null;
+  private pendingBatch: { id: string; counts: Map<number, DownloadCount> } | null = null;
   private countSaves: Promise<void> = Promise.resolve();
   private refreshTimer: NodeJS.Timeout | null = null;
   /** When the index last matched the store (ms since the epoch): its age is how stale this replica may be. */
@@ -324,13 +324,9 @@ export class PackageService {
             throw err;
           }
         });
-        if (existing && existing.name !== storedName) {
-          // Its downloads counted here and not yet stored go on under the new name, as its stored count did.
-          const unsaved = this.unsavedCounts.get(existing.name) ?? 0;
-          this.forget(existing.name);
-          if (unsaved > 0) this.unsavedCounts.set(storedName, (this.unsavedCounts.get(storedName) ?? 0) + unsaved);
-        }
-        stored.downloadCount += this.unsavedFor(storedName);
+        // Its downloads counted and not yet stored go on under the new name: they are counted by id, which it keeps.
+        if (existing && existing.name !== storedName) this.forget(existing.name);
+        stored.downloadCount += this.unsavedFor(stored.id);
         this.index.set(storedName, stored);
         this.byId.set(stored.id, stored);
         this.changed();
@@ -362,7 +358,7 @@ export class PackageService {
         return this.storage.setApproval(record.name, decision, { current: catalogChange });
       });
       if (isSnapshotRecord(stored)) throw new Error('the store changed the kind of a package record');
-      stored.downloadCount += this.unsavedFor(stored.name);
+      stored.downloadCount += this.unsavedFor(stored.id);
       this.index.set(stored.name, stored);
       this.byId.set(stored.id, stored);
       this.changed();
@@ -597,7 +593,9 @@ export class PackageService {
   recordDownload(record: PackageRecord): void {
     record.downloadCount += 1;
     this.countsRevision += 1;
-    this.unsavedCounts.set(record.name, (this.unsavedCounts.get(record.name) ?? 0) + 1);
+    const unsaved = this.unsavedCounts.get(record.id);
+    if (unsaved) unsaved.count += 1;
+    else this.unsavedCounts.set(record.id, { id: record.id, name: record.name, count: 1 });
     this.countTimer ??= setTimeout(() => void this.saveCounts(), this.options.countFlushMs ?? 2000).unref();
   }
 
@@ -652,7 +650,7 @@ export class PackageService {
     if (!changes) return;
     for (const record of changes.records) {
       // Downloads counted here and not yet stored stay in what this replica shows.
-      record.downloadCount += this.unsavedFor(record.name);
+      record.downloadCount += this.unsavedFor(record.id);
     }
     if (changes.whole) this.take(changes.records);
     else this.takeChanges(changes.records, changes.removed);
@@ -713,9 +711,9 @@ export class PackageService {
     await this.saveCounts();
   }
 
-  /** Downloads of `name` counted here and not in the store yet. */
-  private unsavedFor(name: string): number {
-    return (this.unsavedCounts.get(name) ?? 0) + (this.pendingBatch?.counts.get(name) ?? 0);
+  /** Downloads of the record with this id counted here and not in the store yet. */
+  private unsavedFor(id: number): number {
+    return (this.unsavedCounts.get(id)?.count ?? 0) + (this.pendingBatch?.counts.get(id)?.count ?? 0);
   }
 
   /** One flush at a time: a batch that failed goes again, unchanged and under its id, before any new one. */
@@ -731,7 +729,7 @@ export class PackageService {
           this.unsavedCounts = new Map();
         }
         try {
-          await this.storage.addDownloads(this.pendingBatch.counts, this.pendingBatch.id);
+          await this.storage.addDownloads([...this.pendingBatch.counts.values()], this.pendingBatch.id);
           this.pendingBatch = null;
         } catch (err) {
           // Kept, as it is, for the next attempt rather than lost.
@@ -828,7 +826,6 @@ export class PackageService {
     const record = this.index.get(name);
     if (record) this.byId.delete(record.id);
     this.index.delete(name);
-    this.unsavedCounts.delete(name);
     this.changed();
   }
 

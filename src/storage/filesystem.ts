@@ -12,7 +12,7 @@ import { FileRange } from './file-range.js';
 import { FileSink, writeInPieces } from './file-sink.js';
 import { highestId, validateRecords } from './records.js';
 import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type DownloadCount, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
 export const STATE_DIR = '.release-server';
@@ -407,11 +407,13 @@ export class FilesystemStorage implements Storage {
     return stored.map((r) => ({ ...r }));
   }
 
-  async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
+  async addDownloads(counts: readonly DownloadCount[], batch?: string): Promise<void> {
     if (batch !== undefined && this.state.countBatches.includes(batch)) return;
-    if (![...counts.keys()].some((name) => this.state.records.has(name)) && batch === undefined) return;
     try {
-      await this.commit((state) => (batch !== undefined && state.countBatches.includes(batch) ? null : { change: countsChange(state, counts, batch), result: undefined }));
+      await this.commit((state) => {
+        const change = batch !== undefined && state.countBatches.includes(batch) ? null : countsChange(state, counts, batch);
+        return change && { change, result: undefined };
+      });
     } catch (err) {
       throw asFull(err, 'the download counts');
     }

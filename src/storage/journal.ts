@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { mapLimit } from './concurrency.js';
 import { highestId, validateRecords } from './records.js';
-import { StorageError, type ForeignChanges, type StoredRecord, type WriteOptions } from './storage.js';
+import { StorageError, type DownloadCount, type ForeignChanges, type StoredRecord, type WriteOptions } from './storage.js';
 
 /**
  * The index as a journal, one concept for both backends (filesystem.ts and s3.ts give it their primitives):
@@ -270,11 +270,20 @@ export function stateOf(checkpoint: Pick<Checkpoint, 'seq' | 'lastId' | 'records
   };
 }
 
-/** The entry that adds `counts` (names that are gone are left out) and remembers `batch`. */
-export function countsChange(state: JournalState, counts: ReadonlyMap<string, number>, batch: string | undefined): Change {
+/**
+ * The entry that adds `counts`, each to the record with its id under the name that record has now (records that are
+ * gone are left out), and remembers `batch`; null when no record is left to count.
+ */
+export function countsChange(state: JournalState, counts: readonly DownloadCount[], batch: string | undefined): Change | null {
   const present: Record<string, number> = {};
-  for (const [name, delta] of counts) if (state.records.has(name)) present[name] = delta;
-  return { counts: present, ...(batch !== undefined ? { batch } : {}) };
+  let names: Map<number, string> | null = null;
+  for (const { id, name, count } of counts) {
+    let current: string | undefined = state.records.get(name)?.id === id ? name : undefined;
+    // Renamed since (1.0 stored again as 1.0.0 keeps its id), or gone: looked up by id, which is rare enough to scan for.
+    if (current === undefined) current = (names ??= new Map([...state.records.values()].map((r) => [r.id, r.name]))).get(id);
+    if (current !== undefined) present[current] = (present[current] ?? 0) + count;
+  }
+  return Object.keys(present).length === 0 ? null : { counts: present, ...(batch !== undefined ? { batch } : {}) };
 }
 
 /**

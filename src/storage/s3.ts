@@ -15,7 +15,7 @@ import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { FileSink } from './file-sink.js';
 import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
-import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
+import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type DownloadCount, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 // The SDK through require(), not import: imported as ES modules, Node first scans these CommonJS bundles (~1 MB) for
 // their exports, ~35-45 ms of an s3 server's start-up, measured.
@@ -393,7 +393,7 @@ export class S3Storage implements Storage {
    * With a batch id, the index remembers the batch: a flush whose entry was written but whose answer was lost, then
    * retried, finds its id there and adds nothing.
    */
-  async addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void> {
+  async addDownloads(counts: readonly DownloadCount[], batch?: string): Promise<void> {
     await this.commit((state) => (batch !== undefined && state.countBatches.includes(batch) ? null : countsChange(state, counts, batch)));
   }
 

@@ -66,11 +66,11 @@ export interface Storage {
    */
   publishBatch<R extends StoredRecord>(items: readonly BatchItem<R>[], options?: { ifAbsent?: boolean }): Promise<R[]>;
   /**
-   * Adds download counts (by package name) to the stored ones; counts of packages that are gone are dropped. A
-   * `batch` id that was applied already is not applied again: a flush retried after a failure (or after an answer
-   * that was lost) counts once.
+   * Adds download counts to the stored ones, each to the record with its id, whatever that record is named by then;
+   * counts of records that are gone are dropped. A `batch` id that was applied already is not applied again: a flush
+   * retried after a failure (or after an answer that was lost) counts once.
    */
-  addDownloads(counts: ReadonlyMap<string, number>, batch?: string): Promise<void>;
+  addDownloads(counts: readonly DownloadCount[], batch?: string): Promise<void>;
   /**
    * Opens the bytes `record` names (the whole of them without a range). Rejects with StorageError('not-found') when
    * they are gone (the record was replaced or removed, and no download holds them any more).
@@ -93,6 +93,17 @@ export interface Storage {
   check(): Promise<void>;
   /** A URL that serves the record's bytes straight from the store for a while, where the store can make one. */
   presignedUrl?(record: StoredRecord, expiresInSeconds: number): Promise<string>;
+}
+
+/**
+ * Downloads of one record, counted by its id: a record keeps its id when it is replaced, and when it is stored again
+ * under another name (1.0 as 1.0.0), so counts made under the old name go on under the new one, in any process.
+ * `name` is the name it had when counted.
+ */
+export interface DownloadCount {
+  id: number;
+  name: string;
+  count: number;
 }
 
 export interface PublishOptions extends WriteOptions {

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { catalogZip, stepZip, templateZip } from '../helpers/packages.js';
 import { startServer, TOKEN, type RunningServer } from '../helpers/server.js';
 import { committedIndex, eventually, STATE_DIR } from '../helpers/storage-dir.js';
-import { childPids, expectChangesSeenByEveryWorker, workersListening, workersThatServed } from '../helpers/workers.js';
+import { childPids, expectChangesSeenByEveryWorker, freshGet, workersListening, workersThatServed } from '../helpers/workers.js';
 import { upload } from '../helpers/upload.js';
 import { sha256 } from '../helpers/zip.js';
 
@@ -187,6 +187,29 @@ describe('the same bytes uploaded again, and versions renamed, with one process 
       expect([...statuses.keys()]).toEqual([200]);
     });
   }
+
+  it('WORKERS=2: downloads of 1.0 counted by both workers go on under 1.0.0 once it is stored over 1.0', async () => {
+    const s = (server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } }));
+    await workersListening(s);
+    const publish = async (version: string, query = '') => {
+      const form = new FormData();
+      form.append('file', new Blob([(await catalogZip('extension', { id: 'rt-count', version, info: { description: version } })) as BlobPart]), 'e.zip');
+      return fetch(`${s.url}/upload${query}`, { method: 'POST', body: form, headers: { authorization: `Bearer ${TOKEN}`, Connection: 'close' } });
+    };
+    expect((await publish('1.0')).status).toBe(201);
+    await eventually(async () => expect(await freshGet(`${s.url}/assets/extension-rt-count-1.0.zip`)).toBe(200), 1000);
+    for (let i = 0; i < 19; i++) expect(await freshGet(`${s.url}/assets/extension-rt-count-1.0.zip`)).toBe(200);
+    expect(workersThatServed(s, '/assets/extension-rt-count-1.0.zip')).toEqual(new Set([1, 2]));
+    // At once, before either worker has stored its counts (every 2 s).
+    expect((await publish('1.0.0', '?overwrite=true')).status).toBe(200);
+    await eventually(async () => {
+      for (let i = 0; i < 4; i++) {
+        const res = await fetch(`${s.url}/packages?format=json`, { headers: { Connection: 'close' } });
+        const mine = ((await res.json()) as { name: string; download_count: number }[]).filter((p) => p.name.startsWith('extension-rt-count-'));
+        expect(mine.map((p) => [p.name, p.download_count])).toEqual([['extension-rt-count-1.0.0.zip', 20]]);
+      }
+    }, 8000);
+  });
 
   it('WORKERS=2: a version stored again as 1.0.0 over 1.0 keeps its id on every worker: a snapshot of it is served by each, and none deletes it', async () => {
     const s = (server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } }));

@@ -248,11 +248,12 @@ describe('filesystem storage specifics', () => {
     const storage = journaled(root, 4);
     await storage.open();
     const ext = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd' };
-    for (let i = 0; i < 5; i++) await put(storage, `p${i}.zip`, `p${i}`);
+    const ps: PackageRecord[] = [];
+    for (let i = 0; i < 5; i++) ps.push(await put(storage, `p${i}.zip`, `p${i}`));
     await put(storage, 'extension-acme-1.0.0.zip', 'ext', { kind: 'extension', catalog: ext, approval: { state: 'pending' } as PackageRecord['approval'] });
     await storage.remove('p1.zip');
-    await storage.addDownloads(new Map([['p2.zip', 7], ['gone.zip', 1]]), 'b1');
-    await storage.addDownloads(new Map([['p2.zip', 7]]), 'b1');
+    await storage.addDownloads([{ id: ps[2]!.id, name: 'p2.zip', count: 7 }, { id: ps[1]!.id, name: 'p1.zip', count: 1 }], 'b1');
+    await storage.addDownloads([{ id: ps[2]!.id, name: 'p2.zip', count: 7 }], 'b1');
     await storage.setApproval('extension-acme-1.0.0.zip', { state: 'approved', at: '2026-01-03T00:00:00.000Z', by: 'curator' } as NonNullable<PackageRecord['approval']>);
     const items = await Promise.all(['q', 'p3'].map(async (n) => ({ staged: await storage.stage(Readable.from([Buffer.from(n + '!')])), record: record(`${n}.zip`, n + '!') })));
     await storage.publishBatch(items);
@@ -271,7 +272,7 @@ describe('filesystem storage specifics', () => {
     // The counts batch is remembered across the checkpoint and the replay: a retry after a restart adds nothing.
     const again = at(root);
     await again.open();
-    await again.addDownloads(new Map([['p2.zip', 7]]), 'b1');
+    await again.addDownloads([{ id: ps[2]!.id, name: 'p2.zip', count: 7 }], 'b1');
     expect((await at(root).open()).find((r) => r.name === 'p2.zip')!.downloadCount).toBe(7);
   });
 
@@ -341,8 +342,8 @@ describe('filesystem storage specifics', () => {
     await storage.open();
     const ext = { id: 'acme', version: '1.0.0', name: 'Acme', description: 'd' };
     await put(storage, 'extension-acme-1.0.0.zip', 'ext', { kind: 'extension', catalog: ext });
-    await put(storage, 'spec-kit-template-claude-sh-v1.0.0.zip', 't1', { tag: 'v1.0.0' });
-    await storage.addDownloads(new Map([['spec-kit-template-claude-sh-v1.0.0.zip', 5]]), 'b1');
+    const t1 = await put(storage, 'spec-kit-template-claude-sh-v1.0.0.zip', 't1', { tag: 'v1.0.0' });
+    await storage.addDownloads([{ id: t1.id, name: t1.name, count: 5 }], 'b1');
     const last = await put(storage, 'spec-kit-template-claude-sh-v1.1.0.zip', 't2', { tag: 'v1.1.0' });
     const newest = (await entries(root)).at(-1)!;
     const file = join(root, STATE_DIR, 'journal', newest);
@@ -420,10 +421,10 @@ describe('filesystem storage specifics', () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fs-'));
     const storage = at(root);
     await storage.open();
-    await put(storage, 'c.zip', 'c');
+    const c = await put(storage, 'c.zip', 'c');
     const tmp = join(root, STATE_DIR, 'tmp');
     await rm(tmp, { recursive: true });
-    const batch = new Map([['c.zip', 3]]);
+    const batch = [{ id: c.id, name: 'c.zip', count: 3 }];
     for (let i = 0; i < 4; i++) await expect(storage.addDownloads(batch, 'batch')).rejects.toThrow();
     await mkdir(tmp);
     await storage.addDownloads(batch, 'batch');
@@ -605,7 +606,7 @@ describe('filesystem storage with workers sharing one directory', () => {
     const root = await mkdtemp(join(tmpdir(), 'rs-fsw-'));
     const [a, b] = [worker(root, 1), worker(root, 2)];
     await Promise.all([a.open(), b.open()]);
-    await put(a, 'x.zip', 'x');
+    const x = await put(a, 'x.zip', 'x');
     await b.refresh();
     // a changes the records; b has not taken that in.
     await put(a, 'snapshot.zip', 's');
@@ -614,9 +615,9 @@ describe('filesystem storage with workers sharing one directory', () => {
     await expect(b.publish(staged, record('z.zip', 'z'), { current: true })).rejects.toMatchObject({ code: 'stale' });
     expect((await newestIndex(root)).records.map((r) => r.name).sort()).toEqual(['snapshot.zip', 'x.zip']);
     // Counts alone change no rule: a write after them is current.
-    await a.addDownloads(new Map([['x.zip', 1]]));
+    await a.addDownloads([{ id: x.id, name: 'x.zip', count: 1 }]);
     expect((await b.refresh())!.records.map((r) => r.name).sort()).toEqual(['snapshot.zip', 'x.zip']);
-    await a.addDownloads(new Map([['x.zip', 1]]));
+    await a.addDownloads([{ id: x.id, name: 'x.zip', count: 1 }]);
     const z = await b.publish(staged, record('z.zip', 'z'), { current: true });
     expect(await (await a.read(z)).toArray()).toEqual([Buffer.from('z')]);
     await b.remove('x.zip', { current: true });

@@ -36,6 +36,9 @@ const record = (name: string, id: number, bytes: string, extra: Partial<PackageR
   ...extra,
 });
 
+/** Downloads of a record, as the service counts them: by its id, under the name it had. */
+const counted = (r: { id: number; name: string }, count: number) => ({ id: r.id, name: r.name, count });
+
 const anyBlob = (r: PackageRecord): PackageRecord => ({ ...r, blob: expect.any(String) as unknown as string });
 
 async function bytesOf(stream: Readable): Promise<Buffer> {
@@ -146,8 +149,8 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       const storage = await harness.fresh();
       await storage.open();
       const rec = await storage.publish(await storage.stage(Readable.from(['x'])), record('count.zip', 0, 'x'));
-      await storage.addDownloads(new Map([['count.zip', 3]]));
-      await storage.addDownloads(new Map([['count.zip', 4], ['gone.zip', 9]]));
+      await storage.addDownloads([counted(rec, 3)]);
+      await storage.addDownloads([counted(rec, 4), { id: rec.id + 100, name: 'gone.zip', count: 9 }]);
       const [reloaded] = await (await harness.reopen(storage)).open();
       expect(reloaded).toEqual({ ...rec, downloadCount: 7 });
       expect(await text(await storage.read(rec))).toBe('x');
@@ -159,7 +162,7 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       const storage = await harness.fresh();
       await storage.open();
       const old = await storage.publish(await storage.stage(Readable.from(['v1.0'])), record('ext-1.0.zip', 0, 'v1.0'));
-      await storage.addDownloads(new Map([['ext-1.0.zip', 5]]));
+      await storage.addDownloads([counted(old, 5)]);
       const renamed = await storage.publish(await storage.stage(Readable.from(['v1.0.0'])), record('ext-1.0.0.zip', old.id, 'v1.0.0'), { replaces: 'ext-1.0.zip' });
       expect(renamed).toMatchObject({ id: old.id, name: 'ext-1.0.0.zip', downloadCount: 5 });
       expect(await text(await storage.read(renamed))).toBe('v1.0.0');
@@ -169,6 +172,23 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       const again = await storage.publish(await storage.stage(Readable.from(['v1.0.0!'])), record('ext-1.0.0.zip', old.id, 'v1.0.0!'), { replaces: 'ext-1.0.zip' });
       expect(again.downloadCount).toBe(5);
       expect(await (await harness.reopen(storage)).open()).toEqual([again]);
+    });
+
+    it('adds counts made under an old name to the record with that id, whatever it is named now; a removed record\'s, or a reused name\'s, are dropped', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const old = await storage.publish(await storage.stage(Readable.from(['v1.0'])), record('ext-1.0.zip', 0, 'v1.0'));
+      const gone = await storage.publish(await storage.stage(Readable.from(['g'])), record('gone.zip', 0, 'g'));
+      // Counted by other processes before they heard of the rename and the removal.
+      const early = [counted(old, 2), counted(gone, 4)];
+      await storage.publish(await storage.stage(Readable.from(['v1.0.0'])), record('ext-1.0.0.zip', old.id, 'v1.0.0'), { replaces: 'ext-1.0.zip' });
+      await storage.remove('gone.zip');
+      const again = await storage.publish(await storage.stage(Readable.from(['g2'])), record('gone.zip', 0, 'g2'));
+      await storage.addDownloads(early, 'early');
+      await storage.addDownloads([counted(old, 1)]);
+      const counts = Object.fromEntries((await (await harness.reopen(storage)).open()).map((r) => [r.name, r.downloadCount]));
+      expect(counts).toEqual({ 'ext-1.0.0.zip': 3, 'gone.zip': 0 });
+      expect(again.id).not.toBe(gone.id);
     });
 
     it('refuses to publish over an existing name when asked to publish only if absent', async () => {
@@ -218,10 +238,9 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       const storage = await harness.fresh();
       await storage.open();
       const rec = await storage.publish(await storage.stage(Readable.from(['x'])), record('once.zip', 0, 'x'));
-      const batch = new Map([['once.zip', 3]]);
-      await storage.addDownloads(batch, 'batch-1');
-      await storage.addDownloads(batch, 'batch-1');
-      await storage.addDownloads(new Map([['once.zip', 1]]), 'batch-2');
+      await storage.addDownloads([counted(rec, 3)], 'batch-1');
+      await storage.addDownloads([counted(rec, 3)], 'batch-1');
+      await storage.addDownloads([counted(rec, 1)], 'batch-2');
       expect(await (await harness.reopen(storage)).open()).toEqual([{ ...rec, downloadCount: 4 }]);
     });
 
@@ -233,7 +252,7 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
         const storage = await harness.fresh();
         await storage.open();
         const old = await storage.publish(await storage.stage(Readable.from(['old'])), record('b.zip', 0, 'old'));
-        await storage.addDownloads(new Map([['b.zip', 5]]));
+        await storage.addDownloads([counted(old, 5)]);
         const items = await stageAll(storage, { 'a.zip': 'alpha', 'b.zip': 'bravo', 'c.zip': 'charlie' });
         // A replacement keeps its id, as the service asks of publish.
         items[1]!.record.id = old.id;
