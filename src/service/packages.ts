@@ -296,12 +296,13 @@ export class PackageService {
             if (problems.length > 0) throw refused(problems);
           }
           const now = this.stamp();
+          // Id, first upload time and count are the store's to decide at the commit (Storage.publish).
           const record: PackageRecord = {
-            id: existing?.id ?? 0,
+            id: 0,
             name: storedName,
             size: staged.size,
             sha256: staged.sha256,
-            createdAt: existing?.createdAt ?? now,
+            createdAt: now,
             updatedAt: now,
             downloadCount: 0,
             tag,
@@ -324,8 +325,9 @@ export class PackageService {
             throw err;
           }
         });
-        // Its downloads counted and not yet stored go on under the new name: they are counted by id, which it keeps.
-        if (existing && existing.name !== storedName) this.forget(existing.name);
+        // What this process saw leaves its index: under its old name (1.0 stored as 1.0.0), and under its id, which the
+        // store kept, or did not when another process had removed it meanwhile. Counts go by id (addDownloads).
+        if (existing) this.forget(existing.name);
         stored.downloadCount += this.unsavedFor(stored.id);
         this.index.set(storedName, stored);
         this.byId.set(stored.id, stored);

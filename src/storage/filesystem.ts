@@ -11,7 +11,7 @@ import { Digest } from './digest.js';
 import { FileRange } from './file-range.js';
 import { FileSink, writeInPieces } from './file-sink.js';
 import { highestId, validateRecords } from './records.js';
-import { checkpointText, countsChange, Journal, type Change, type JournalBackend, type JournalState } from './journal.js';
+import { checkpointText, countsChange, Journal, placed, type Change, type JournalBackend, type JournalState } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type DownloadCount, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 /** The directory, inside storage_path, that holds everything this server stores. Nothing outside it is touched. */
@@ -325,10 +325,8 @@ export class FilesystemStorage implements Storage {
           replaced = state.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
           renamed = options.replaces !== undefined && options.replaces !== input.name ? state.records.get(options.replaces) : undefined;
-          const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
-          // Counts belong to the store (addDownloads): a replaced package keeps its count.
-          const downloadCount = replaced?.downloadCount ?? renamed?.downloadCount ?? 0;
-          const record: R = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount, blob: keptBlob(replaced, staged) ?? blob };
+          let lastId = state.lastId;
+          const record = placed(input, replaced ?? renamed, () => ++lastId, keptBlob(replaced, staged) ?? blob);
           return { change: { ...(renamed ? { remove: [renamed.name] } : {}), put: [record], lastId }, result: record };
         }, options);
       } catch (err) {
@@ -387,8 +385,7 @@ export class FilesystemStorage implements Storage {
             const previous = state.records.get(input.name);
             if (options.ifAbsent && previous) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
             if (previous) replaced.push(previous);
-            const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: previous?.downloadCount ?? 0, blob: keptBlob(previous, blobs[i]!) ?? names[i]! };
-            return record;
+            return placed(input, previous, () => ++lastId, keptBlob(previous, blobs[i]!) ?? names[i]!);
           });
           return { change: { put: records, lastId }, result: records };
         });

@@ -271,6 +271,18 @@ export function stateOf(checkpoint: Pick<Checkpoint, 'seq' | 'lastId' | 'records
 }
 
 /**
+ * A published record as its commit stores it. Its identity is decided here, against the store's newest state, not by
+ * the caller, whose view may be older (another process may have removed the record it saw): a record that takes the
+ * place of `previous` (its name's record, or the one it `replaces`) keeps that one's id, first upload time and
+ * download count; one that replaces nothing is new, with the next id, and its upload time as its first.
+ */
+export function placed<R extends StoredRecord>(input: R, previous: StoredRecord | undefined, nextId: () => number, blob: string): R {
+  return previous
+    ? { ...input, id: previous.id, createdAt: previous.createdAt, downloadCount: previous.downloadCount, blob }
+    : { ...input, id: nextId(), createdAt: input.updatedAt, downloadCount: 0, blob };
+}
+
+/**
  * The entry that adds `counts`, each to the record with its id under the name that record has now (records that are
  * gone are left out), and remembers `batch`; null when no record is left to count.
  */

@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { contentTypeOf } from '../domain/names.js';
 import { Digest } from './digest.js';
 import { FileSink } from './file-sink.js';
-import { countsChange, Journal, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
+import { countsChange, Journal, placed, stateOf, type Change, type JournalBackend, type JournalState, type Retired } from './journal.js';
 import { asFull, batchProblem, StorageError, type BatchItem, type ByteRange, type DownloadCount, type ForeignChanges, type PackageRecord, type StagedBlob, type Storage, type PublishOptions, type StoredRecord, type WriteOptions } from './storage.js';
 
 // The SDK through require(), not import: imported as ES modules, Node first scans these CommonJS bundles (~1 MB) for
@@ -325,9 +325,8 @@ export class S3Storage implements Storage {
         const replaced = state.records.get(input.name);
         if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists`);
         const renamed = options.replaces !== undefined && options.replaces !== input.name ? state.records.get(options.replaces) : undefined;
-        const lastId = input.id === 0 ? state.lastId + 1 : state.lastId;
-        // Counts belong to the store (addDownloads): a replaced package keeps its count.
-        stored = { ...input, id: input.id === 0 ? lastId : input.id, downloadCount: replaced?.downloadCount ?? renamed?.downloadCount ?? 0, blob: staged.key };
+        let lastId = state.lastId;
+        stored = placed(input, replaced ?? renamed, () => ++lastId, staged.key);
         const retire = [replaced, renamed].filter((r) => r !== undefined && r.blob !== staged.key).map((r) => ({ blob: r!.blob, at: Date.now() }));
         return { ...(renamed ? { remove: [renamed.name] } : {}), put: [{ ...stored }], lastId, ...(retire.length > 0 ? { retire } : {}) };
       }, options);
@@ -375,7 +374,7 @@ export class S3Storage implements Storage {
           const replaced = state.records.get(input.name);
           if (options.ifAbsent && replaced) throw new StorageError('conflict', `${input.name} exists; nothing of the batch was stored`);
           const key = blobs[i]!.key;
-          const record: R = { ...input, id: input.id === 0 ? ++lastId : input.id, downloadCount: replaced?.downloadCount ?? 0, blob: key };
+          const record = placed(input, replaced, () => ++lastId, key);
           if (replaced && replaced.blob !== key) retire.push({ blob: replaced.blob, at: Date.now() });
           return record;
         });

@@ -48,8 +48,10 @@ export interface Storage {
   stage(source: Readable): Promise<StagedBlob>;
   /**
    * Stores staged bytes for `record.name` with their record, replacing what was there, and resolves with the record
-   * as stored (with its `blob`). A record with id 0 is new and gets the next id, which no package ever had, across
-   * restarts and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
+   * as stored (with its `blob`). The store decides its identity when it commits, whatever `id` the caller saw: a record
+   * that replaces one keeps that one's id, first upload time and download count; one that replaces nothing (the
+   * record the caller saw may have been removed since) gets the next id, which no package ever had, across restarts
+   * and processes. With `ifAbsent`, rejects with StorageError('conflict') when the name exists in the
    * store, even if another process wrote it a moment ago. With `replaces`, the record of that other name (the same
    * package stored before under another name: version 1.0 published again as 1.0.0) goes in the same commit, and the
    * new record keeps its download count: no moment, and no crash, leaves both. A name absent by then removes nothing.

@@ -188,6 +188,52 @@ describe('the same bytes uploaded again, and versions renamed, with one process 
     });
   }
 
+  it('WORKERS=2: an overwrite that commits after another worker deleted the template makes a new record, never the deleted one again', async () => {
+    const s = (server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } }));
+    await workersListening(s);
+    const name = 'spec-kit-template-rt-race-sh-v3.0.0.zip';
+    const send = async (method: string, path: string, text?: string) => {
+      const init: RequestInit = { method, headers: { authorization: `Bearer ${TOKEN}`, Connection: 'close' } };
+      if (text !== undefined) {
+        const form = new FormData();
+        form.append('file', new Blob([(await templateZip(text)) as BlobPart]), name);
+        init.body = form;
+      }
+      const res = await fetch(`${s.url}${path}`, init);
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const assetId = async (): Promise<number | null> => {
+      const res = await fetch(`${s.url}/releases/tags/v3.0.0`, { headers: { Connection: 'close' } });
+      if (res.status !== 200) return null;
+      return ((await res.json()) as { assets: { name: string; id: number }[] }).assets.find((a) => a.name === name)?.id ?? null;
+    };
+    const deleted = new Set<number>();
+    let raced = 0;
+    for (let round = 0; round < 80 && raced < 3; round++) {
+      expect(await send('POST', '/upload?overwrite=true', `base ${round}`)).toBeLessThan(300);
+      await eventually(async () => expect(await freshGet(`${s.url}/assets/${name}`)).toBe(200), 1000);
+      const before = (await assetId())!;
+      const [[removed, again], overwrite] = await Promise.all([
+        (async () => {
+          await new Promise((r) => setTimeout(r, Math.random() * 20));
+          return [await send('DELETE', `/assets/${name}`), await send('POST', '/upload', `again ${round}`)];
+        })(),
+        (async () => {
+          await new Promise((r) => setTimeout(r, Math.random() * 20));
+          return send('POST', '/upload?overwrite=true', `over ${round}`);
+        })(),
+      ]);
+      if (removed === 204) deleted.add(before);
+      // The overwrite committed after the delete (the upload after the delete found the name taken again).
+      if (removed === 204 && again === 409 && overwrite === 200) raced += 1;
+      const now = await assetId();
+      if (now !== null) expect(deleted.has(now)).toBe(false);
+      await send('DELETE', `/assets/${name}`);
+    }
+    expect(raced).toBeGreaterThan(0);
+  });
+
   it('WORKERS=2: downloads of 1.0 counted by both workers go on under 1.0.0 once it is stored over 1.0', async () => {
     const s = (server = await startServer({ env: { WORKERS: '2', INDEX_REFRESH_SECONDS: '3600' } }));
     await workersListening(s);

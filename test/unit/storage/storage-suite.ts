@@ -191,6 +191,23 @@ export function describeStorage(kind: string, harness: StorageHarness): void {
       expect(again.id).not.toBe(gone.id);
     });
 
+    it('decides a record\'s identity at the commit: an id removed since is never given again, and a record replaced unseen keeps its own', async () => {
+      const storage = await harness.fresh();
+      await storage.open();
+      const first = await storage.publish(await storage.stage(Readable.from(['one'])), record('a.zip', 0, 'one'));
+      await storage.addDownloads([counted(first, 3)]);
+      await storage.remove('a.zip');
+      // A caller whose view still held the removed record.
+      const stale = await storage.publish(await storage.stage(Readable.from(['two'])), record('a.zip', first.id, 'two', { createdAt: '2025-01-01T00:00:00.000Z', updatedAt: '2026-02-01T00:00:00.000Z' }));
+      expect(stale.id).toBeGreaterThan(first.id);
+      expect(stale).toMatchObject({ downloadCount: 0, createdAt: '2026-02-01T00:00:00.000Z' });
+      // A caller that had not seen the record it replaces.
+      await storage.addDownloads([counted(stale, 2)]);
+      const unseen = await storage.publish(await storage.stage(Readable.from(['three'])), record('a.zip', 0, 'three', { createdAt: '2026-03-01T00:00:00.000Z', updatedAt: '2026-03-01T00:00:00.000Z' }));
+      expect(unseen).toMatchObject({ id: stale.id, downloadCount: 2, createdAt: '2026-02-01T00:00:00.000Z' });
+      expect(await (await harness.reopen(storage)).open()).toEqual([unseen]);
+    });
+
     it('refuses to publish over an existing name when asked to publish only if absent', async () => {
       const storage = await harness.fresh();
       await storage.open();
